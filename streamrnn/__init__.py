@@ -1,0 +1,39 @@
+"""streamrnn: compiled recurrent networks for streaming time series.
+
+Models (:class:`RNN`, :class:`GRU`, :class:`LSTM`) compute exactly what
+PyTorch's modules compute; :class:`Series` and :class:`Stream` carry hidden
+state from one chunk of a stream to the next, for one series or many keyed
+series.
+"""
+
+from .errors import (
+    ConfigError,
+    InputError,
+    KeyTypeError,
+    StateError,
+    StreamrnnError,
+    TimeOrderError,
+    UnknownKeyError,
+)
+from .models import GRU, LSTM, RNN, RecurrentModel
+from .stream import Series, Stream
+from .torch_io import from_torch
+
+__all__ = [
+    "GRU",
+    "LSTM",
+    "RNN",
+    "RecurrentModel",
+    "Series",
+    "Stream",
+    "from_torch",
+    "ConfigError",
+    "InputError",
+    "KeyTypeError",
+    "StateError",
+    "StreamrnnError",
+    "TimeOrderError",
+    "UnknownKeyError",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,90 @@
+"""Series keys and times as arrays, checked without a Python loop per row."""
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError, KeyTypeError
+
+
+def as_keys(keys, n_rows):
+    """Keys as an int64 array or an object array of str, with their kind."""
+    if isinstance(keys, (list, tuple)):
+        arr = np.empty(len(keys), dtype=object)
+        arr[:] = list(keys)
+    else:
+        arr = np.asarray(keys)
+    if arr.ndim != 1:
+        raise InputError(f"keys must be one-dimensional, got shape {arr.shape}")
+    if arr.shape[0] != n_rows:
+        raise InputError(f"keys has {arr.shape[0]} entries but x has {n_rows} rows")
+    kind = arr.dtype.kind
+    if kind in "iu":
+        return arr.astype(np.int64, copy=False), "int"
+    if kind == "U":
+        return arr.astype(object), "str"
+    if kind == "O":
+        inferred = pd.api.types.infer_dtype(arr, skipna=False)
+        if inferred == "string":
+            return arr, "str"
+        if inferred == "integer":
+            return arr.astype(np.int64), "int"
+        if inferred == "empty":
+            return arr, None
+    raise KeyTypeError(
+        f"keys must be all integers or all strings, got {_describe(arr)}"
+    )
+
+
+def _describe(arr):
+    if arr.dtype.kind != "O":
+        return f"dtype {arr.dtype}"
+    kinds = sorted({type(v).__name__ for v in arr[:1000]})
+    bad = next((i for i, v in enumerate(arr) if not isinstance(v, (str, int, np.integer))
+                or isinstance(v, bool)), None)
+    where = "" if bad is None else f" (row {bad}: {arr[bad]!r})"
+    return f"values of types {kinds}{where}"
+
+
+def as_times(times, n_rows):
+    """Times as int64 (integers; datetimes in ns since the epoch, UTC) or float64.
+
+    Returns ``(array, kind)`` with kind ``"int"``, ``"float"``, ``"datetime"``
+    or ``"datetime-tz"``.
+    """
+    if isinstance(times, (pd.Series, pd.Index)) or isinstance(
+        getattr(times, "dtype", None), pd.DatetimeTZDtype
+    ):
+        dtype = times.dtype
+        if isinstance(dtype, pd.DatetimeTZDtype):
+            values = pd.DatetimeIndex(times).tz_convert("UTC").as_unit("ns").asi8
+            return _checked(values, n_rows), "datetime-tz"
+        times = np.asarray(times)
+    arr = np.asarray(times)
+    if arr.ndim != 1:
+        raise InputError(f"times must be one-dimensional, got shape {arr.shape}")
+    _checked(arr, n_rows)
+    kind = arr.dtype.kind
+    if kind == "M":
+        if np.isnat(arr).any():
+            row = int(np.flatnonzero(np.isnat(arr))[0])
+            raise InputError(f"times has NaT at row {row}; every row needs a time")
+        return arr.astype("datetime64[ns]").view(np.int64), "datetime"
+    if kind in "iu":
+        return arr.astype(np.int64, copy=False), "int"
+    if kind == "f":
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise InputError(f"times has {arr[row]} at row {row}; times must be finite")
+        return arr.astype(np.float64, copy=False), "float"
+    if kind == "O" and n_rows and all(isinstance(t, pd.Timestamp) for t in arr[:1]):
+        return as_times(pd.DatetimeIndex(arr), n_rows)
+    raise InputError(
+        f"times must be integers, floats or datetimes, got dtype {arr.dtype}"
+    )
+
+
+def _checked(arr, n_rows):
+    if arr.shape[0] != n_rows:
+        raise InputError(f"times has {arr.shape[0]} entries but x has {n_rows} rows")
+    return arr

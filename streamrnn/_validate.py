@@ -1,0 +1,58 @@
+"""Checks shared by the public layer. Kernels never validate; these always do."""
+
+import numbers
+
+import numpy as np
+
+from .errors import ConfigError, InputError
+
+DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def dtype_of(dtype):
+    """``np.float32`` or ``np.float64`` from a name or dtype-like."""
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = None
+    if name not in DTYPES:
+        raise ConfigError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    return DTYPES[name]
+
+
+def positive_int(value, name, minimum=1):
+    """``value`` as an int >= ``minimum`` (bools are refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value}")
+    return int(value)
+
+
+def as_float_array(x, dtype, name):
+    """``x`` as a C-contiguous array of ``dtype``; refuses what is not real numbers."""
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "fiu":
+        raise InputError(
+            f"{name} must hold real numbers (float or integer dtype), "
+            f"got dtype {arr.dtype}"
+        )
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def check_finite(x, name, row_label="row"):
+    """Raise :class:`InputError` naming the first non-finite entry of ``x``."""
+    ok = np.isfinite(x)
+    if ok.all():
+        return
+    where = np.argwhere(~ok)[0]
+    pos = ", ".join(str(int(i)) for i in where)
+    value = x[tuple(where)]
+    if x.ndim == 2:
+        detail = f"{row_label} {where[0]}, column {where[1]}"
+    else:
+        detail = f"index ({pos})"
+    raise InputError(
+        f"{name} has a non-finite value {value} at {detail}; "
+        "inputs must be finite (fill or drop missing values first)"
+    )

@@ -1,0 +1,343 @@
+"""Recurrent models: parameters under PyTorch's names, and batch forward passes."""
+
+import numpy as np
+
+from . import config, kernels
+from ._validate import as_float_array, check_finite, dtype_of, positive_int
+from .cells import CELLS
+from .errors import ConfigError, InputError, StateError
+from .layout import make_spec, pack, param_shapes
+
+
+class RecurrentModel:
+    """A stack of recurrent layers with an optional linear head.
+
+    Use :class:`RNN`, :class:`GRU` or :class:`LSTM`; they differ only in the
+    cell. Parameters are NumPy arrays with the names and shapes of
+    ``torch.nn.RNN``/``GRU``/``LSTM`` (``weight_ih_l0`` ...) plus
+    ``head.weight`` and ``head.bias`` when ``output_size`` is set.
+
+    Parameters
+    ----------
+    input_size : int
+        Features per time step.
+    hidden_size : int
+        Units per layer.
+    num_layers : int, default 1
+        Stacked layers; layer ``k > 0`` reads layer ``k - 1``'s hidden state.
+    output_size : int or None, default None
+        Width of a linear readout ``y = W h + b`` on the top hidden state.
+        Without it the output is the top hidden state itself.
+    bias : bool, default True
+        Whether the recurrent layers have biases (the head always has one).
+    dtype : {"float32", "float64"}, default "float32"
+    seed : int, default 0
+        Seed for PyTorch's default initialisation: every weight and bias
+        uniform on ``[-1/sqrt(hidden_size), 1/sqrt(hidden_size)]``.
+    """
+
+    _cell = None
+
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        output_size=None,
+        *,
+        bias=True,
+        dtype="float32",
+        seed=0,
+    ):
+        self.input_size = positive_int(input_size, "input_size")
+        self.hidden_size = positive_int(hidden_size, "hidden_size")
+        self.num_layers = positive_int(num_layers, "num_layers")
+        self.output_size = (
+            None if output_size is None else positive_int(output_size, "output_size")
+        )
+        if not isinstance(bias, (bool, np.bool_)):
+            raise ConfigError(f"bias must be True or False, got {bias!r}")
+        self.bias = bool(bias)
+        self.dtype = np.dtype(dtype_of(dtype))
+        self.seed = seed
+        self._spec, self._size = make_spec(
+            self._cell, self.input_size, self.hidden_size, self.num_layers,
+            self.output_size,
+        )
+        rng = np.random.default_rng(seed)
+        bound = 1.0 / np.sqrt(self.hidden_size)
+        self._params = {
+            name: rng.uniform(-bound, bound, size=shape).astype(self.dtype)
+            for name, shape in self._shapes().items()
+        }
+        self._repack()
+
+    # -- description -------------------------------------------------------
+    @property
+    def cell(self):
+        """The cell's name: ``"rnn_tanh"``, ``"rnn_relu"``, ``"gru"`` or ``"lstm"``."""
+        return self._cell
+
+    @property
+    def state_vectors(self):
+        """Vectors of state per layer: 2 for LSTM (h and c), else 1."""
+        return CELLS[self._cell][2]
+
+    @property
+    def state_size(self):
+        """Numbers of state per series: ``num_layers * state_vectors * hidden_size``."""
+        return self.num_layers * self.state_vectors * self.hidden_size
+
+    @property
+    def out_features(self):
+        """Width of each output row: ``output_size``, or ``hidden_size`` without a head."""
+        return self.hidden_size if self.output_size is None else self.output_size
+
+    def _shapes(self):
+        return param_shapes(
+            self._cell, self.input_size, self.hidden_size, self.num_layers,
+            self.output_size, self.bias,
+        )
+
+    def _config(self):
+        return dict(
+            input_size=self.input_size, hidden_size=self.hidden_size,
+            num_layers=self.num_layers, output_size=self.output_size,
+            bias=self.bias, dtype=self.dtype.name, seed=self.seed,
+        )
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self._config().items())
+        return f"{type(self).__name__}({args})"
+
+    def clone(self):
+        """A fresh model with the same arguments and seed (so the same initial weights)."""
+        return type(self)(**self._config())
+
+    def copy(self):
+        """A model with the same arguments and a copy of the current weights."""
+        other = self.clone()
+        other.load_state_dict(self.state_dict())
+        return other
+
+    # -- parameters --------------------------------------------------------
+    def _repack(self):
+        self._P = pack(self._params, self._spec, self._size, self.dtype)
+
+    def state_dict(self):
+        """Copies of the parameters, keyed by PyTorch's names."""
+        return {name: value.copy() for name, value in self._params.items()}
+
+    def load_state_dict(self, state_dict):
+        """Replace every parameter. Accepts NumPy arrays or CPU tensors.
+
+        Raises :class:`StateError` naming a missing, unexpected, misshapen or
+        non-finite entry; on error the model is left unchanged.
+        """
+        shapes = self._shapes()
+        names = list(state_dict)
+        missing = [n for n in shapes if n not in state_dict]
+        extra = [n for n in names if n not in shapes]
+        if missing or extra:
+            raise StateError(
+                f"state_dict does not fit {self!r}: missing {missing}, "
+                f"unexpected {extra}; expected exactly {list(shapes)}"
+            )
+        new = {}
+        for name, shape in shapes.items():
+            value = state_dict[name]
+            if hasattr(value, "detach"):  # a torch tensor
+                value = value.detach().cpu().numpy()
+            arr = np.asarray(value)
+            if arr.dtype.kind not in "fiu":
+                raise StateError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+            if arr.shape != shape:
+                raise StateError(f"{name} has shape {arr.shape}, expected {shape}")
+            if not np.isfinite(arr).all():
+                raise StateError(f"{name} has non-finite values; parameters must be finite")
+            new[name] = np.array(arr, dtype=self.dtype, copy=True)
+        self._params = new
+        self._repack()
+
+    def to_torch(self):
+        """The same network as PyTorch modules: ``(rnn, head)``, ``head`` None without one.
+
+        Needs torch; the modules hold this model's weights in its dtype.
+        """
+        from .torch_io import to_torch
+
+        return to_torch(self)
+
+    # -- state ---------------------------------------------------------------
+    def zero_state(self, batch=None):
+        """Zero state in PyTorch's layout: ``h`` of shape ``(L, H)``, or
+        ``(L, batch, H)``; LSTM gives the pair ``(h, c)``."""
+        shape = (self.num_layers, self.hidden_size)
+        if batch is not None:
+            shape = (self.num_layers, positive_int(batch, "batch", 0), self.hidden_size)
+        h = np.zeros(shape, self.dtype)
+        return (h, h.copy()) if self.state_vectors == 2 else h
+
+    def _pack_state(self, state, batch):
+        """Kernel rows ``(batch, state_size)`` from PyTorch-layout state (copied)."""
+        L, H, K = self.num_layers, self.hidden_size, self.state_vectors
+        S = np.zeros((1 if batch is None else batch, L * K * H), self.dtype)
+        if state is None:
+            return S
+        parts = state if K == 2 else (state,)
+        if K == 2 and not (isinstance(state, (tuple, list)) and len(state) == 2):
+            raise StateError("LSTM state must be a pair (h, c)")
+        want = (L, H) if batch is None else (L, batch, H)
+        for i, part in enumerate(parts):
+            name = "hc"[i] if K == 2 else "h"
+            arr = np.asarray(part)
+            if arr.dtype.kind not in "fiu":
+                raise StateError(f"state {name} must hold real numbers, got {arr.dtype}")
+            if arr.shape != want:
+                raise StateError(f"state {name} has shape {arr.shape}, expected {want}")
+            if not np.isfinite(arr).all():
+                raise StateError(f"state {name} has non-finite values")
+            arr = arr.reshape(L, -1, H)
+            for layer in range(L):
+                base = layer * K * H + i * H
+                S[:, base : base + H] = arr[layer]
+        return S
+
+    def _unpack_state(self, S, batched):
+        """PyTorch-layout state from kernel rows."""
+        L, H, K = self.num_layers, self.hidden_size, self.state_vectors
+        B = S.shape[0]
+        view = S.reshape(B, L, K, H)
+        parts = [np.ascontiguousarray(view[:, :, i, :].transpose(1, 0, 2)) for i in range(K)]
+        if not batched:
+            parts = [p[:, 0, :] for p in parts]
+        return tuple(parts) if K == 2 else parts[0]
+
+    # -- running -------------------------------------------------------------
+    def _check_rows(self, x, name="x"):
+        if x.shape[-1] != self.input_size:
+            raise InputError(
+                f"{name} has {x.shape[-1]} features in its last axis, expected "
+                f"input_size={self.input_size}"
+            )
+
+    def forward(self, x, state=None):
+        """Run the network over a sequence.
+
+        Parameters
+        ----------
+        x : array, shape (T, input_size) or (T, batch, input_size)
+            Time first, as PyTorch's default ``batch_first=False``.
+        state : optional
+            Initial state as returned by :meth:`zero_state` (zeros if None).
+
+        Returns
+        -------
+        y : array, shape (T, out_features) or (T, batch, out_features)
+        state : the state after the last step, in the layout of ``state``.
+
+        Examples
+        --------
+        >>> import numpy as np, streamrnn
+        >>> model = streamrnn.GRU(input_size=3, hidden_size=8, output_size=1, seed=1)
+        >>> x = np.ones((5, 3), dtype=np.float32)
+        >>> y, h = model.forward(x)
+        >>> y.shape, h.shape
+        ((5, 1), (1, 8))
+        >>> y2, _ = model.forward(x[2:], state=model.forward(x[:2])[1])
+        >>> bool((y2 == y[2:]).all())
+        True
+        """
+        x = as_float_array(x, self.dtype, "x")
+        if x.ndim not in (2, 3):
+            raise InputError(
+                f"x must have shape (T, input_size) or (T, batch, input_size), got {x.shape}"
+            )
+        self._check_rows(x)
+        check_finite(x.reshape(-1, self.input_size), "x")
+        batched = x.ndim == 3
+        T = x.shape[0]
+        B = x.shape[1] if batched else 1
+        S = self._pack_state(state, B if batched else None)
+        X = x.reshape(T * B, self.input_size)
+        Y = np.empty((T * B, self.out_features), self.dtype)
+        order = np.arange(T * B).reshape(T, B).T.ravel()
+        seg = np.arange(B + 1) * T
+        slots = np.arange(B)
+        self._run(X, order, seg, slots, S, Y)
+        y = Y.reshape((T, B, -1) if batched else (T, -1))
+        return y, self._unpack_state(S, batched)
+
+    __call__ = forward
+
+    def _run(self, X, order, seg, slots, S, Y):
+        kernel = (
+            kernels.run_parallel
+            if slots.shape[0] >= config.PARALLEL_MIN_SERIES
+            else kernels.run_serial
+        )
+        kernel(self._spec, self._P, X, order, seg, slots, S, Y)
+
+
+class GRU(RecurrentModel):
+    """Gated recurrent unit, as ``torch.nn.GRU`` (gates r, z, n).
+
+    Examples
+    --------
+    >>> import streamrnn
+    >>> streamrnn.GRU(4, 16, num_layers=2).state_dict()["weight_hh_l1"].shape
+    (48, 16)
+    """
+
+    _cell = "gru"
+
+
+class LSTM(RecurrentModel):
+    """Long short-term memory, as ``torch.nn.LSTM`` (gates i, f, g, o; state (h, c)).
+
+    Examples
+    --------
+    >>> import streamrnn
+    >>> h, c = streamrnn.LSTM(4, 16).zero_state(batch=3)
+    >>> h.shape, c.shape
+    ((1, 3, 16), (1, 3, 16))
+    """
+
+    _cell = "lstm"
+
+
+class RNN(RecurrentModel):
+    """Elman network, as ``torch.nn.RNN``: ``h' = act(W_ih x + b_ih + W_hh h + b_hh)``.
+
+    ``nonlinearity`` is ``"tanh"`` (default) or ``"relu"``; other arguments
+    are those of :class:`RecurrentModel`.
+
+    Examples
+    --------
+    >>> import streamrnn
+    >>> streamrnn.RNN(2, 3, nonlinearity="relu").cell
+    'rnn_relu'
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers=1, output_size=None, *,
+                 nonlinearity="tanh", bias=True, dtype="float32", seed=0):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ConfigError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        self._cell = f"rnn_{nonlinearity}"
+        super().__init__(input_size, hidden_size, num_layers, output_size,
+                         bias=bias, dtype=dtype, seed=seed)
+
+    def _config(self):
+        return dict(super()._config(), nonlinearity=self.nonlinearity)
+
+
+def model_for_cell(cell, **kwargs):
+    """Build the model class that holds ``cell`` (a name from :data:`CELLS`)."""
+    if cell == "gru":
+        return GRU(**kwargs)
+    if cell == "lstm":
+        return LSTM(**kwargs)
+    if cell in ("rnn_tanh", "rnn_relu"):
+        return RNN(nonlinearity=cell[4:], **kwargs)
+    raise ConfigError(f"unknown cell {cell!r}; expected one of {list(CELLS)}")

@@ -1,0 +1,471 @@
+"""Streaming state: one series (:class:`Series`) or many keyed series (:class:`Stream`)."""
+
+import numpy as np
+import pandas as pd
+
+from . import config, kernels
+from ._keys import as_keys, as_times
+from ._validate import as_float_array, check_finite, positive_int
+from .errors import (
+    ConfigError,
+    InputError,
+    KeyTypeError,
+    StateError,
+    TimeOrderError,
+    UnknownKeyError,
+)
+
+
+def _feedback_pairs(model, feedback):
+    """``(m, 2)`` int64 array of (output index, input index) pairs."""
+    O, I = model.out_features, model.input_size
+    if feedback is None:
+        if O != I:
+            return np.zeros((0, 2), np.int64)
+        return np.stack([np.arange(O), np.arange(I)], axis=1).astype(np.int64)
+    pairs = feedback.items() if isinstance(feedback, dict) else feedback
+    out = []
+    for pair in pairs:
+        try:
+            o, i = (int(v) for v in pair)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"feedback must map output index -> input index, got entry {pair!r}"
+            ) from None
+        if not (0 <= o < O and 0 <= i < I):
+            raise ConfigError(
+                f"feedback pair ({o}, {i}) is out of range: outputs 0..{O - 1}, "
+                f"inputs 0..{I - 1}"
+            )
+        out.append((o, i))
+    if len({i for _, i in out}) != len(out):
+        raise ConfigError("feedback feeds two outputs into the same input")
+    return np.array(out, dtype=np.int64).reshape(-1, 2)
+
+
+def _forecast(model, S, Xlast, has_input, fb, horizon, future, labels):
+    """Shared body of :meth:`Series.forecast` and :meth:`Stream.forecast`."""
+    horizon = positive_int(horizon, "horizon")
+    n, I = S.shape[0], model.input_size
+    if future is None:
+        future = np.zeros((n, 0, I), model.dtype)
+        held = np.setdiff1d(np.arange(I), fb[:, 1])
+        if horizon > 1 and held.size and not has_input.all():
+            who = labels[int(np.flatnonzero(~has_input)[0])]
+            raise StateError(
+                f"series {who!r} has seen no input, so inputs {held.tolist()} cannot be "
+                "held at their last value; pass future=..."
+            )
+    else:
+        future = as_float_array(future, model.dtype, "future")
+        if future.ndim == 2 and n == 1:
+            future = future[None]
+        want = (n, horizon - 1, I)
+        if future.shape != want:
+            raise InputError(
+                f"future has shape {future.shape}, expected {want}: for each series, "
+                "the inputs of the horizon - 1 steps after the next one"
+            )
+        known = np.ones(I, bool)
+        known[fb[:, 1]] = False
+        check_finite(future[:, :, known].reshape(-1, int(known.sum())), "future")
+    Y = np.empty((n, horizon, model.out_features), model.dtype)
+    kernels.forecast(model._spec, model._P, S, Xlast, fb, future, Y)
+    return Y
+
+
+class Series:
+    """The state of one series, advanced a step or a chunk at a time.
+
+    The fastest way to feed one stream a row at a time: :meth:`step` does no
+    work in Python beyond checking the row's type and shape.
+
+    Parameters
+    ----------
+    model : RNN, GRU or LSTM
+    state : optional
+        Initial state in the layout of ``model.zero_state()``; zeros if None.
+    feedback : dict or sequence of pairs, optional
+        ``{output index: input index}`` for :meth:`forecast`; by default every
+        output feeds the input of the same index when the widths agree.
+
+    Examples
+    --------
+    >>> import numpy as np, streamrnn
+    >>> model = streamrnn.GRU(input_size=2, hidden_size=4, output_size=2, seed=0)
+    >>> series = streamrnn.Series(model)
+    >>> series.step(np.array([0.5, -1.0], np.float32)).shape
+    (2,)
+    >>> series.forecast(horizon=3).shape
+    (3, 2)
+    """
+
+    def __init__(self, model, state=None, feedback=None):
+        self.model = model
+        self._fb = _feedback_pairs(model, feedback)
+        D, I, O = model.state_size, model.input_size, model.out_features
+        GH = kernels._gate_width(model._spec)
+        # one buffer: state | last input | output | scratch
+        self._buf = np.zeros(D + I + O + 2 * GH, model.dtype)
+        self._buf[:D] = model._pack_state(state, None)[0]
+        self._x_shape = (I,)
+        self._y = self._buf[D + I : D + I + O]
+        self._has_input = False
+
+    @property
+    def state(self):
+        """Current state in the layout of ``model.zero_state()`` (a copy)."""
+        D = self.model.state_size
+        return self.model._unpack_state(self._buf[None, :D], batched=False)
+
+    @state.setter
+    def state(self, value):
+        self._buf[: self.model.state_size] = self.model._pack_state(value, None)[0]
+
+    def reset(self):
+        """Zero the state and forget the last input."""
+        self._buf[:] = 0
+        self._has_input = False
+
+    def step(self, x):
+        """Advance one step with input row ``x`` (shape ``(input_size,)``); return the output."""
+        model = self.model
+        if (
+            type(x) is not np.ndarray
+            or x.dtype != model.dtype
+            or x.shape != self._x_shape
+        ):
+            x = as_float_array(x, model.dtype, "x")
+            if x.shape != self._x_shape:
+                raise InputError(
+                    f"x must have shape {self._x_shape} for one step, got {x.shape}"
+                )
+        bad = kernels.step_one(model._spec, model._P, x, self._buf)
+        if bad >= 0:
+            raise InputError(
+                f"x has a non-finite value {x[bad]} in column {bad}; inputs must be finite"
+            )
+        self._has_input = True
+        return self._y.copy()
+
+    def run(self, xs):
+        """Advance over a chunk ``xs`` of shape ``(T, input_size)``; return ``(T, out)`` outputs."""
+        model = self.model
+        xs = as_float_array(xs, model.dtype, "xs")
+        if xs.ndim != 2:
+            raise InputError(f"xs must have shape (T, {model.input_size}), got {xs.shape}")
+        model._check_rows(xs, "xs")
+        check_finite(xs, "xs")
+        T = xs.shape[0]
+        Y = np.empty((T, model.out_features), model.dtype)
+        if T == 0:
+            return Y
+        D, I = model.state_size, model.input_size
+        S = self._buf[None, :D]
+        kernels.run_serial(
+            model._spec, model._P, xs, np.arange(T), np.array([0, T]),
+            np.zeros(1, np.int64), S, Y,
+        )
+        self._buf[D : D + I] = xs[-1]
+        self._y[:] = Y[-1]
+        self._has_input = True
+        return Y
+
+    def output(self):
+        """The model output for the current state (what the last step returned)."""
+        return self.forecast(1)[0]
+
+    def forecast(self, horizon, future=None):
+        """Roll the model ``horizon`` steps ahead without changing the state.
+
+        Row ``k`` of the result predicts step ``t + 1 + k``, where ``t`` is the
+        last step taken. Predictions are fed back into the inputs they stand for
+        (``feedback``); other inputs are ``future[k - 1]`` when given (shape
+        ``(horizon - 1, input_size)``) or held at their last value.
+        """
+        D, I = self.model.state_size, self.model.input_size
+        S = self._buf[None, :D].copy()
+        X = self._buf[None, D : D + I].copy()
+        has = np.array([self._has_input])
+        return _forecast(self.model, S, X, has, self._fb, horizon, future, ["series"])[0]
+
+
+class Stream:
+    """Hidden states of many series, keyed by an integer or string id.
+
+    A key's state starts at zero the first time it is seen. Each call to
+    :meth:`update` takes a chunk of rows of many series interleaved (long
+    format); each series' rows are applied in the order given, and times, when
+    given, must strictly increase within each key across the whole stream.
+    Outputs and states do not depend on how the stream is cut into chunks.
+
+    Parameters
+    ----------
+    model : RNN, GRU or LSTM
+    feedback : dict or sequence of pairs, optional
+        ``{output index: input index}`` used by :meth:`forecast`.
+
+    Examples
+    --------
+    >>> import numpy as np, streamrnn
+    >>> model = streamrnn.LSTM(input_size=1, hidden_size=8, output_size=1, seed=0)
+    >>> stream = streamrnn.Stream(model)
+    >>> y = stream.update(["a", "b", "a"], [1, 1, 2], np.ones((3, 1)))
+    >>> y.shape, sorted(stream.keys())
+    ((3, 1), ['a', 'b'])
+    >>> stream.forecast(["a"], horizon=4).shape
+    (1, 4, 1)
+
+    Errors are typed and name the key and row:
+
+    >>> stream.update(["a"], [2], np.ones((1, 1)))
+    Traceback (most recent call last):
+    ...
+    streamrnn.errors.TimeOrderError: key 'a': time 2 at row 0 is not after its previous time 2; times must strictly increase within a key
+    """
+
+    def __init__(self, model, feedback=None):
+        self.model = model
+        self._fb = _feedback_pairs(model, feedback)
+        self._n = 0
+        self._key_kind = None
+        self._time_kind = None
+        self._index = pd.Index([])
+        self._allocate(0)
+
+    # -- storage ---------------------------------------------------------------
+    def _allocate(self, capacity):
+        m = self.model
+        self._keys = np.empty(capacity, object if self._key_kind != "int" else np.int64)
+        self._S = np.zeros((capacity, m.state_size), m.dtype)
+        self._xlast = np.zeros((capacity, m.input_size), m.dtype)
+        self._has_input = np.zeros(capacity, bool)
+        self._tlast = np.zeros(capacity, np.float64 if self._time_kind == "float" else np.int64)
+        self._has_time = np.zeros(capacity, bool)
+
+    def _grow(self, need):
+        old = (self._keys, self._S, self._xlast, self._has_input, self._tlast, self._has_time)
+        self._allocate(max(need, 2 * len(self._keys), 16))
+        n = self._n
+        for new, arr in zip(
+            (self._keys, self._S, self._xlast, self._has_input, self._tlast, self._has_time),
+            old,
+        ):
+            new[:n] = arr[:n]
+
+    def _add_keys(self, new_keys):
+        n, k = self._n, len(new_keys)
+        if n + k > len(self._keys):
+            self._grow(n + k)
+        self._keys[n : n + k] = new_keys
+        self._S[n : n + k] = 0
+        self._has_input[n : n + k] = False
+        self._has_time[n : n + k] = False
+        self._n = n + k
+        self._index = pd.Index(self._keys[: self._n])
+        return np.arange(n, n + k)
+
+    def _check_key_kind(self, kind):
+        if kind is None or self._key_kind is None or kind == self._key_kind:
+            return
+        raise KeyTypeError(
+            f"this stream's keys are {self._key_kind}s, got {kind} keys; "
+            "use one key type for the whole stream"
+        )
+
+    def _slots(self, keys, create=False):
+        """Slots of ``keys`` (one-dimensional array); unknown keys raise or are created."""
+        slots = self._index.get_indexer(keys) if self._n else np.full(len(keys), -1)
+        missing = slots < 0
+        if missing.any():
+            if not create:
+                key = keys[int(np.flatnonzero(missing)[0])]
+                raise UnknownKeyError(
+                    f"unknown key {key!r}; the stream holds {self._n} keys "
+                    "(see keys()); update or set_state creates a key"
+                )
+            slots = slots.copy()
+            slots[missing] = self._add_keys(keys[missing])
+        return slots.astype(np.int64, copy=False)
+
+    def _one_key(self, key):
+        keys, kind = as_keys([key], 1)
+        self._check_key_kind(kind)
+        return keys, kind
+
+    # -- keys ------------------------------------------------------------------
+    def __len__(self):
+        return self._n
+
+    def __contains__(self, key):
+        try:
+            keys, kind = as_keys([key], 1)
+        except InputError:
+            return False
+        if kind != self._key_kind or not self._n:
+            return False
+        return bool(self._index.get_indexer(keys)[0] >= 0)
+
+    def keys(self):
+        """The keys held, in the order they were first seen."""
+        return self._keys[: self._n].tolist()
+
+    def get_state(self, key):
+        """State of ``key`` in the layout of ``model.zero_state()`` (a copy)."""
+        keys, _ = self._one_key(key)
+        slot = self._slots(keys)[0]
+        return self.model._unpack_state(self._S[slot : slot + 1], batched=False)
+
+    def set_state(self, key, state):
+        """Set the state of ``key``, creating the key if it is new."""
+        row = self.model._pack_state(state, None)[0]
+        keys, kind = self._one_key(key)
+        slot = self._slots(keys, create=True)[0]
+        self._key_kind = self._key_kind or kind
+        self._S[slot] = row
+
+    def reset(self, key=None):
+        """Zero the state of ``key`` (every key if None); keys stay, times are kept."""
+        if key is None:
+            self._S[: self._n] = 0
+            self._has_input[: self._n] = False
+            return
+        keys, _ = self._one_key(key)
+        slot = self._slots(keys)[0]
+        self._S[slot] = 0
+        self._has_input[slot] = False
+
+    def remove(self, key):
+        """Forget ``key``: its state, last input and last time."""
+        keys, _ = self._one_key(key)
+        slot = self._slots(keys)[0]
+        keep = np.ones(self._n, bool)
+        keep[slot] = False
+        n = self._n - 1
+        for arr in (self._keys, self._S, self._xlast, self._has_input, self._tlast,
+                    self._has_time):
+            arr[:n] = arr[: self._n][keep]
+        self._n = n
+        self._index = pd.Index(self._keys[:n])
+
+    # -- streaming ---------------------------------------------------------------
+    def update(self, keys, times, x, outputs="all"):
+        """Advance every series by its rows in the chunk.
+
+        Parameters
+        ----------
+        keys : array-like of int or str, length N
+        times : array-like of length N, or None
+            Integers, floats or datetimes; must strictly increase within each
+            key, across chunks too. None skips the time check.
+        x : array, shape (N, input_size)
+        outputs : {"all", "last"}
+            ``"all"`` returns one output row per input row, in input order.
+            ``"last"`` returns ``(keys, y)``: each key of the chunk once, in
+            order of first appearance, with the output at its last row.
+
+        An empty chunk changes nothing and returns empty outputs. On error
+        nothing is changed.
+        """
+        if outputs not in ("all", "last"):
+            raise ConfigError(f"outputs must be 'all' or 'last', got {outputs!r}")
+        model = self.model
+        x = as_float_array(x, model.dtype, "x")
+        if x.ndim != 2:
+            raise InputError(
+                f"x must have shape (N, input_size={model.input_size}), got {x.shape}"
+            )
+        model._check_rows(x)
+        N = x.shape[0]
+        keys, kind = as_keys(keys, N)
+        self._check_key_kind(kind)
+        if times is not None:
+            times, time_kind = as_times(times, N)
+            if self._time_kind is not None and time_kind != self._time_kind:
+                raise InputError(
+                    f"times are {time_kind} but earlier chunks had {self._time_kind} times; "
+                    "use one kind of time for the whole stream"
+                )
+        if N == 0:
+            empty = np.empty((0, model.out_features), model.dtype)
+            return empty if outputs == "all" else (keys[:0].tolist(), empty)
+        check_finite(x, "x")
+
+        codes, uniques = pd.factorize(keys)
+        uniques = np.asarray(uniques, dtype=keys.dtype)
+        order = np.argsort(codes, kind="stable")
+        counts = np.bincount(codes, minlength=len(uniques))
+        seg = np.zeros(len(uniques) + 1, np.int64)
+        np.cumsum(counts, out=seg[1:])
+        last_rows = order[seg[1:] - 1]
+        known = self._index.get_indexer(uniques) if self._n else np.full(len(uniques), -1)
+        if times is not None:
+            self._check_times(uniques, known, times, order, seg)
+
+        # everything is valid: commit
+        self._key_kind = self._key_kind or kind
+        slots = self._slots(uniques, create=True)
+        S = self._S
+        Y = np.empty((N, model.out_features), model.dtype)
+        model._run(x, order, seg, slots, S, Y)
+        self._xlast[slots] = x[last_rows]
+        self._has_input[slots] = True
+        if times is not None:
+            if self._time_kind is None:
+                self._time_kind = time_kind
+                self._tlast = self._tlast.astype(times.dtype)
+            self._tlast[slots] = times[last_rows]
+            self._has_time[slots] = True
+        if outputs == "all":
+            return Y
+        return uniques.tolist(), Y[last_rows]
+
+    def _check_times(self, uniques, known, times, order, seg):
+        t = times[order]
+        starts = np.zeros(len(t), bool)
+        starts[seg[:-1]] = True
+        bad = np.flatnonzero((np.diff(t) <= 0) & ~starts[1:]) + 1
+        if bad.size:
+            pos = int(bad[0])
+            row, prev_row = int(order[pos]), int(order[pos - 1])
+            key = uniques[np.searchsorted(seg, pos, side="right") - 1]
+            raise TimeOrderError(
+                f"key {key!r}: time {times[row]} at row {row} is not after time "
+                f"{times[prev_row]} at row {prev_row}; times must strictly increase "
+                "within a key"
+            )
+        has = known >= 0
+        if has.any():
+            slots = known[has]
+            first = order[seg[:-1][has]]
+            seen = self._has_time[slots]
+            late = seen & (times[first] <= self._tlast[slots])
+            if late.any():
+                q = int(np.flatnonzero(late)[0])
+                raise TimeOrderError(
+                    f"key {uniques[has][q]!r}: time {times[first[q]]} at row {first[q]} "
+                    f"is not after its previous time {self._tlast[slots[q]]}; times must "
+                    "strictly increase within a key"
+                )
+
+    def output(self, keys):
+        """Model outputs ``(len(keys), out)`` for the current states of ``keys``."""
+        return self.forecast(keys, 1)[:, 0]
+
+    def forecast(self, keys, horizon, future=None):
+        """Roll each key ``horizon`` steps ahead from its current state, changing nothing.
+
+        Returns ``(len(keys), horizon, out)``; entry ``[q, k]`` predicts step
+        ``t + 1 + k`` of key ``q``, ``t`` being its last step. Predictions are
+        fed back into the inputs they stand for (``feedback``); other inputs come
+        from ``future[q, k - 1]`` when given (shape
+        ``(len(keys), horizon - 1, input_size)``) or are held at their last value.
+        """
+        arr, kind = as_keys(keys, len(keys))
+        self._check_key_kind(kind)
+        slots = self._slots(arr)
+        return _forecast(
+            self.model, self._S[slots], self._xlast[slots], self._has_input[slots],
+            self._fb, horizon, future, arr,
+        )
+
