@@ -30,17 +30,21 @@ def as_keys(keys, n_rows):
             return arr.astype(np.int64), "int"
         if inferred == "empty":
             return arr, None
-    raise KeyTypeError(
-        f"keys must be all integers or all strings, got {_describe(arr)}"
-    )
+    raise KeyTypeError(f"keys must be all integers or all strings, got {_describe(arr)}")
 
 
 def _describe(arr):
     if arr.dtype.kind != "O":
         return f"dtype {arr.dtype}"
     kinds = sorted({type(v).__name__ for v in arr[:1000]})
-    bad = next((i for i, v in enumerate(arr) if not isinstance(v, (str, int, np.integer))
-                or isinstance(v, bool)), None)
+    bad = next(
+        (
+            i
+            for i, v in enumerate(arr)
+            if not isinstance(v, (str, int, np.integer)) or isinstance(v, bool)
+        ),
+        None,
+    )
     where = "" if bad is None else f" (row {bad}: {arr[bad]!r})"
     return f"values of types {kinds}{where}"
 
@@ -79,9 +83,7 @@ def as_times(times, n_rows):
         return arr.astype(np.float64, copy=False), "float"
     if kind == "O" and n_rows and all(isinstance(t, pd.Timestamp) for t in arr[:1]):
         return as_times(pd.DatetimeIndex(arr), n_rows)
-    raise InputError(
-        f"times must be integers, floats or datetimes, got dtype {arr.dtype}"
-    )
+    raise InputError(f"times must be integers, floats or datetimes, got dtype {arr.dtype}")
 
 
 def _checked(arr, n_rows):

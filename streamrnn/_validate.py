@@ -34,8 +34,7 @@ def as_float_array(x, dtype, name):
     arr = np.asarray(x)
     if arr.dtype.kind not in "fiu":
         raise InputError(
-            f"{name} must hold real numbers (float or integer dtype), "
-            f"got dtype {arr.dtype}"
+            f"{name} must hold real numbers (float or integer dtype), got dtype {arr.dtype}"
         )
     return np.ascontiguousarray(arr, dtype=dtype)
 

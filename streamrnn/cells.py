@@ -78,9 +78,8 @@ def accumulate(P, w_off, v, n_in, width, out):
         w6 = w[6 * width : 7 * width]
         w7 = w[7 * width : 8 * width]
         for j in range(width):
-            out[j] += (
-                ((v0 * w0[j] + v1 * w1[j]) + (v2 * w2[j] + v3 * w3[j]))
-                + ((v4 * w4[j] + v5 * w5[j]) + (v6 * w6[j] + v7 * w7[j]))
+            out[j] += ((v0 * w0[j] + v1 * w1[j]) + (v2 * w2[j] + v3 * w3[j])) + (
+                (v4 * w4[j] + v5 * w5[j]) + (v6 * w6[j] + v7 * w7[j])
             )
         k += 8
     while k < n_in:

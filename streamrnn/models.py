@@ -52,16 +52,17 @@ class RecurrentModel:
         self.input_size = positive_int(input_size, "input_size")
         self.hidden_size = positive_int(hidden_size, "hidden_size")
         self.num_layers = positive_int(num_layers, "num_layers")
-        self.output_size = (
-            None if output_size is None else positive_int(output_size, "output_size")
-        )
+        self.output_size = None if output_size is None else positive_int(output_size, "output_size")
         if not isinstance(bias, (bool, np.bool_)):
             raise ConfigError(f"bias must be True or False, got {bias!r}")
         self.bias = bool(bias)
         self.dtype = np.dtype(dtype_of(dtype))
         self.seed = seed
         self._spec, self._size = make_spec(
-            self._cell, self.input_size, self.hidden_size, self.num_layers,
+            self._cell,
+            self.input_size,
+            self.hidden_size,
+            self.num_layers,
             self.output_size,
         )
         rng = np.random.default_rng(seed)
@@ -95,15 +96,23 @@ class RecurrentModel:
 
     def _shapes(self):
         return param_shapes(
-            self._cell, self.input_size, self.hidden_size, self.num_layers,
-            self.output_size, self.bias,
+            self._cell,
+            self.input_size,
+            self.hidden_size,
+            self.num_layers,
+            self.output_size,
+            self.bias,
         )
 
     def _config(self):
         return dict(
-            input_size=self.input_size, hidden_size=self.hidden_size,
-            num_layers=self.num_layers, output_size=self.output_size,
-            bias=self.bias, dtype=self.dtype.name, seed=self.seed,
+            input_size=self.input_size,
+            hidden_size=self.hidden_size,
+            num_layers=self.num_layers,
+            output_size=self.output_size,
+            bias=self.bias,
+            dtype=self.dtype.name,
+            seed=self.seed,
         )
 
     def __repr__(self):
@@ -319,14 +328,25 @@ class RNN(RecurrentModel):
     'rnn_relu'
     """
 
-    def __init__(self, input_size, hidden_size, num_layers=1, output_size=None, *,
-                 nonlinearity="tanh", bias=True, dtype="float32", seed=0):
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        output_size=None,
+        *,
+        nonlinearity="tanh",
+        bias=True,
+        dtype="float32",
+        seed=0,
+    ):
         if nonlinearity not in ("tanh", "relu"):
             raise ConfigError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
         self._cell = f"rnn_{nonlinearity}"
-        super().__init__(input_size, hidden_size, num_layers, output_size,
-                         bias=bias, dtype=dtype, seed=seed)
+        super().__init__(
+            input_size, hidden_size, num_layers, output_size, bias=bias, dtype=dtype, seed=seed
+        )
 
     def _config(self):
         return dict(super()._config(), nonlinearity=self.nonlinearity)

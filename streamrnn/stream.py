@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from . import config, kernels
+from . import kernels
 from ._keys import as_keys, as_times
 from ._validate import as_float_array, check_finite, positive_int
 from .errors import (
@@ -14,6 +14,11 @@ from .errors import (
     TimeOrderError,
     UnknownKeyError,
 )
+
+
+def _label(key):
+    """A key as a plain Python value, for messages."""
+    return key.item() if isinstance(key, np.generic) else key
 
 
 def _feedback_pairs(model, feedback):
@@ -34,8 +39,7 @@ def _feedback_pairs(model, feedback):
             ) from None
         if not (0 <= o < O and 0 <= i < I):
             raise ConfigError(
-                f"feedback pair ({o}, {i}) is out of range: outputs 0..{O - 1}, "
-                f"inputs 0..{I - 1}"
+                f"feedback pair ({o}, {i}) is out of range: outputs 0..{O - 1}, inputs 0..{I - 1}"
             )
         out.append((o, i))
     if len({i for _, i in out}) != len(out):
@@ -51,7 +55,7 @@ def _forecast(model, S, Xlast, has_input, fb, horizon, future, labels):
         future = np.zeros((n, 0, I), model.dtype)
         held = np.setdiff1d(np.arange(I), fb[:, 1])
         if horizon > 1 and held.size and not has_input.all():
-            who = labels[int(np.flatnonzero(~has_input)[0])]
+            who = _label(labels[int(np.flatnonzero(~has_input)[0])])
             raise StateError(
                 f"series {who!r} has seen no input, so inputs {held.tolist()} cannot be "
                 "held at their last value; pass future=..."
@@ -130,16 +134,10 @@ class Series:
     def step(self, x):
         """Advance one step with input row ``x`` (shape ``(input_size,)``); return the output."""
         model = self.model
-        if (
-            type(x) is not np.ndarray
-            or x.dtype != model.dtype
-            or x.shape != self._x_shape
-        ):
+        if type(x) is not np.ndarray or x.dtype != model.dtype or x.shape != self._x_shape:
             x = as_float_array(x, model.dtype, "x")
             if x.shape != self._x_shape:
-                raise InputError(
-                    f"x must have shape {self._x_shape} for one step, got {x.shape}"
-                )
+                raise InputError(f"x must have shape {self._x_shape} for one step, got {x.shape}")
         bad = kernels.step_one(model._spec, model._P, x, self._buf)
         if bad >= 0:
             raise InputError(
@@ -163,8 +161,14 @@ class Series:
         D, I = model.state_size, model.input_size
         S = self._buf[None, :D]
         kernels.run_serial(
-            model._spec, model._P, xs, np.arange(T), np.array([0, T]),
-            np.zeros(1, np.int64), S, Y,
+            model._spec,
+            model._P,
+            xs,
+            np.arange(T),
+            np.array([0, T]),
+            np.zeros(1, np.int64),
+            S,
+            Y,
         )
         self._buf[D : D + I] = xs[-1]
         self._y[:] = Y[-1]
@@ -221,7 +225,7 @@ class Stream:
     >>> stream.update(["a"], [2], np.ones((1, 1)))
     Traceback (most recent call last):
     ...
-    streamrnn.errors.TimeOrderError: key 'a': time 2 at row 0 is not after its previous time 2; times must strictly increase within a key
+    streamrnn.errors.TimeOrderError: key 'a': time 2 at row 0 is not after its previous time 2; ...
     """
 
     def __init__(self, model, feedback=None):
@@ -279,7 +283,7 @@ class Stream:
         missing = slots < 0
         if missing.any():
             if not create:
-                key = keys[int(np.flatnonzero(missing)[0])]
+                key = _label(keys[int(np.flatnonzero(missing)[0])])
                 raise UnknownKeyError(
                     f"unknown key {key!r}; the stream holds {self._n} keys "
                     "(see keys()); update or set_state creates a key"
@@ -342,8 +346,7 @@ class Stream:
         keep = np.ones(self._n, bool)
         keep[slot] = False
         n = self._n - 1
-        for arr in (self._keys, self._S, self._xlast, self._has_input, self._tlast,
-                    self._has_time):
+        for arr in (self._keys, self._S, self._xlast, self._has_input, self._tlast, self._has_time):
             arr[:n] = arr[: self._n][keep]
         self._n = n
         self._index = pd.Index(self._keys[:n])
@@ -372,12 +375,15 @@ class Stream:
         model = self.model
         x = as_float_array(x, model.dtype, "x")
         if x.ndim != 2:
-            raise InputError(
-                f"x must have shape (N, input_size={model.input_size}), got {x.shape}"
-            )
+            raise InputError(f"x must have shape (N, input_size={model.input_size}), got {x.shape}")
         model._check_rows(x)
         N = x.shape[0]
         keys, kind = as_keys(keys, N)
+        if N == 0:
+            if times is not None and len(times) != 0:
+                raise InputError(f"times has {len(times)} entries but x has 0 rows")
+            empty = np.empty((0, model.out_features), model.dtype)
+            return empty if outputs == "all" else ([], empty)
         self._check_key_kind(kind)
         if times is not None:
             times, time_kind = as_times(times, N)
@@ -386,9 +392,6 @@ class Stream:
                     f"times are {time_kind} but earlier chunks had {self._time_kind} times; "
                     "use one kind of time for the whole stream"
                 )
-        if N == 0:
-            empty = np.empty((0, model.out_features), model.dtype)
-            return empty if outputs == "all" else (keys[:0].tolist(), empty)
         check_finite(x, "x")
 
         codes, uniques = pd.factorize(keys)
@@ -400,7 +403,7 @@ class Stream:
         last_rows = order[seg[1:] - 1]
         known = self._index.get_indexer(uniques) if self._n else np.full(len(uniques), -1)
         if times is not None:
-            self._check_times(uniques, known, times, order, seg)
+            self._check_times(uniques, known, times, time_kind, order, seg)
 
         # everything is valid: commit
         self._key_kind = self._key_kind or kind
@@ -420,7 +423,12 @@ class Stream:
             return Y
         return uniques.tolist(), Y[last_rows]
 
-    def _check_times(self, uniques, known, times, order, seg):
+    def _check_times(self, uniques, known, times, time_kind, order, seg):
+        def fmt(value):
+            if time_kind.startswith("datetime"):
+                return np.datetime_as_string(np.datetime64(int(value), "ns"))
+            return value.item()
+
         t = times[order]
         starts = np.zeros(len(t), bool)
         starts[seg[:-1]] = True
@@ -428,10 +436,10 @@ class Stream:
         if bad.size:
             pos = int(bad[0])
             row, prev_row = int(order[pos]), int(order[pos - 1])
-            key = uniques[np.searchsorted(seg, pos, side="right") - 1]
+            key = _label(uniques[np.searchsorted(seg, pos, side="right") - 1])
             raise TimeOrderError(
-                f"key {key!r}: time {times[row]} at row {row} is not after time "
-                f"{times[prev_row]} at row {prev_row}; times must strictly increase "
+                f"key {key!r}: time {fmt(times[row])} at row {row} is not after time "
+                f"{fmt(times[prev_row])} at row {prev_row}; times must strictly increase "
                 "within a key"
             )
         has = known >= 0
@@ -443,9 +451,9 @@ class Stream:
             if late.any():
                 q = int(np.flatnonzero(late)[0])
                 raise TimeOrderError(
-                    f"key {uniques[has][q]!r}: time {times[first[q]]} at row {first[q]} "
-                    f"is not after its previous time {self._tlast[slots[q]]}; times must "
-                    "strictly increase within a key"
+                    f"key {_label(uniques[has][q])!r}: time {fmt(times[first[q]])} at row "
+                    f"{first[q]} is not after its previous time {fmt(self._tlast[slots[q]])}; "
+                    "times must strictly increase within a key"
                 )
 
     def output(self, keys):
@@ -465,7 +473,12 @@ class Stream:
         self._check_key_kind(kind)
         slots = self._slots(arr)
         return _forecast(
-            self.model, self._S[slots], self._xlast[slots], self._has_input[slots],
-            self._fb, horizon, future, arr,
+            self.model,
+            self._S[slots],
+            self._xlast[slots],
+            self._has_input[slots],
+            self._fb,
+            horizon,
+            future,
+            arr,
         )
-

@@ -43,9 +43,7 @@ def from_torch(rnn, head=None):
 
     mode = getattr(rnn, "mode", None)
     if mode not in _MODES:
-        raise ConfigError(
-            f"rnn must be a torch.nn.RNN, GRU or LSTM, got {type(rnn).__name__}"
-        )
+        raise ConfigError(f"rnn must be a torch.nn.RNN, GRU or LSTM, got {type(rnn).__name__}")
     if rnn.bidirectional:
         raise ConfigError("bidirectional modules cannot stream; use bidirectional=False")
     if getattr(rnn, "proj_size", 0):
@@ -57,15 +55,18 @@ def from_torch(rnn, head=None):
     output_size = None
     if head is not None:
         if not hasattr(head, "in_features") or head.in_features != rnn.hidden_size:
-            raise ConfigError(
-                f"head must be a torch.nn.Linear with in_features={rnn.hidden_size}"
-            )
+            raise ConfigError(f"head must be a torch.nn.Linear with in_features={rnn.hidden_size}")
         if head.bias is None:
             raise ConfigError("head must have a bias (torch.nn.Linear(..., bias=True))")
         output_size = head.out_features
     model = model_for_cell(
-        _MODES[mode], input_size=rnn.input_size, hidden_size=rnn.hidden_size,
-        num_layers=rnn.num_layers, output_size=output_size, bias=rnn.bias, dtype=dtype,
+        _MODES[mode],
+        input_size=rnn.input_size,
+        hidden_size=rnn.hidden_size,
+        num_layers=rnn.num_layers,
+        output_size=output_size,
+        bias=rnn.bias,
+        dtype=dtype,
     )
     state = {k: v.detach().cpu().numpy() for k, v in rnn.state_dict().items()}
     if head is not None:
@@ -80,8 +81,11 @@ def to_torch(model):
     torch = _torch()
     dtype = torch.float64 if model.dtype == np.float64 else torch.float32
     common = dict(
-        input_size=model.input_size, hidden_size=model.hidden_size,
-        num_layers=model.num_layers, bias=model.bias, dtype=dtype,
+        input_size=model.input_size,
+        hidden_size=model.hidden_size,
+        num_layers=model.num_layers,
+        bias=model.bias,
+        dtype=dtype,
     )
     if model.cell == "gru":
         rnn = torch.nn.GRU(**common)
@@ -97,7 +101,9 @@ def to_torch(model):
     if model.output_size is not None:
         head = torch.nn.Linear(model.hidden_size, model.output_size, dtype=dtype)
         head.load_state_dict(
-            {"weight": torch.from_numpy(params["head.weight"]),
-             "bias": torch.from_numpy(params["head.bias"])}
+            {
+                "weight": torch.from_numpy(params["head.weight"]),
+                "bias": torch.from_numpy(params["head.bias"]),
+            }
         )
     return rnn, head

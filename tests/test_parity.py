@@ -1,11 +1,11 @@
 """Kernels against the NumPy reference and against PyTorch."""
 
+import naive
 import numpy as np
 import pytest
 import torch
 from conftest import CELLS, TOL, make_model
 
-import naive
 import streamrnn
 
 
@@ -31,8 +31,16 @@ def torch_forward(model, x, state=None):
 @pytest.mark.parametrize("cell", CELLS)
 def test_forward_matches_naive_and_torch(cell, num_layers, bias, dtype, rng):
     tol = TOL[dtype]
-    model = make_model(cell, 5, 7, num_layers, output_size=3 if num_layers != 2 else None,
-                       bias=bias, dtype=dtype, seed=num_layers)
+    model = make_model(
+        cell,
+        5,
+        7,
+        num_layers,
+        output_size=3 if num_layers != 2 else None,
+        bias=bias,
+        dtype=dtype,
+        seed=num_layers,
+    )
     x = rng.standard_normal((9, 4, 5)).astype(dtype)
     state = model.zero_state(batch=4)
     if cell == "lstm":
