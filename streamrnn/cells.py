@@ -1,13 +1,14 @@
-"""Cell math: one time step of each recurrent cell, written once for every loop.
+"""Cell math: the gate nonlinearities of each recurrent cell.
 
-Every cell follows PyTorch's equations, gate order and parameter names. A cell
-step reads its layer's parameters from the flat parameter buffer ``P`` (see
-:mod:`streamrnn.layout`) and updates one series' state slice in place.
+Every cell follows PyTorch's equations, gate order and parameter names. A step
+is two parts: the matrix products that give the gate pre-activations (the same
+for every cell, done for a block of series at once by
+:func:`streamrnn.kernels.layer_block`), and the elementwise update below,
+which turns pre-activations into the new state of one series.
 
-Weights are stored transposed, ``(n_in, G*H)``, so the innermost loop of every
-matrix-vector product walks a contiguous row and vectorises over the gates;
-each gate value is summed over its inputs in the same order for every series,
-which keeps results independent of how series are batched or chunked.
+Pre-activations arrive as ``g = b_ih + b_hh + W_ih x + W_hh h`` for RNN and
+LSTM; GRU keeps the input part ``gi = b_ih + W_ih x`` and the hidden part
+``gh = b_hh + W_hh h`` apart, because its reset gate multiplies ``gh`` only.
 
 Cell kinds (the integer that selects a cell inside the loop kernels):
 
@@ -51,82 +52,20 @@ CELLS = {
 
 
 @njit(inline="always")
-def accumulate(P, w_off, v, n_in, width, out):
-    """``out += v @ W`` with ``W`` stored ``(n_in, width)`` at ``P[w_off:]``.
-
-    Rows are taken eight at a time so that each pass over ``out`` does eight
-    multiply-adds per load and store; the order of the sum is fixed by
-    ``n_in`` alone, never by the data or the batch.
-    """
-    k = 0
-    while k + 8 <= n_in:
-        w = P[w_off + k * width : w_off + (k + 8) * width]
-        v0 = v[k]
-        v1 = v[k + 1]
-        v2 = v[k + 2]
-        v3 = v[k + 3]
-        v4 = v[k + 4]
-        v5 = v[k + 5]
-        v6 = v[k + 6]
-        v7 = v[k + 7]
-        w0 = w[0:width]
-        w1 = w[width : 2 * width]
-        w2 = w[2 * width : 3 * width]
-        w3 = w[3 * width : 4 * width]
-        w4 = w[4 * width : 5 * width]
-        w5 = w[5 * width : 6 * width]
-        w6 = w[6 * width : 7 * width]
-        w7 = w[7 * width : 8 * width]
-        for j in range(width):
-            out[j] += ((v0 * w0[j] + v1 * w1[j]) + (v2 * w2[j] + v3 * w3[j])) + (
-                (v4 * w4[j] + v5 * w5[j]) + (v6 * w6[j] + v7 * w7[j])
-            )
-        k += 8
-    while k < n_in:
-        vk = v[k]
-        w = P[w_off + k * width : w_off + (k + 1) * width]
-        for j in range(width):
-            out[j] += vk * w[j]
-        k += 1
-
-
-@njit(inline="always")
-def affine(P, w_off, b_off, v, n_in, width, out):
-    """``out = b + v @ W``: the bias at ``P[b_off:]``, then :func:`accumulate`."""
-    b = P[b_off : b_off + width]
-    for j in range(width):
-        out[j] = b[j]
-    accumulate(P, w_off, v, n_in, width, out)
-
-
-@njit(inline="always")
-def affine_add(P, w_off, b_off, v, n_in, width, out):
-    """``out += b + v @ W``."""
-    b = P[b_off : b_off + width]
-    for j in range(width):
-        out[j] += b[j]
-    accumulate(P, w_off, v, n_in, width, out)
-
-
-@njit(inline="always")
-def rnn_step(kind, P, off, x, n_in, H, h, gi):
-    """Elman step; ``off`` is the layer's (W_ih, W_hh, b_ih, b_hh) offsets."""
-    affine(P, off[0], off[2], x, n_in, H, gi)
-    affine_add(P, off[1], off[3], h, H, H, gi)
+def rnn_update(kind, g, h, H):
+    """Elman: ``h = tanh(g)`` or ``relu(g)``."""
     if kind == RNN_TANH:
         for j in range(H):
-            h[j] = tanh(gi[j])
+            h[j] = tanh(g[j])
     else:
         for j in range(H):
-            v = gi[j]
+            v = g[j]
             h[j] = max(v, v - v)  # v - v is a zero of v's type
 
 
 @njit(inline="always")
-def gru_step(P, off, x, n_in, H, h, gi, gh):
-    """GRU step; ``b_hn`` stays inside the reset product, as in PyTorch."""
-    affine(P, off[0], off[2], x, n_in, 3 * H, gi)
-    affine(P, off[1], off[3], h, H, 3 * H, gh)
+def gru_update(gi, gh, h, H):
+    """GRU: ``b_hn`` stays inside the reset product, as in PyTorch."""
     for j in range(H):
         r = sigmoid(gi[j] + gh[j])
         z = sigmoid(gi[H + j] + gh[H + j])
@@ -135,15 +74,13 @@ def gru_step(P, off, x, n_in, H, h, gi, gh):
 
 
 @njit(inline="always")
-def lstm_step(P, off, x, n_in, H, h, c, gi):
-    """LSTM step; ``h`` and ``c`` are updated in place."""
-    affine(P, off[0], off[2], x, n_in, 4 * H, gi)
-    affine_add(P, off[1], off[3], h, H, 4 * H, gi)
+def lstm_update(g, h, c, H):
+    """LSTM: ``c = f c + i g``, ``h = o tanh(c)``."""
     for j in range(H):
-        i = sigmoid(gi[j])
-        f = sigmoid(gi[H + j])
-        g = tanh(gi[2 * H + j])
-        o = sigmoid(gi[3 * H + j])
-        cj = f * c[j] + i * g
+        i = sigmoid(g[j])
+        f = sigmoid(g[H + j])
+        gg = tanh(g[2 * H + j])
+        o = sigmoid(g[3 * H + j])
+        cj = f * c[j] + i * gg
         c[j] = cj
         h[j] = o * tanh(cj)

@@ -8,12 +8,20 @@ Arguments are packed so that calls stay cheap:
 ``P``
     every parameter in one flat array of the model's dtype.
 ``S``
-    hidden state, one row per series: for each layer ``h`` (and ``c`` for LSTM).
+    hidden state, one row of ``D = L * K * H`` per series: for each layer
+    ``h`` (and ``c`` for LSTM).
 ``X``, ``Y``
     inputs ``(N, I)`` and outputs ``(N, O)``, one row per input row.
-``order``, ``seg``, ``slots``
-    series ``q`` owns rows ``order[seg[q]:seg[q+1]]`` (in time order) and
-    state row ``slots[q]``.
+``order``, ``starts``, ``lens``, ``slots``
+    series ``q`` owns rows ``order[starts[q]:starts[q] + lens[q]]`` (in time
+    order) and state row ``slots[q]``. Callers list series longest first, so
+    that series advanced together stay together.
+
+Series are advanced in groups of up to :data:`streamrnn._simd.ROW_BLOCK`, one
+time step at a time, so that each load of a weight serves the whole group.
+Every value is computed by the same sequence of operations whatever group a
+series lands in (see :mod:`streamrnn._simd`), so results do not depend on
+grouping, chunking, thread count or schedule.
 
 Kernels trust their arguments: the public layer validates them first.
 """
@@ -22,104 +30,144 @@ import numpy as np
 from numba import njit, prange
 
 from . import config
-from .cells import GRU, LSTM, gru_step, lstm_step, rnn_step
+from ._simd import ROW_BLOCK, gemm_acc
+from .cells import GRU, LSTM, gru_update, lstm_update, rnn_update
 
 _HEAD = 8  # spec entries before the per-layer offsets
+_FLAGS = dict(cache=config.CACHE, error_model="numpy")
 
 
 @njit(inline="always")
 def _state_width(spec):
-    K = 2 if spec[0] == LSTM else 1
-    return K * spec[2]
+    """Numbers of state per layer: ``K * H``."""
+    return (2 if spec[0] == LSTM else 1) * spec[2]
 
 
 @njit(inline="always")
 def _gate_width(spec):
     kind = spec[0]
-    G = 3 if kind == GRU else (4 if kind == LSTM else 1)
-    return G * spec[2]
+    return (3 if kind == GRU else (4 if kind == LSTM else 1)) * spec[2]
 
 
 @njit(inline="always")
-def advance(spec, P, x, s, gi, gh):
-    """Run one time step of every layer for one series; updates ``s`` in place."""
+def advance_block(spec, P, Xb, Sb, n, GI, GH):
+    """One time step of every layer for ``n`` series.
+
+    ``Xb`` holds their inputs (``n`` rows of ``I``), ``Sb`` their states
+    (``n`` rows of ``D``, updated in place); ``GI`` and ``GH`` are scratch of
+    ``n`` rows of ``G * H``.
+    """
     kind = spec[0]
     I = spec[1]
     H = spec[2]
     L = spec[3]
     KH = _state_width(spec)
+    D = L * KH
+    GW = _gate_width(spec)
     for layer in range(L):
-        off = spec[_HEAD + 4 * layer : _HEAD + 4 * layer + 4]
+        at = _HEAD + 4 * layer
+        w_ih = spec[at]
+        w_hh = spec[at + 1]
+        b_ih = P[spec[at + 2] : spec[at + 2] + GW]
+        b_hh = P[spec[at + 3] : spec[at + 3] + GW]
         base = layer * KH
-        h = s[base : base + H]
+        for r in range(n):
+            gi = GI[r * GW : (r + 1) * GW]
+            if kind == GRU:
+                gh = GH[r * GW : (r + 1) * GW]
+                for j in range(GW):
+                    gi[j] = b_ih[j]
+                    gh[j] = b_hh[j]
+            else:
+                for j in range(GW):
+                    gi[j] = b_ih[j] + b_hh[j]
         if layer == 0:
-            inp = x
-            n_in = I
+            gemm_acc(P, w_ih, Xb, 0, I, n, I, GW, GI, 0, GW)
         else:
-            inp = s[base - KH : base - KH + H]
-            n_in = H
+            gemm_acc(P, w_ih, Sb, base - KH, D, n, H, GW, GI, 0, GW)
         if kind == GRU:
-            gru_step(P, off, inp, n_in, H, h, gi, gh)
-        elif kind == LSTM:
-            lstm_step(P, off, inp, n_in, H, h, s[base + H : base + 2 * H], gi)
+            gemm_acc(P, w_hh, Sb, base, D, n, H, GW, GH, 0, GW)
         else:
-            rnn_step(kind, P, off, inp, n_in, H, h, gi)
+            gemm_acc(P, w_hh, Sb, base, D, n, H, GW, GI, 0, GW)
+        for r in range(n):
+            gi = GI[r * GW : (r + 1) * GW]
+            h = Sb[r * D + base : r * D + base + H]
+            if kind == GRU:
+                gru_update(gi, GH[r * GW : (r + 1) * GW], h, H)
+            elif kind == LSTM:
+                lstm_update(gi, h, Sb[r * D + base + H : r * D + base + 2 * H], H)
+            else:
+                rnn_update(kind, gi, h, H)
 
 
 @njit(inline="always")
-def readout(spec, P, s, y):
-    """Write the model output for state ``s`` into ``y``: the head, or the top ``h``."""
+def readout_block(spec, P, Sb, n, Yb):
+    """Outputs of ``n`` series into ``Yb`` (rows of ``O``): the head, or the top ``h``."""
     H = spec[2]
     L = spec[3]
     O = spec[4]
-    top = (L - 1) * _state_width(spec)
+    KH = _state_width(spec)
+    D = L * KH
+    top = (L - 1) * KH
     if spec[5]:
-        w = spec[6]
-        b = spec[7]
-        for j in range(O):
-            y[j] = P[b + j]
-        for k in range(H):
-            hk = s[top + k]
-            row = w + k * O
+        b = P[spec[7] : spec[7] + O]
+        for r in range(n):
             for j in range(O):
-                y[j] += hk * P[row + j]
+                Yb[r * O + j] = b[j]
+        gemm_acc(P, spec[6], Sb, top, D, n, H, O, Yb, 0, O)
     else:
-        for j in range(H):
-            y[j] = s[top + j]
+        for r in range(n):
+            for j in range(H):
+                Yb[r * O + j] = Sb[r * D + top + j]
 
 
 @njit(inline="always")
-def _run_rows(spec, P, X, rows, s, Y, gi, gh):
-    for r in rows:
-        advance(spec, P, X[r], s, gi, gh)
-        readout(spec, P, s, Y[r])
+def _run_group(spec, P, X, order, starts, lens, slots, q0, m, S, Y):
+    """Advance series ``q0 .. q0 + m - 1`` (longest first) over all their rows."""
+    I = spec[1]
+    O = spec[4]
+    D = spec[3] * _state_width(spec)
+    GW = _gate_width(spec)
+    Sb = np.empty(m * D, P.dtype)
+    Xb = np.empty(m * I, P.dtype)
+    Yb = np.empty(m * O, P.dtype)
+    GI = np.empty(m * GW, P.dtype)
+    GH = np.empty(m * GW, P.dtype)
+    for i in range(m):
+        Sb[i * D : (i + 1) * D] = S[slots[q0 + i]]
+    active = m
+    for t in range(lens[q0]):
+        while lens[q0 + active - 1] <= t:
+            active -= 1
+        for i in range(active):
+            Xb[i * I : (i + 1) * I] = X[order[starts[q0 + i] + t]]
+        advance_block(spec, P, Xb, Sb, active, GI, GH)
+        readout_block(spec, P, Sb, active, Yb)
+        for i in range(active):
+            Y[order[starts[q0 + i] + t]] = Yb[i * O : (i + 1) * O]
+    for i in range(m):
+        S[slots[q0 + i]] = Sb[i * D : (i + 1) * D]
 
 
-@njit(cache=config.CACHE, error_model="numpy")
-def run_serial(spec, P, X, order, seg, slots, S, Y):
-    """Advance each series over its rows, one series after another."""
-    GH = _gate_width(spec)
-    gi = np.empty(GH, P.dtype)
-    gh = np.empty(GH, P.dtype)
-    for q in range(slots.shape[0]):
-        _run_rows(spec, P, X, order[seg[q] : seg[q + 1]], S[slots[q]], Y, gi, gh)
+@njit(**_FLAGS)
+def run_serial(spec, P, X, order, starts, lens, slots, S, Y):
+    """Advance every series over its rows, one group after another."""
+    n = slots.shape[0]
+    for g in range((n + ROW_BLOCK - 1) // ROW_BLOCK):
+        q0 = g * ROW_BLOCK
+        _run_group(spec, P, X, order, starts, lens, slots, q0, min(ROW_BLOCK, n - q0), S, Y)
 
 
-@njit(parallel=True, cache=config.CACHE, error_model="numpy")
-def run_parallel(spec, P, X, order, seg, slots, S, Y):
-    """As :func:`run_serial`, with series spread over threads.
-
-    Each series is computed by one thread from start to end with its own
-    buffers, so results do not depend on the thread count or the schedule.
-    """
-    GH = _gate_width(spec)
-    for q in prange(slots.shape[0]):
-        gi = np.empty(GH, P.dtype)
-        gh = np.empty(GH, P.dtype)
-        _run_rows(spec, P, X, order[seg[q] : seg[q + 1]], S[slots[q]], Y, gi, gh)
+@njit(parallel=True, **_FLAGS)
+def run_parallel(spec, P, X, order, starts, lens, slots, S, Y):
+    """As :func:`run_serial`, with groups spread over threads."""
+    n = slots.shape[0]
+    for g in prange((n + ROW_BLOCK - 1) // ROW_BLOCK):
+        q0 = g * ROW_BLOCK
+        _run_group(spec, P, X, order, starts, lens, slots, q0, min(ROW_BLOCK, n - q0), S, Y)
 
 
-@njit(cache=config.CACHE, error_model="numpy")
+@njit(**_FLAGS)
 def step_one(spec, P, x, buf):
     """One step of one series.
 
@@ -133,41 +181,39 @@ def step_one(spec, P, x, buf):
     D = spec[3] * _state_width(spec)
     I = spec[1]
     O = spec[4]
-    GH = _gate_width(spec)
-    s = buf[:D]
+    GW = _gate_width(spec)
     buf[D : D + I] = x
-    y = buf[D + I : D + I + O]
-    work = buf[D + I + O : D + I + O + 2 * GH]
-    advance(spec, P, x, s, work[:GH], work[GH:])
-    readout(spec, P, s, y)
+    Sb = buf[:D]
+    Xb = buf[D : D + I]
+    Yb = buf[D + I : D + I + O]
+    work = buf[D + I + O : D + I + O + 2 * GW]
+    advance_block(spec, P, Xb, Sb, 1, work[:GW], work[GW:])
+    readout_block(spec, P, Sb, 1, Yb)
     return -1
 
 
-@njit(inline="always")
-def _rollout(spec, P, s, x, fb, future, Y):
-    horizon = Y.shape[0]
-    GH = _gate_width(spec)
-    gi = np.empty(GH, P.dtype)
-    gh = np.empty(GH, P.dtype)
-    readout(spec, P, s, Y[0])
-    for k in range(1, horizon):
-        if future.shape[0] > 0:
-            x[:] = future[k - 1]
-        for m in range(fb.shape[0]):
-            x[fb[m, 1]] = Y[k - 1, fb[m, 0]]
-        advance(spec, P, x, s, gi, gh)
-        readout(spec, P, s, Y[k])
-
-
-@njit(parallel=True, cache=config.CACHE, error_model="numpy")
+@njit(parallel=True, **_FLAGS)
 def forecast(spec, P, S, Xlast, fb, future, Y):
     """Autoregressive rollout of ``Y.shape[1]`` steps for each row of ``S``.
 
     ``S`` and ``Xlast`` are scratch copies (they are overwritten). ``fb`` holds
     ``(output, input)`` index pairs: each prediction is fed back into the input
-    it stands for. Other inputs come from ``future[q, k - 1]`` when ``future``
-    has rows, else they are held at ``Xlast[q]``.
+    it stands for. Other inputs come from ``future[q, k - 1]`` when
+    ``future.shape[1]`` is not zero, else they are held at ``Xlast[q]``.
     """
     n = S.shape[0]
+    horizon = Y.shape[1]
+    GW = _gate_width(spec)
     for q in prange(n):
-        _rollout(spec, P, S[q], Xlast[q], fb, future[q], Y[q])
+        s = S[q]
+        x = Xlast[q]
+        GI = np.empty(GW, P.dtype)
+        GH = np.empty(GW, P.dtype)
+        readout_block(spec, P, s, 1, Y[q, 0])
+        for k in range(1, horizon):
+            if future.shape[1] > 0:
+                x[:] = future[q, k - 1]
+            for m in range(fb.shape[0]):
+                x[fb[m, 1]] = Y[q, k - 1, fb[m, 0]]
+            advance_block(spec, P, x, s, 1, GI, GH)
+            readout_block(spec, P, s, 1, Y[q, k])

@@ -270,22 +270,23 @@ class RecurrentModel:
         S = self._pack_state(state, B if batched else None)
         X = x.reshape(T * B, self.input_size)
         Y = np.empty((T * B, self.out_features), self.dtype)
-        order = np.arange(T * B).reshape(T, B).T.ravel()
-        seg = np.arange(B + 1) * T
-        slots = np.arange(B)
-        self._run(X, order, seg, slots, S, Y)
+        if T > 0:
+            order = np.arange(T * B).reshape(T, B).T.ravel()
+            self._run(X, order, np.arange(B) * T, np.full(B, T), np.arange(B), S, Y)
         y = Y.reshape((T, B, -1) if batched else (T, -1))
         return y, self._unpack_state(S, batched)
 
     __call__ = forward
 
-    def _run(self, X, order, seg, slots, S, Y):
+    def _run(self, X, order, starts, lens, slots, S, Y):
+        """Advance series ``q`` over rows ``order[starts[q]:starts[q] + lens[q]]``
+        with state ``S[slots[q]]``; series must come longest first."""
         kernel = (
             kernels.run_parallel
             if slots.shape[0] >= config.PARALLEL_MIN_SERIES
             else kernels.run_serial
         )
-        kernel(self._spec, self._P, X, order, seg, slots, S, Y)
+        kernel(self._spec, self._P, X, order, starts, lens, slots, S, Y)
 
 
 class GRU(RecurrentModel):

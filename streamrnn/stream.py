@@ -161,14 +161,8 @@ class Series:
         D, I = model.state_size, model.input_size
         S = self._buf[None, :D]
         kernels.run_serial(
-            model._spec,
-            model._P,
-            xs,
-            np.arange(T),
-            np.array([0, T]),
-            np.zeros(1, np.int64),
-            S,
-            Y,
+            model._spec, model._P, xs, np.arange(T), np.zeros(1, np.int64),
+            np.array([T]), np.zeros(1, np.int64), S, Y,
         )
         self._buf[D : D + I] = xs[-1]
         self._y[:] = Y[-1]
@@ -408,9 +402,9 @@ class Stream:
         # everything is valid: commit
         self._key_kind = self._key_kind or kind
         slots = self._slots(uniques, create=True)
-        S = self._S
         Y = np.empty((N, model.out_features), model.dtype)
-        model._run(x, order, seg, slots, S, Y)
+        longest = np.argsort(-counts, kind="stable")
+        model._run(x, order, seg[:-1][longest], counts[longest], slots[longest], self._S, Y)
         self._xlast[slots] = x[last_rows]
         self._has_input[slots] = True
         if times is not None:

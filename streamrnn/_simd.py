@@ -1,0 +1,163 @@
+"""The one hand-vectorised primitive: ``OUT += V @ W`` with accumulators in registers.
+
+LLVM's loop vectoriser keeps the output in memory across the loop over ``k``
+(it cannot prove it apart from ``W``), which costs a load and a store per
+multiply-add. :func:`gemm_acc` emits the loops with explicit vector types: a
+block of output stays in vector registers while ``k`` runs and is stored once,
+and up to four rows of ``V`` (four series) share every load of ``W``.
+
+Each output is the chain ``acc = fma(V[r, k], W[k, j], acc)`` over ``k`` in
+order, on every path (blocks of rows or single rows, vector blocks or scalar
+tail), so a value never depends on where ``j`` falls, on how many rows are
+computed together, or on which other series share the call. That is what
+keeps outputs identical however a stream is chunked or batched.
+
+Vectors of 512 bits are used; LLVM splits them where the machine is narrower.
+"""
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+#: Rows of ``V`` (series) that share each load of ``W``.
+ROW_BLOCK = 4
+#: Vectors of output held in registers at once, largest first, for a block of
+#: rows and for a single row (enough independent fma chains to hide latency).
+_BLOCK_VECTORS_ROWS = (4, 1)
+_BLOCK_VECTORS_ONE = (8, 4, 1)
+
+
+def _fma_decl(builder, ty):
+    """Declare ``llvm.fma`` for a float, a double or a vector of them."""
+    if isinstance(ty, ir.VectorType):
+        suffix = f"v{ty.count}{ty.element.intrinsic_name}"
+    else:
+        suffix = ty.intrinsic_name
+    fnty = ir.FunctionType(ty, [ty, ty, ty])
+    return cgutils.get_or_insert_function(builder.module, fnty, f"llvm.fma.{suffix}")
+
+
+def _is_float_vector(a):
+    return (
+        isinstance(a, types.Array)
+        and a.ndim == 1
+        and a.dtype in (types.float32, types.float64)
+    )
+
+
+@intrinsic
+def gemm_acc(typingctx, P, w_off, V, v_off, v_stride, n_rows, n_in, width, OUT, o_off,
+             o_stride):
+    """``OUT[r] += V[r] @ W`` for ``r < n_rows``, all arrays flat and contiguous.
+
+    ``W`` is ``P[w_off:]`` viewed ``(n_in, width)``; row ``r`` of ``V`` starts
+    at ``V[v_off + r * v_stride]`` (``n_in`` values) and row ``r`` of ``OUT``
+    at ``OUT[o_off + r * o_stride]`` (``width`` values).
+    """
+    if not (_is_float_vector(P) and _is_float_vector(V) and _is_float_vector(OUT)):
+        return None
+    if not (P.dtype == V.dtype == OUT.dtype):
+        return None
+    ip = types.intp
+    sig = types.void(P, ip, V, ip, ip, ip, ip, ip, OUT, ip, ip)
+
+    def codegen(context, builder, signature, args):
+        P_arr, w_off, V_arr, v_off, v_stride, n_rows, n_in, width, O_arr, o_off, o_stride = args
+        P_ty, V_ty, O_ty = signature.args[0], signature.args[2], signature.args[8]
+        fty = context.get_value_type(P_ty.dtype)
+        lanes = 16 if P_ty.dtype == types.float32 else 8
+        vty = ir.VectorType(fty, lanes)
+        intp = context.get_value_type(types.intp)
+
+        def const(n):
+            return ir.Constant(intp, n)
+
+        def data(ty, arr):
+            return context.make_array(ty)(context, builder, arr).data
+
+        wp = builder.gep(data(P_ty, P_arr), [w_off])
+        vp = builder.gep(data(V_ty, V_arr), [v_off])
+        op = builder.gep(data(O_ty, O_arr), [o_off])
+        fma_v = _fma_decl(builder, vty)
+        fma_s = _fma_decl(builder, fty)
+        lane0 = ir.Constant(ir.IntType(32), 0)
+        splat = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
+        undef = ir.Constant(vty, ir.Undefined)
+
+        def vec_ptr(ptr, index):
+            return builder.bitcast(builder.gep(ptr, [index]), vty.as_pointer())
+
+        def block(rows, start, n_vec):
+            """Accumulate ``n_vec`` vectors from column ``start`` for rows ``rows``."""
+            accs = []
+            for r_out in rows:
+                for u in range(n_vec):
+                    slot = cgutils.alloca_once(builder, vty)
+                    off = builder.add(r_out, builder.add(start, const(u * lanes)))
+                    builder.store(builder.load(vec_ptr(op, off), align=4), slot)
+                    accs.append((slot, off))
+            with cgutils.for_range(builder, n_in) as loop:
+                k = loop.index
+                row_w = builder.add(builder.mul(k, width), start)
+                ws = [
+                    builder.load(vec_ptr(wp, builder.add(row_w, const(u * lanes))), align=4)
+                    for u in range(n_vec)
+                ]
+                for i, r_v in enumerate(rows.v):
+                    x = builder.load(builder.gep(vp, [builder.add(r_v, k)]))
+                    b = builder.shuffle_vector(builder.insert_element(undef, x, lane0), undef,
+                                               splat)
+                    for u in range(n_vec):
+                        slot = accs[i * n_vec + u][0]
+                        builder.store(builder.call(fma_v, [b, ws[u], builder.load(slot)]), slot)
+            for slot, off in accs:
+                builder.store(builder.load(slot), vec_ptr(op, off), align=4)
+
+        def tail(rows, start):
+            """Scalar fma chains for columns ``start .. width``."""
+            with cgutils.for_range(builder, builder.sub(width, start)) as loop:
+                j = builder.add(start, loop.index)
+                for r_out, r_v in zip(rows, rows.v):
+                    acc = cgutils.alloca_once(builder, fty)
+                    at = builder.gep(op, [builder.add(r_out, j)])
+                    builder.store(builder.load(at), acc)
+                    with cgutils.for_range(builder, n_in) as inner:
+                        k = inner.index
+                        w = builder.load(
+                            builder.gep(wp, [builder.add(builder.mul(k, width), j)])
+                        )
+                        x = builder.load(builder.gep(vp, [builder.add(r_v, k)]))
+                        builder.store(builder.call(fma_s, [x, w, builder.load(acc)]), acc)
+                    builder.store(builder.load(acc), at)
+
+        def rows_at(first, count):
+            rows = _Rows(builder.mul(builder.add(first, const(r)), o_stride)
+                         for r in range(count))
+            rows.v = [builder.mul(builder.add(first, const(r)), v_stride) for r in range(count)]
+            return rows
+
+        def all_columns(rows, sizes):
+            done = const(0)
+            for n_vec in sizes:
+                span = const(n_vec * lanes)
+                count = builder.sdiv(builder.sub(width, done), span)
+                with cgutils.for_range(builder, count) as loop:
+                    block(rows, builder.add(done, builder.mul(loop.index, span)), n_vec)
+                done = builder.add(done, builder.mul(count, span))
+            tail(rows, done)
+
+        n_groups = builder.sdiv(n_rows, const(ROW_BLOCK))
+        with cgutils.for_range(builder, n_groups) as loop:
+            all_columns(rows_at(builder.mul(loop.index, const(ROW_BLOCK)), ROW_BLOCK),
+                        _BLOCK_VECTORS_ROWS)
+        first = builder.mul(n_groups, const(ROW_BLOCK))
+        with cgutils.for_range(builder, builder.sub(n_rows, first)) as loop:
+            all_columns(rows_at(builder.add(first, loop.index), 1), _BLOCK_VECTORS_ONE)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+class _Rows(list):
+    """Output row offsets, with the matching input row offsets in ``.v``."""
