@@ -1,4 +1,4 @@
-"""The one hand-vectorised primitive: ``OUT += V @ W`` with accumulators in registers.
+"""The one hand-vectorised primitive: ``OUT = C + V @ W`` with accumulators in registers.
 
 LLVM's loop vectoriser keeps the output in memory across the loop over ``k``
 (it cannot prove it apart from ``W``), which costs a load and a store per
@@ -6,7 +6,8 @@ multiply-add. :func:`gemm_acc` emits the loops with explicit vector types: a
 block of output stays in vector registers while ``k`` runs and is stored once,
 and up to four rows of ``V`` (four series) share every load of ``W``.
 
-Each output is the chain ``acc = fma(V[r, k], W[k, j], acc)`` over ``k`` in
+Each output starts from ``C[r, j]`` (a bias row, or the output itself to
+accumulate) and is the chain ``acc = fma(V[r, k], W[k, j], acc)`` over ``k`` in
 order, on every path (blocks of rows or single rows, vector blocks or scalar
 tail), so a value never depends on where ``j`` falls, on how many rows are
 computed together, or on which other series share the call. That is what
@@ -47,24 +48,29 @@ def _is_float_vector(a):
 
 
 @intrinsic
-def gemm_acc(typingctx, P, w_off, V, v_off, v_stride, n_rows, n_in, width, OUT, o_off,
-             o_stride):
-    """``OUT[r] += V[r] @ W`` for ``r < n_rows``, all arrays flat and contiguous.
+def gemm(typingctx, P, w_off, V, v_off, v_stride, n_rows, n_in, width, C, c_off, c_stride,
+         OUT, o_off, o_stride):
+    """``OUT[r] = C[r] + V[r] @ W`` for ``r < n_rows``, all arrays flat and contiguous.
 
-    ``W`` is ``P[w_off:]`` viewed ``(n_in, width)``; row ``r`` of ``V`` starts
-    at ``V[v_off + r * v_stride]`` (``n_in`` values) and row ``r`` of ``OUT``
-    at ``OUT[o_off + r * o_stride]`` (``width`` values).
+    ``W`` is ``P[w_off:]`` viewed ``(n_in, width)``. Row ``r`` of ``V`` starts
+    at ``V[v_off + r * v_stride]`` (``n_in`` values), of ``C`` at
+    ``C[c_off + r * c_stride]`` and of ``OUT`` at ``OUT[o_off + r * o_stride]``
+    (``width`` values each). A stride of 0 repeats one row (a bias); ``C`` may
+    be ``OUT`` itself, to accumulate.
     """
-    if not (_is_float_vector(P) and _is_float_vector(V) and _is_float_vector(OUT)):
+    arrays = (P, V, C, OUT)
+    if not all(_is_float_vector(a) for a in arrays):
         return None
-    if not (P.dtype == V.dtype == OUT.dtype):
+    if len({a.dtype for a in arrays}) != 1:
         return None
     ip = types.intp
-    sig = types.void(P, ip, V, ip, ip, ip, ip, ip, OUT, ip, ip)
+    sig = types.void(P, ip, V, ip, ip, ip, ip, ip, C, ip, ip, OUT, ip, ip)
 
     def codegen(context, builder, signature, args):
-        P_arr, w_off, V_arr, v_off, v_stride, n_rows, n_in, width, O_arr, o_off, o_stride = args
-        P_ty, V_ty, O_ty = signature.args[0], signature.args[2], signature.args[8]
+        (P_arr, w_off, V_arr, v_off, v_stride, n_rows, n_in, width, C_arr, c_off, c_stride,
+         O_arr, o_off, o_stride) = args
+        P_ty, V_ty = signature.args[0], signature.args[2]
+        C_ty, O_ty = signature.args[8], signature.args[11]
         fty = context.get_value_type(P_ty.dtype)
         lanes = 16 if P_ty.dtype == types.float32 else 8
         vty = ir.VectorType(fty, lanes)
@@ -78,6 +84,7 @@ def gemm_acc(typingctx, P, w_off, V, v_off, v_stride, n_rows, n_in, width, OUT, 
 
         wp = builder.gep(data(P_ty, P_arr), [w_off])
         vp = builder.gep(data(V_ty, V_arr), [v_off])
+        cp = builder.gep(data(C_ty, C_arr), [c_off])
         op = builder.gep(data(O_ty, O_arr), [o_off])
         fma_v = _fma_decl(builder, vty)
         fma_s = _fma_decl(builder, fty)
@@ -91,12 +98,13 @@ def gemm_acc(typingctx, P, w_off, V, v_off, v_stride, n_rows, n_in, width, OUT, 
         def block(rows, start, n_vec):
             """Accumulate ``n_vec`` vectors from column ``start`` for rows ``rows``."""
             accs = []
-            for r_out in rows:
+            for r_out, r_c in zip(rows, rows.c):
                 for u in range(n_vec):
                     slot = cgutils.alloca_once(builder, vty)
-                    off = builder.add(r_out, builder.add(start, const(u * lanes)))
-                    builder.store(builder.load(vec_ptr(op, off), align=4), slot)
-                    accs.append((slot, off))
+                    col = builder.add(start, const(u * lanes))
+                    builder.store(builder.load(vec_ptr(cp, builder.add(r_c, col)), align=4),
+                                  slot)
+                    accs.append((slot, builder.add(r_out, col)))
             with cgutils.for_range(builder, n_in) as loop:
                 k = loop.index
                 row_w = builder.add(builder.mul(k, width), start)
@@ -118,10 +126,9 @@ def gemm_acc(typingctx, P, w_off, V, v_off, v_stride, n_rows, n_in, width, OUT, 
             """Scalar fma chains for columns ``start .. width``."""
             with cgutils.for_range(builder, builder.sub(width, start)) as loop:
                 j = builder.add(start, loop.index)
-                for r_out, r_v in zip(rows, rows.v):
+                for r_out, r_v, r_c in zip(rows, rows.v, rows.c):
                     acc = cgutils.alloca_once(builder, fty)
-                    at = builder.gep(op, [builder.add(r_out, j)])
-                    builder.store(builder.load(at), acc)
+                    builder.store(builder.load(builder.gep(cp, [builder.add(r_c, j)])), acc)
                     with cgutils.for_range(builder, n_in) as inner:
                         k = inner.index
                         w = builder.load(
@@ -129,12 +136,13 @@ def gemm_acc(typingctx, P, w_off, V, v_off, v_stride, n_rows, n_in, width, OUT, 
                         )
                         x = builder.load(builder.gep(vp, [builder.add(r_v, k)]))
                         builder.store(builder.call(fma_s, [x, w, builder.load(acc)]), acc)
-                    builder.store(builder.load(acc), at)
+                    builder.store(builder.load(acc), builder.gep(op, [builder.add(r_out, j)]))
 
         def rows_at(first, count):
             rows = _Rows(builder.mul(builder.add(first, const(r)), o_stride)
                          for r in range(count))
             rows.v = [builder.mul(builder.add(first, const(r)), v_stride) for r in range(count)]
+            rows.c = [builder.mul(builder.add(first, const(r)), c_stride) for r in range(count)]
             return rows
 
         def all_columns(rows, sizes):
@@ -160,4 +168,4 @@ def gemm_acc(typingctx, P, w_off, V, v_off, v_stride, n_rows, n_in, width, OUT, 
 
 
 class _Rows(list):
-    """Output row offsets, with the matching input row offsets in ``.v``."""
+    """Output row offsets, with the matching rows of ``V`` in ``.v`` and of ``C`` in ``.c``."""

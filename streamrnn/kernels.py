@@ -3,8 +3,8 @@
 Arguments are packed so that calls stay cheap:
 
 ``spec`` (int64)
-    ``[kind, I, H, L, O, has_head, head_w, head_b, then (w_ih, w_hh, b_ih, b_hh)
-    offsets into P for each layer]``; built by :func:`streamrnn.layout.make_spec`.
+    ``[kind, I, H, L, O, has_head, head_w, head_b, then (w_ih, w_hh, b_ih, b_hh,
+    b_ih + b_hh) offsets into P for each layer]``; built by :func:`streamrnn.layout.make_spec`.
 ``P``
     every parameter in one flat array of the model's dtype.
 ``S``
@@ -30,11 +30,15 @@ import numpy as np
 from numba import njit, prange
 
 from . import config
-from ._simd import ROW_BLOCK, gemm_acc
+from ._simd import ROW_BLOCK, gemm
 from .cells import GRU, LSTM, gru_update, lstm_update, rnn_update
 
 _HEAD = 8  # spec entries before the per-layer offsets
-_FLAGS = dict(cache=config.CACHE, error_model="numpy")
+_PER_LAYER = 5  # offsets per layer
+# Division by reciprocal and fused multiply-adds in the gate loops: both depend
+# only on a unit's position in its layer, never on the batch, so results stay
+# independent of chunking. The matrix products fix their own rounding (_simd).
+_FLAGS = dict(cache=config.CACHE, error_model="numpy", fastmath={"arcp", "contract"})
 
 
 @njit(inline="always")
@@ -65,30 +69,22 @@ def advance_block(spec, P, Xb, Sb, n, GI, GH):
     D = L * KH
     GW = _gate_width(spec)
     for layer in range(L):
-        at = _HEAD + 4 * layer
+        at = _HEAD + _PER_LAYER * layer
         w_ih = spec[at]
         w_hh = spec[at + 1]
-        b_ih = P[spec[at + 2] : spec[at + 2] + GW]
-        b_hh = P[spec[at + 3] : spec[at + 3] + GW]
         base = layer * KH
-        for r in range(n):
-            gi = GI[r * GW : (r + 1) * GW]
-            if kind == GRU:
-                gh = GH[r * GW : (r + 1) * GW]
-                for j in range(GW):
-                    gi[j] = b_ih[j]
-                    gh[j] = b_hh[j]
-            else:
-                for j in range(GW):
-                    gi[j] = b_ih[j] + b_hh[j]
-        if layer == 0:
-            gemm_acc(P, w_ih, Xb, 0, I, n, I, GW, GI, 0, GW)
-        else:
-            gemm_acc(P, w_ih, Sb, base - KH, D, n, H, GW, GI, 0, GW)
         if kind == GRU:
-            gemm_acc(P, w_hh, Sb, base, D, n, H, GW, GH, 0, GW)
+            bias = spec[at + 2]  # gi = b_ih + W_ih x, gh = b_hh + W_hh h
         else:
-            gemm_acc(P, w_hh, Sb, base, D, n, H, GW, GI, 0, GW)
+            bias = spec[at + 4]  # g = (b_ih + b_hh) + W_ih x + W_hh h
+        if layer == 0:
+            gemm(P, w_ih, Xb, 0, I, n, I, GW, P, bias, 0, GI, 0, GW)
+        else:
+            gemm(P, w_ih, Sb, base - KH, D, n, H, GW, P, bias, 0, GI, 0, GW)
+        if kind == GRU:
+            gemm(P, w_hh, Sb, base, D, n, H, GW, P, spec[at + 3], 0, GH, 0, GW)
+        else:
+            gemm(P, w_hh, Sb, base, D, n, H, GW, GI, 0, GW, GI, 0, GW)
         for r in range(n):
             gi = GI[r * GW : (r + 1) * GW]
             h = Sb[r * D + base : r * D + base + H]
@@ -110,11 +106,7 @@ def readout_block(spec, P, Sb, n, Yb):
     D = L * KH
     top = (L - 1) * KH
     if spec[5]:
-        b = P[spec[7] : spec[7] + O]
-        for r in range(n):
-            for j in range(O):
-                Yb[r * O + j] = b[j]
-        gemm_acc(P, spec[6], Sb, top, D, n, H, O, Yb, 0, O)
+        gemm(P, spec[6], Sb, top, D, n, H, O, P, spec[7], 0, Yb, 0, O)
     else:
         for r in range(n):
             for j in range(H):

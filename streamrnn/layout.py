@@ -2,7 +2,8 @@
 
 The public models keep PyTorch-shaped arrays under PyTorch's names; the
 kernels read one flat buffer ``P`` holding, for each layer ``l``,
-``W_ih^T (n_in, G*H)``, ``W_hh^T (H, G*H)``, ``b_ih (G*H)``, ``b_hh (G*H)``,
+``W_ih^T (n_in, G*H)``, ``W_hh^T (H, G*H)``, ``b_ih (G*H)``, ``b_hh (G*H)``
+and their sum ``b_ih + b_hh`` (the starting value of RNN and LSTM gates),
 then the head's ``W^T (H, O)`` and ``b (O)``. A model without biases stores
 zeros, which adds nothing.
 """
@@ -10,7 +11,7 @@ zeros, which adds nothing.
 import numpy as np
 
 from .cells import CELLS
-from .kernels import _HEAD
+from .kernels import _HEAD, _PER_LAYER
 
 
 def param_shapes(cell, input_size, hidden_size, num_layers, output_size, bias):
@@ -37,7 +38,7 @@ def make_spec(cell, input_size, hidden_size, num_layers, output_size):
     GH = G * H
     has_head = output_size is not None
     O = output_size if has_head else H
-    spec = np.zeros(_HEAD + 4 * num_layers, dtype=np.int64)
+    spec = np.zeros(_HEAD + _PER_LAYER * num_layers, dtype=np.int64)
     pos = 0
     for layer in range(num_layers):
         n_in = input_size if layer == 0 else H
@@ -45,7 +46,9 @@ def make_spec(cell, input_size, hidden_size, num_layers, output_size):
         w_hh, pos = pos, pos + H * GH
         b_ih, pos = pos, pos + GH
         b_hh, pos = pos, pos + GH
-        spec[_HEAD + 4 * layer : _HEAD + 4 * layer + 4] = (w_ih, w_hh, b_ih, b_hh)
+        b_sum, pos = pos, pos + GH
+        at = _HEAD + _PER_LAYER * layer
+        spec[at : at + _PER_LAYER] = (w_ih, w_hh, b_ih, b_hh, b_sum)
     head_w, pos = pos, pos + (H * O if has_head else 0)
     head_b, pos = pos, pos + (O if has_head else 0)
     spec[:_HEAD] = (kind, input_size, H, num_layers, O, has_head, head_w, head_b)
@@ -57,7 +60,8 @@ def pack(params, spec, size, dtype):
     P = np.zeros(size, dtype=dtype)
     num_layers = int(spec[3])
     for layer in range(num_layers):
-        w_ih, w_hh, b_ih, b_hh = spec[_HEAD + 4 * layer : _HEAD + 4 * layer + 4]
+        at = _HEAD + _PER_LAYER * layer
+        w_ih, w_hh, b_ih, b_hh, b_sum = spec[at : at + _PER_LAYER]
         wi = params[f"weight_ih_l{layer}"].T
         wh = params[f"weight_hh_l{layer}"].T
         P[w_ih : w_ih + wi.size] = wi.ravel()
@@ -66,6 +70,7 @@ def pack(params, spec, size, dtype):
             n = params[f"bias_ih_l{layer}"].size
             P[b_ih : b_ih + n] = params[f"bias_ih_l{layer}"]
             P[b_hh : b_hh + n] = params[f"bias_hh_l{layer}"]
+            P[b_sum : b_sum + n] = P[b_ih : b_ih + n] + P[b_hh : b_hh + n]
     if spec[5]:
         wo = params["head.weight"].T
         P[spec[6] : spec[6] + wo.size] = wo.ravel()
