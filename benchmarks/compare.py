@@ -22,10 +22,14 @@ import streamrnn
 
 I = 8
 TARGETS = {  # at H=64: minimum speed-up, by workload and cell
-    ("step", "gru"): 10, ("step", "lstm"): 10,
-    ("sequence", "gru"): 20, ("sequence", "lstm"): 2,
-    ("batch-2t", "gru"): 2.5, ("batch-2t", "lstm"): 2,
-    ("keyed", "gru"): 10, ("keyed", "lstm"): 10,
+    ("step", "gru"): 10,
+    ("step", "lstm"): 10,
+    ("sequence", "gru"): 20,
+    ("sequence", "lstm"): 2,
+    ("batch-2t", "gru"): 2.5,
+    ("batch-2t", "lstm"): 2,
+    ("keyed", "gru"): 10,
+    ("keyed", "lstm"): 10,
 }
 
 
@@ -68,12 +72,14 @@ def bench_step(cell, H, repeats, n_steps):
             step(x)
 
     if cell == "gru":
+
         def run_peer():
             with torch.inference_mode():
                 h = torch.zeros(1, H)
                 for x in xt:
                     h = torch_cell(x, h)
     else:
+
         def run_peer():
             with torch.inference_mode():
                 hc = (torch.zeros(1, H), torch.zeros(1, H))
@@ -165,30 +171,48 @@ def main():
     rows = []
     for H in args.hidden:
         for cell in args.cells:
-            big = H >= 256
+            few = 3 if H >= 256 else rep
             work = [
-                ("step", lambda: bench_step(cell, H, rep, 2000)),
-                ("sequence", lambda: bench_sequence(cell, H, rep)),
-                ("batch-1t", lambda: bench_batch(cell, H, 3 if big else rep, 1)),
-                ("batch-2t", lambda: bench_batch(cell, H, 3 if big else rep, 2)),
-                ("keyed", lambda: bench_keyed(cell, H, 3 if big else rep)),
+                ("step", bench_step, (cell, H, rep, 2000)),
+                ("sequence", bench_sequence, (cell, H, rep)),
+                ("batch-1t", bench_batch, (cell, H, few, 1)),
+                ("batch-2t", bench_batch, (cell, H, few, 2)),
+                ("keyed", bench_keyed, (cell, H, few)),
             ]
-            for name, fn in work:
-                ours, peer, unit = fn()
+            for name, fn, fn_args in work:
+                ours, peer, unit = fn(*fn_args)
                 ratio = peer / ours if unit.startswith("s/") else ours / peer
                 target = TARGETS.get((name, cell)) if H == 64 else None
-                row = dict(workload=name, cell=cell, hidden=H, unit=unit, streamrnn=ours,
-                           pytorch=peer, speedup=round(ratio, 2), target=target,
-                           met=None if target is None else bool(ratio >= target))
+                row = dict(
+                    workload=name,
+                    cell=cell,
+                    hidden=H,
+                    unit=unit,
+                    streamrnn=ours,
+                    pytorch=peer,
+                    speedup=round(ratio, 2),
+                    target=target,
+                    met=None if target is None else bool(ratio >= target),
+                )
                 rows.append(row)
                 mark = "" if target is None else (" ok" if ratio >= target else " MISSED")
-                print(f"{name:9s} {cell:4s} H={H:<4d} streamrnn {ours:10.4g}  pytorch "
-                      f"{peer:10.4g} {unit:15s} x{ratio:6.2f}"
-                      + ("" if target is None else f"  (target x{target}{mark})"), flush=True)
-    meta = dict(machine=platform.machine(), processor=platform.processor(),
-                cpus=os.cpu_count(), torch=torch.__version__, numba=numba.__version__,
-                numpy=np.__version__, streamrnn=streamrnn.__version__, input_size=I,
-                dtype="float32")
+                print(
+                    f"{name:9s} {cell:4s} H={H:<4d} streamrnn {ours:10.4g}  pytorch "
+                    f"{peer:10.4g} {unit:15s} x{ratio:6.2f}"
+                    + ("" if target is None else f"  (target x{target}{mark})"),
+                    flush=True,
+                )
+    meta = dict(
+        machine=platform.machine(),
+        processor=platform.processor(),
+        cpus=os.cpu_count(),
+        torch=torch.__version__,
+        numba=numba.__version__,
+        numpy=np.__version__,
+        streamrnn=streamrnn.__version__,
+        input_size=I,
+        dtype="float32",
+    )
     print(json.dumps(dict(meta=meta, results=rows), indent=1))
 
 

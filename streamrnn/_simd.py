@@ -40,16 +40,27 @@ def _fma_decl(builder, ty):
 
 
 def _is_float_vector(a):
-    return (
-        isinstance(a, types.Array)
-        and a.ndim == 1
-        and a.dtype in (types.float32, types.float64)
-    )
+    return isinstance(a, types.Array) and a.ndim == 1 and a.dtype in (types.float32, types.float64)
 
 
 @intrinsic
-def gemm(typingctx, P, w_off, V, v_off, v_stride, n_rows, n_in, width, C, c_off, c_stride,
-         OUT, o_off, o_stride):
+def gemm(
+    typingctx,
+    P,
+    w_off,
+    V,
+    v_off,
+    v_stride,
+    n_rows,
+    n_in,
+    width,
+    C,
+    c_off,
+    c_stride,
+    OUT,
+    o_off,
+    o_stride,
+):
     """``OUT[r] = C[r] + V[r] @ W`` for ``r < n_rows``, all arrays flat and contiguous.
 
     ``W`` is ``P[w_off:]`` viewed ``(n_in, width)``. Row ``r`` of ``V`` starts
@@ -67,8 +78,22 @@ def gemm(typingctx, P, w_off, V, v_off, v_stride, n_rows, n_in, width, C, c_off,
     sig = types.void(P, ip, V, ip, ip, ip, ip, ip, C, ip, ip, OUT, ip, ip)
 
     def codegen(context, builder, signature, args):
-        (P_arr, w_off, V_arr, v_off, v_stride, n_rows, n_in, width, C_arr, c_off, c_stride,
-         O_arr, o_off, o_stride) = args
+        (
+            P_arr,
+            w_off,
+            V_arr,
+            v_off,
+            v_stride,
+            n_rows,
+            n_in,
+            width,
+            C_arr,
+            c_off,
+            c_stride,
+            O_arr,
+            o_off,
+            o_stride,
+        ) = args
         P_ty, V_ty = signature.args[0], signature.args[2]
         C_ty, O_ty = signature.args[8], signature.args[11]
         fty = context.get_value_type(P_ty.dtype)
@@ -102,8 +127,7 @@ def gemm(typingctx, P, w_off, V, v_off, v_stride, n_rows, n_in, width, C, c_off,
                 for u in range(n_vec):
                     slot = cgutils.alloca_once(builder, vty)
                     col = builder.add(start, const(u * lanes))
-                    builder.store(builder.load(vec_ptr(cp, builder.add(r_c, col)), align=4),
-                                  slot)
+                    builder.store(builder.load(vec_ptr(cp, builder.add(r_c, col)), align=4), slot)
                     accs.append((slot, builder.add(r_out, col)))
             with cgutils.for_range(builder, n_in) as loop:
                 k = loop.index
@@ -114,8 +138,9 @@ def gemm(typingctx, P, w_off, V, v_off, v_stride, n_rows, n_in, width, C, c_off,
                 ]
                 for i, r_v in enumerate(rows.v):
                     x = builder.load(builder.gep(vp, [builder.add(r_v, k)]))
-                    b = builder.shuffle_vector(builder.insert_element(undef, x, lane0), undef,
-                                               splat)
+                    b = builder.shuffle_vector(
+                        builder.insert_element(undef, x, lane0), undef, splat
+                    )
                     for u in range(n_vec):
                         slot = accs[i * n_vec + u][0]
                         builder.store(builder.call(fma_v, [b, ws[u], builder.load(slot)]), slot)
@@ -131,16 +156,13 @@ def gemm(typingctx, P, w_off, V, v_off, v_stride, n_rows, n_in, width, C, c_off,
                     builder.store(builder.load(builder.gep(cp, [builder.add(r_c, j)])), acc)
                     with cgutils.for_range(builder, n_in) as inner:
                         k = inner.index
-                        w = builder.load(
-                            builder.gep(wp, [builder.add(builder.mul(k, width), j)])
-                        )
+                        w = builder.load(builder.gep(wp, [builder.add(builder.mul(k, width), j)]))
                         x = builder.load(builder.gep(vp, [builder.add(r_v, k)]))
                         builder.store(builder.call(fma_s, [x, w, builder.load(acc)]), acc)
                     builder.store(builder.load(acc), builder.gep(op, [builder.add(r_out, j)]))
 
         def rows_at(first, count):
-            rows = _Rows(builder.mul(builder.add(first, const(r)), o_stride)
-                         for r in range(count))
+            rows = _Rows(builder.mul(builder.add(first, const(r)), o_stride) for r in range(count))
             rows.v = [builder.mul(builder.add(first, const(r)), v_stride) for r in range(count)]
             rows.c = [builder.mul(builder.add(first, const(r)), c_stride) for r in range(count)]
             return rows
@@ -157,8 +179,9 @@ def gemm(typingctx, P, w_off, V, v_off, v_stride, n_rows, n_in, width, C, c_off,
 
         n_groups = builder.sdiv(n_rows, const(ROW_BLOCK))
         with cgutils.for_range(builder, n_groups) as loop:
-            all_columns(rows_at(builder.mul(loop.index, const(ROW_BLOCK)), ROW_BLOCK),
-                        _BLOCK_VECTORS_ROWS)
+            all_columns(
+                rows_at(builder.mul(loop.index, const(ROW_BLOCK)), ROW_BLOCK), _BLOCK_VECTORS_ROWS
+            )
         first = builder.mul(n_groups, const(ROW_BLOCK))
         with cgutils.for_range(builder, builder.sub(n_rows, first)) as loop:
             all_columns(rows_at(builder.add(first, loop.index), 1), _BLOCK_VECTORS_ONE)

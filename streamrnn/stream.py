@@ -161,8 +161,15 @@ class Series:
         D, I = model.state_size, model.input_size
         S = self._buf[None, :D]
         kernels.run_serial(
-            model._spec, model._P, xs, np.arange(T), np.zeros(1, np.int64),
-            np.array([T]), np.zeros(1, np.int64), S, Y,
+            model._spec,
+            model._P,
+            xs,
+            np.arange(T),
+            np.zeros(1, np.int64),
+            np.array([T]),
+            np.zeros(1, np.int64),
+            S,
+            Y,
         )
         self._buf[D : D + I] = xs[-1]
         self._y[:] = Y[-1]
