@@ -24,9 +24,10 @@ from numba.extending import intrinsic
 #: Rows of ``V`` (series) that share each load of ``W``.
 ROW_BLOCK = 4
 #: Vectors of output held in registers at once, largest first, for a block of
-#: rows and for a single row (enough independent fma chains to hide latency).
-_BLOCK_VECTORS_ROWS = (4, 1)
-_BLOCK_VECTORS_ONE = (8, 4, 1)
+#: rows and for a single row: enough independent fma chains to hide latency, and
+#: for one row, whole rows of ``W`` at the common widths so it streams in order.
+_BLOCK_VECTORS_ROWS = (4, 3, 2, 1)
+_BLOCK_VECTORS_ONE = (16, 12, 8, 6, 4, 3, 2, 1)
 
 
 def _fma_decl(builder, ty):
@@ -48,6 +49,7 @@ def gemm(
     typingctx,
     P,
     w_off,
+    ldw,
     V,
     v_off,
     v_stride,
@@ -63,7 +65,8 @@ def gemm(
 ):
     """``OUT[r] = C[r] + V[r] @ W`` for ``r < n_rows``, all arrays flat and contiguous.
 
-    ``W`` is ``P[w_off:]`` viewed ``(n_in, width)``. Row ``r`` of ``V`` starts
+    ``W`` is ``P[w_off:]`` viewed ``(n_in, ldw)``, of which the first ``width``
+    columns are used (``ldw`` pads rows to whole cache lines). Row ``r`` of ``V`` starts
     at ``V[v_off + r * v_stride]`` (``n_in`` values), of ``C`` at
     ``C[c_off + r * c_stride]`` and of ``OUT`` at ``OUT[o_off + r * o_stride]``
     (``width`` values each). A stride of 0 repeats one row (a bias); ``C`` may
@@ -75,12 +78,13 @@ def gemm(
     if len({a.dtype for a in arrays}) != 1:
         return None
     ip = types.intp
-    sig = types.void(P, ip, V, ip, ip, ip, ip, ip, C, ip, ip, OUT, ip, ip)
+    sig = types.void(P, ip, ip, V, ip, ip, ip, ip, ip, C, ip, ip, OUT, ip, ip)
 
     def codegen(context, builder, signature, args):
         (
             P_arr,
             w_off,
+            ldw,
             V_arr,
             v_off,
             v_stride,
@@ -94,8 +98,8 @@ def gemm(
             o_off,
             o_stride,
         ) = args
-        P_ty, V_ty = signature.args[0], signature.args[2]
-        C_ty, O_ty = signature.args[8], signature.args[11]
+        P_ty, V_ty = signature.args[0], signature.args[3]
+        C_ty, O_ty = signature.args[9], signature.args[12]
         fty = context.get_value_type(P_ty.dtype)
         lanes = 16 if P_ty.dtype == types.float32 else 8
         vty = ir.VectorType(fty, lanes)
@@ -131,7 +135,7 @@ def gemm(
                     accs.append((slot, builder.add(r_out, col)))
             with cgutils.for_range(builder, n_in) as loop:
                 k = loop.index
-                row_w = builder.add(builder.mul(k, width), start)
+                row_w = builder.add(builder.mul(k, ldw), start)
                 ws = [
                     builder.load(vec_ptr(wp, builder.add(row_w, const(u * lanes))), align=4)
                     for u in range(n_vec)
@@ -156,7 +160,7 @@ def gemm(
                     builder.store(builder.load(builder.gep(cp, [builder.add(r_c, j)])), acc)
                     with cgutils.for_range(builder, n_in) as inner:
                         k = inner.index
-                        w = builder.load(builder.gep(wp, [builder.add(builder.mul(k, width), j)]))
+                        w = builder.load(builder.gep(wp, [builder.add(builder.mul(k, ldw), j)]))
                         x = builder.load(builder.gep(vp, [builder.add(r_v, k)]))
                         builder.store(builder.call(fma_s, [x, w, builder.load(acc)]), acc)
                     builder.store(builder.load(acc), builder.gep(op, [builder.add(r_out, j)]))

@@ -3,8 +3,9 @@
 Arguments are packed so that calls stay cheap:
 
 ``spec`` (int64)
-    ``[kind, I, H, L, O, has_head, head_w, head_b, then (w_ih, w_hh, b_ih, b_hh,
-    b_ih + b_hh) offsets into P for each layer]``; built by :func:`streamrnn.layout.make_spec`.
+    ``[kind, I, H, L, O, has_head, head_w, head_b, ld_g, ld_o, then (w_ih, w_hh,
+    b_ih, b_hh, b_ih + b_hh) offsets into P for each layer]``; ``ld_g`` and
+    ``ld_o`` are the padded row lengths of the gate and head weights; built by :func:`streamrnn.layout.make_spec`.
 ``P``
     every parameter in one flat array of the model's dtype.
 ``S``
@@ -33,7 +34,7 @@ from . import config
 from ._simd import ROW_BLOCK, gemm
 from .cells import GRU, LSTM, gru_update, lstm_update, rnn_update
 
-_HEAD = 8  # spec entries before the per-layer offsets
+_HEAD = 10  # spec entries before the per-layer offsets
 _PER_LAYER = 5  # offsets per layer
 # Division by reciprocal and fused multiply-adds in the gate loops: both depend
 # only on a unit's position in its layer, never on the batch, so results stay
@@ -68,6 +69,7 @@ def advance_block(spec, P, Xb, Sb, n, GI, GH):
     KH = _state_width(spec)
     D = L * KH
     GW = _gate_width(spec)
+    ld = spec[8]
     for layer in range(L):
         at = _HEAD + _PER_LAYER * layer
         w_ih = spec[at]
@@ -78,13 +80,13 @@ def advance_block(spec, P, Xb, Sb, n, GI, GH):
         else:
             bias = spec[at + 4]  # g = (b_ih + b_hh) + W_ih x + W_hh h
         if layer == 0:
-            gemm(P, w_ih, Xb, 0, I, n, I, GW, P, bias, 0, GI, 0, GW)
+            gemm(P, w_ih, ld, Xb, 0, I, n, I, GW, P, bias, 0, GI, 0, GW)
         else:
-            gemm(P, w_ih, Sb, base - KH, D, n, H, GW, P, bias, 0, GI, 0, GW)
+            gemm(P, w_ih, ld, Sb, base - KH, D, n, H, GW, P, bias, 0, GI, 0, GW)
         if kind == GRU:
-            gemm(P, w_hh, Sb, base, D, n, H, GW, P, spec[at + 3], 0, GH, 0, GW)
+            gemm(P, w_hh, ld, Sb, base, D, n, H, GW, P, spec[at + 3], 0, GH, 0, GW)
         else:
-            gemm(P, w_hh, Sb, base, D, n, H, GW, GI, 0, GW, GI, 0, GW)
+            gemm(P, w_hh, ld, Sb, base, D, n, H, GW, GI, 0, GW, GI, 0, GW)
         for r in range(n):
             gi = GI[r * GW : (r + 1) * GW]
             h = Sb[r * D + base : r * D + base + H]
@@ -106,7 +108,7 @@ def readout_block(spec, P, Sb, n, Yb):
     D = L * KH
     top = (L - 1) * KH
     if spec[5]:
-        gemm(P, spec[6], Sb, top, D, n, H, O, P, spec[7], 0, Yb, 0, O)
+        gemm(P, spec[6], spec[9], Sb, top, D, n, H, O, P, spec[7], 0, Yb, 0, O)
     else:
         for r in range(n):
             for j in range(H):
@@ -114,49 +116,50 @@ def readout_block(spec, P, Sb, n, Yb):
 
 
 @njit(inline="always")
-def _run_group(spec, P, X, order, starts, lens, slots, q0, m, S, Y):
-    """Advance series ``q0 .. q0 + m - 1`` (longest first) over all their rows."""
+def _run_groups(spec, P, X, order, starts, lens, slots, S, Y, first, stride):
+    """Advance groups ``first, first + stride, ...`` of up to ``ROW_BLOCK`` series
+    (listed longest first), each over all its rows, with one set of buffers."""
     I = spec[1]
     O = spec[4]
     D = spec[3] * _state_width(spec)
     GW = _gate_width(spec)
-    Sb = np.empty(m * D, P.dtype)
-    Xb = np.empty(m * I, P.dtype)
-    Yb = np.empty(m * O, P.dtype)
-    GI = np.empty(m * GW, P.dtype)
-    GH = np.empty(m * GW, P.dtype)
-    for i in range(m):
-        Sb[i * D : (i + 1) * D] = S[slots[q0 + i]]
-    active = m
-    for t in range(lens[q0]):
-        while lens[q0 + active - 1] <= t:
-            active -= 1
-        for i in range(active):
-            Xb[i * I : (i + 1) * I] = X[order[starts[q0 + i] + t]]
-        advance_block(spec, P, Xb, Sb, active, GI, GH)
-        readout_block(spec, P, Sb, active, Yb)
-        for i in range(active):
-            Y[order[starts[q0 + i] + t]] = Yb[i * O : (i + 1) * O]
-    for i in range(m):
-        S[slots[q0 + i]] = Sb[i * D : (i + 1) * D]
+    Sb = np.empty(ROW_BLOCK * D, P.dtype)
+    Xb = np.empty(ROW_BLOCK * I, P.dtype)
+    Yb = np.empty(ROW_BLOCK * O, P.dtype)
+    GI = np.empty(ROW_BLOCK * GW, P.dtype)
+    GH = np.empty(ROW_BLOCK * GW, P.dtype)
+    n = slots.shape[0]
+    for q0 in range(first * ROW_BLOCK, n, stride * ROW_BLOCK):
+        m = min(ROW_BLOCK, n - q0)
+        for i in range(m):
+            Sb[i * D : (i + 1) * D] = S[slots[q0 + i]]
+        active = m
+        for t in range(lens[q0]):
+            while lens[q0 + active - 1] <= t:
+                active -= 1
+            for i in range(active):
+                Xb[i * I : (i + 1) * I] = X[order[starts[q0 + i] + t]]
+            advance_block(spec, P, Xb, Sb, active, GI, GH)
+            readout_block(spec, P, Sb, active, Yb)
+            for i in range(active):
+                Y[order[starts[q0 + i] + t]] = Yb[i * O : (i + 1) * O]
+        for i in range(m):
+            S[slots[q0 + i]] = Sb[i * D : (i + 1) * D]
 
 
 @njit(**_FLAGS)
 def run_serial(spec, P, X, order, starts, lens, slots, S, Y):
     """Advance every series over its rows, one group after another."""
-    n = slots.shape[0]
-    for g in range((n + ROW_BLOCK - 1) // ROW_BLOCK):
-        q0 = g * ROW_BLOCK
-        _run_group(spec, P, X, order, starts, lens, slots, q0, min(ROW_BLOCK, n - q0), S, Y)
+    _run_groups(spec, P, X, order, starts, lens, slots, S, Y, 0, 1)
 
 
 @njit(parallel=True, **_FLAGS)
-def run_parallel(spec, P, X, order, starts, lens, slots, S, Y):
-    """As :func:`run_serial`, with groups spread over threads."""
-    n = slots.shape[0]
-    for g in prange((n + ROW_BLOCK - 1) // ROW_BLOCK):
-        q0 = g * ROW_BLOCK
-        _run_group(spec, P, X, order, starts, lens, slots, q0, min(ROW_BLOCK, n - q0), S, Y)
+def run_parallel(spec, P, X, order, starts, lens, slots, S, Y, threads):
+    """As :func:`run_serial`, with groups dealt round-robin to ``threads`` workers."""
+    n_groups = (slots.shape[0] + ROW_BLOCK - 1) // ROW_BLOCK
+    workers = min(threads, n_groups)
+    for w in prange(workers):
+        _run_groups(spec, P, X, order, starts, lens, slots, S, Y, w, workers)
 
 
 @njit(**_FLAGS)

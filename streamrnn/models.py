@@ -1,5 +1,6 @@
 """Recurrent models: parameters under PyTorch's names, and batch forward passes."""
 
+import numba
 import numpy as np
 
 from . import config, kernels
@@ -64,6 +65,7 @@ class RecurrentModel:
             self.hidden_size,
             self.num_layers,
             self.output_size,
+            self.dtype,
         )
         rng = np.random.default_rng(seed)
         bound = 1.0 / np.sqrt(self.hidden_size)
@@ -132,6 +134,15 @@ class RecurrentModel:
     # -- parameters --------------------------------------------------------
     def _repack(self):
         self._P = pack(self._params, self._spec, self._size, self.dtype)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        del state["_P"]  # rebuilt, aligned, on load
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._repack()
 
     def state_dict(self):
         """Copies of the parameters, keyed by PyTorch's names."""
@@ -281,12 +292,11 @@ class RecurrentModel:
     def _run(self, X, order, starts, lens, slots, S, Y):
         """Advance series ``q`` over rows ``order[starts[q]:starts[q] + lens[q]]``
         with state ``S[slots[q]]``; series must come longest first."""
-        kernel = (
-            kernels.run_parallel
-            if slots.shape[0] >= config.PARALLEL_MIN_SERIES
-            else kernels.run_serial
-        )
-        kernel(self._spec, self._P, X, order, starts, lens, slots, S, Y)
+        threads = numba.get_num_threads()
+        if threads > 1 and slots.shape[0] >= config.PARALLEL_MIN_SERIES:
+            kernels.run_parallel(self._spec, self._P, X, order, starts, lens, slots, S, Y, threads)
+        else:
+            kernels.run_serial(self._spec, self._P, X, order, starts, lens, slots, S, Y)
 
 
 class GRU(RecurrentModel):
