@@ -121,8 +121,11 @@ def bench_batch(cell, H, repeats, n_threads, B=1024, T=256):
 
 
 def bench_keyed(cell, H, repeats, n_keys=10_000, chunk=10_000, n_chunks=4):
-    """Each chunk: every key once, in a fresh random order (a fleet reporting)."""
-    threads(1)
+    """Each chunk: every key once, in a fresh random order (a fleet reporting).
+
+    Both sides use every core (each library's default).
+    """
+    threads(os.cpu_count())
     ours, rnn = models(cell, H)
     rng = np.random.default_rng(3)
     chunks = [

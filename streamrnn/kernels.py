@@ -3,9 +3,10 @@
 Arguments are packed so that calls stay cheap:
 
 ``spec`` (int64)
-    ``[kind, I, H, L, O, has_head, head_w, head_b, ld_g, ld_o, then (w_ih, w_hh,
-    b_ih, b_hh, b_ih + b_hh) offsets into P for each layer]``; ``ld_g`` and
-    ``ld_o`` are the padded row lengths of the gate and head weights; built by :func:`streamrnn.layout.make_spec`.
+    ``[kind, I, H, L, O, has_head, head_w, head_b, ld_g, ld_o``, then for each
+    layer the offsets into P of ``w_ih, w_hh, b_ih, b_hh, b_ih + b_hh]``;
+    ``ld_g`` and ``ld_o`` are the padded row lengths of gate and head weights.
+    Built by :func:`streamrnn.layout.make_spec`.
 ``P``
     every parameter in one flat array of the model's dtype.
 ``S``
@@ -123,6 +124,8 @@ def _run_groups(spec, P, X, order, starts, lens, slots, S, Y, first, stride):
     O = spec[4]
     D = spec[3] * _state_width(spec)
     GW = _gate_width(spec)
+    has_head = spec[5]
+    top = D - _state_width(spec)  # the top layer's h
     Sb = np.empty(ROW_BLOCK * D, P.dtype)
     Xb = np.empty(ROW_BLOCK * I, P.dtype)
     Yb = np.empty(ROW_BLOCK * O, P.dtype)
@@ -132,19 +135,33 @@ def _run_groups(spec, P, X, order, starts, lens, slots, S, Y, first, stride):
     for q0 in range(first * ROW_BLOCK, n, stride * ROW_BLOCK):
         m = min(ROW_BLOCK, n - q0)
         for i in range(m):
-            Sb[i * D : (i + 1) * D] = S[slots[q0 + i]]
+            s = S[slots[q0 + i]]
+            for j in range(D):
+                Sb[i * D + j] = s[j]
         active = m
         for t in range(lens[q0]):
             while lens[q0 + active - 1] <= t:
                 active -= 1
             for i in range(active):
-                Xb[i * I : (i + 1) * I] = X[order[starts[q0 + i] + t]]
+                x = X[order[starts[q0 + i] + t]]
+                for j in range(I):
+                    Xb[i * I + j] = x[j]
             advance_block(spec, P, Xb, Sb, active, GI, GH)
-            readout_block(spec, P, Sb, active, Yb)
-            for i in range(active):
-                Y[order[starts[q0 + i] + t]] = Yb[i * O : (i + 1) * O]
+            if has_head:
+                readout_block(spec, P, Sb, active, Yb)
+                for i in range(active):
+                    y = Y[order[starts[q0 + i] + t]]
+                    for j in range(O):
+                        y[j] = Yb[i * O + j]
+            else:
+                for i in range(active):
+                    y = Y[order[starts[q0 + i] + t]]
+                    for j in range(O):
+                        y[j] = Sb[i * D + top + j]
         for i in range(m):
-            S[slots[q0 + i]] = Sb[i * D : (i + 1) * D]
+            s = S[slots[q0 + i]]
+            for j in range(D):
+                s[j] = Sb[i * D + j]
 
 
 @njit(**_FLAGS)
