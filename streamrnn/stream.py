@@ -113,8 +113,22 @@ class Series:
         self._buf = np.zeros(D + I + O + 2 * GH, model.dtype)
         self._buf[:D] = model._pack_state(state, None)[0]
         self._x_shape = (I,)
-        self._y = self._buf[D + I : D + I + O]
         self._has_input = False
+        self._bind()
+
+    def _bind(self):
+        """Views into the buffer (rebuilt after unpickling, which copies views)."""
+        D, I, O = self.model.state_size, self.model.input_size, self.model.out_features
+        self._y = self._buf[D + I : D + I + O]
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        del state["_y"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._bind()
 
     @property
     def state(self):
@@ -325,8 +339,8 @@ class Stream:
         """Set the state of ``key``, creating the key if it is new."""
         row = self.model._pack_state(state, None)[0]
         keys, kind = self._one_key(key)
-        slot = self._slots(keys, create=True)[0]
         self._key_kind = self._key_kind or kind
+        slot = self._slots(keys, create=True)[0]
         self._S[slot] = row
 
     def reset(self, key=None):
