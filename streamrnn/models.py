@@ -122,7 +122,14 @@ class RecurrentModel:
         return f"{type(self).__name__}({args})"
 
     def clone(self):
-        """A fresh model with the same arguments and seed (so the same initial weights)."""
+        """A fresh model with the same arguments and seed (so the same initial weights).
+
+        Examples
+        --------
+        >>> import streamrnn
+        >>> streamrnn.RNN(2, 3, seed=4).clone()
+        RNN(input_size=2, hidden_size=3, num_layers=1, ..., seed=4, nonlinearity='tanh')
+        """
         return type(self)(**self._config())
 
     def copy(self):
@@ -152,7 +159,21 @@ class RecurrentModel:
         """Replace every parameter. Accepts NumPy arrays or CPU tensors.
 
         Raises :class:`StateError` naming a missing, unexpected, misshapen or
-        non-finite entry; on error the model is left unchanged.
+        non-finite entry; on error the model is left unchanged. Series and
+        streams built on the model use the new weights from their next step.
+
+        Examples
+        --------
+        >>> import numpy as np, streamrnn
+        >>> a, b = streamrnn.GRU(2, 3, seed=1), streamrnn.GRU(2, 3, seed=2)
+        >>> b.load_state_dict(a.state_dict())
+        >>> x = np.ones((4, 2), np.float32)
+        >>> bool((a.forward(x)[0] == b.forward(x)[0]).all())
+        True
+        >>> b.load_state_dict({"weight_ih_l0": np.zeros((9, 2))})
+        Traceback (most recent call last):
+        ...
+        streamrnn.errors.StateError: state_dict does not fit GRU(...): missing ['weight_hh_l0', ...
         """
         shapes = self._shapes()
         names = list(state_dict)
@@ -191,7 +212,14 @@ class RecurrentModel:
     # -- state ---------------------------------------------------------------
     def zero_state(self, batch=None):
         """Zero state in PyTorch's layout: ``h`` of shape ``(L, H)``, or
-        ``(L, batch, H)``; LSTM gives the pair ``(h, c)``."""
+        ``(L, batch, H)``; LSTM gives the pair ``(h, c)``.
+
+        Examples
+        --------
+        >>> import streamrnn
+        >>> streamrnn.GRU(2, 3, num_layers=2).zero_state(batch=5).shape
+        (2, 5, 3)
+        """
         shape = (self.num_layers, self.hidden_size)
         if batch is not None:
             shape = (self.num_layers, positive_int(batch, "batch", 0), self.hidden_size)

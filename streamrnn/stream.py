@@ -146,7 +146,11 @@ class Series:
         self._has_input = False
 
     def step(self, x):
-        """Advance one step with input row ``x`` (shape ``(input_size,)``); return the output."""
+        """Advance one step with input row ``x`` (shape ``(input_size,)``); return the output.
+
+        On a non-finite input nothing changes and :class:`InputError` names
+        the column.
+        """
         model = self.model
         if type(x) is not np.ndarray or x.dtype != model.dtype or x.shape != self._x_shape:
             x = as_float_array(x, model.dtype, "x")
@@ -161,7 +165,17 @@ class Series:
         return self._y.copy()
 
     def run(self, xs):
-        """Advance over a chunk ``xs`` of shape ``(T, input_size)``; return ``(T, out)`` outputs."""
+        """Advance over a chunk ``xs`` of shape ``(T, input_size)``; return ``(T, out)`` outputs.
+
+        Examples
+        --------
+        >>> import numpy as np, streamrnn
+        >>> series = streamrnn.Series(streamrnn.LSTM(1, 4, seed=0))
+        >>> xs = np.linspace(0, 1, 10, dtype=np.float32)[:, None]
+        >>> y = np.concatenate([series.run(xs[:3]), series.run(xs[3:])])
+        >>> bool((y == streamrnn.Series(series.model).run(xs)).all())
+        True
+        """
         model = self.model
         xs = as_float_array(xs, model.dtype, "xs")
         if xs.ndim != 2:
@@ -384,6 +398,19 @@ class Stream:
 
         An empty chunk changes nothing and returns empty outputs. On error
         nothing is changed.
+
+        Examples
+        --------
+        >>> import numpy as np, streamrnn
+        >>> stream = streamrnn.Stream(streamrnn.GRU(2, 4, output_size=1, seed=0))
+        >>> keys = np.array([10, 20, 10, 30])
+        >>> times = np.array(["2024-01-01T00", "2024-01-01T00", "2024-01-01T01",
+        ...                   "2024-01-01T00"], dtype="datetime64[h]")
+        >>> stream.update(keys, times, np.ones((4, 2))).shape
+        (4, 1)
+        >>> last_keys, y = stream.update([20, 20], None, np.zeros((2, 2)), outputs="last")
+        >>> last_keys, y.shape
+        ([20], (1, 1))
         """
         if outputs not in ("all", "last"):
             raise ConfigError(f"outputs must be 'all' or 'last', got {outputs!r}")
@@ -483,6 +510,16 @@ class Stream:
         fed back into the inputs they stand for (``feedback``); other inputs come
         from ``future[q, k - 1]`` when given (shape
         ``(len(keys), horizon - 1, input_size)``) or are held at their last value.
+
+        Examples
+        --------
+        >>> import numpy as np, streamrnn
+        >>> model = streamrnn.GRU(3, 8, output_size=1, seed=0)
+        >>> stream = streamrnn.Stream(model, feedback={0: 0})   # output 0 is input 0
+        >>> _ = stream.update(["a", "b"], None, np.ones((2, 3)))
+        >>> known = np.zeros((2, 5, 3))          # inputs 1 and 2 over the next 5 steps
+        >>> stream.forecast(["a", "b"], horizon=6, future=known).shape
+        (2, 6, 1)
         """
         arr, kind = as_keys(keys, len(keys))
         self._check_key_kind(kind)
