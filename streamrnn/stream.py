@@ -1,5 +1,7 @@
 """Streaming state: one series (:class:`Series`) or many keyed series (:class:`Stream`)."""
 
+import operator
+
 import numpy as np
 import pandas as pd
 
@@ -32,7 +34,7 @@ def _feedback_pairs(model, feedback):
     out = []
     for pair in pairs:
         try:
-            o, i = (int(v) for v in pair)
+            o, i = (operator.index(v) for v in pair)
         except (TypeError, ValueError):
             raise ConfigError(
                 f"feedback must map output index -> input index, got entry {pair!r}"
@@ -71,8 +73,9 @@ def _forecast(model, S, Xlast, has_input, fb, horizon, future, labels):
                 "the inputs of the horizon - 1 steps after the next one"
             )
         known = np.ones(I, bool)
-        known[fb[:, 1]] = False
-        check_finite(future[:, :, known].reshape(-1, int(known.sum())), "future")
+        known[fb[:, 1]] = False  # fed-back inputs may hold anything, NaN included
+        if known.any():
+            check_finite(future[:, :, known].reshape(-1, int(known.sum())), "future")
     Y = np.empty((n, horizon, model.out_features), model.dtype)
     kernels.forecast(model._spec, model._P, S, Xlast, fb, future, Y)
     return Y

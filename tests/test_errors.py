@@ -260,3 +260,18 @@ def test_any_non_finite_input_is_refused_everywhere(x):
                 call()
     if not finite:
         assert len(stream) == 0 and not series.state.any()
+
+
+def test_feedback_must_be_integer_pairs(model):
+    with pytest.raises(ConfigError, match="feedback must map output index -> input index"):
+        streamrnn.Stream(model, feedback={0.5: 1})
+    with pytest.raises(ConfigError, match="same input"):
+        streamrnn.Stream(model, feedback=[(0, 1), (1, 1)])
+
+
+def test_forecast_with_every_input_fed_back_ignores_future_values():
+    model = streamrnn.GRU(2, 3, output_size=2, seed=0)
+    series = streamrnn.Series(model)  # outputs feed inputs 0 and 1
+    series.step(np.ones(2, np.float32))
+    fc = series.forecast(3, future=np.full((2, 2), np.nan))
+    assert np.array_equal(fc, series.forecast(3))
