@@ -32,7 +32,8 @@ import numpy as np
 from numba import njit, prange
 
 from . import config
-from ._simd import ROW_BLOCK, gemm
+from ._simd import ROW_BLOCK
+from ._simd import gemm as _gemm_inline
 from .cells import GRU, LSTM, gru_update, lstm_update, rnn_update
 
 _HEAD = 10  # spec entries before the per-layer offsets
@@ -41,6 +42,35 @@ _PER_LAYER = 5  # offsets per layer
 # only on a unit's position in its layer, never on the batch, so results stay
 # independent of chunking. The matrix products fix their own rounding (_simd).
 _FLAGS = dict(cache=config.CACHE, error_model="numpy", fastmath={"arcp", "contract"})
+
+
+@njit(**_FLAGS)
+def gemm(
+    P, w_off, ldw, V, v_off, v_stride, n_rows, n_in, width, C, c_off, c_stride, OUT, o_off, o_stride
+):
+    """:func:`streamrnn._simd.gemm`, compiled once and called from every site.
+
+    Inlining the intrinsic at each of the kernels' call sites multiplies its
+    unrolled loops; one shared copy keeps the hot code small (measured faster)
+    and compiling quicker, for the cost of a call.
+    """
+    _gemm_inline(
+        P,
+        w_off,
+        ldw,
+        V,
+        v_off,
+        v_stride,
+        n_rows,
+        n_in,
+        width,
+        C,
+        c_off,
+        c_stride,
+        OUT,
+        o_off,
+        o_stride,
+    )
 
 
 @njit(inline="always")
