@@ -37,4 +37,4 @@ compare: $(VENV)/.dev
 	$(BIN)/python benchmarks/compare.py
 
 clean:
-	rm -rf $(VENV) .asv build *.egg-info
+	rm -rf $(VENV) .asv build *.egg-info streamrnn/__pycache__ feeds/__pycache__

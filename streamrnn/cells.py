@@ -35,6 +35,7 @@ Cell kinds (the integer that selects a cell inside the loop kernels):
 
 from numba import njit
 
+from . import config
 from ._activations import sigmoid, tanh
 
 RNN_TANH = 0
@@ -51,7 +52,7 @@ CELLS = {
 }
 
 
-@njit(inline="always")
+@njit(**config.JIT_FLAGS)
 def rnn_update(kind, g, h, H):
     """Elman: ``h = tanh(g)`` or ``relu(g)``."""
     if kind == RNN_TANH:
@@ -63,7 +64,7 @@ def rnn_update(kind, g, h, H):
             h[j] = max(v, v - v)  # v - v is a zero of v's type
 
 
-@njit(inline="always")
+@njit(**config.JIT_FLAGS)
 def gru_update(gi, gh, h, H):
     """GRU: ``b_hn`` stays inside the reset product, as in PyTorch."""
     for j in range(H):
@@ -73,7 +74,7 @@ def gru_update(gi, gh, h, H):
         h[j] = n + z * (h[j] - n)  # = (1 - z) * n + z * h, rounded as PyTorch does
 
 
-@njit(inline="always")
+@njit(**config.JIT_FLAGS)
 def lstm_update(g, h, c, H):
     """LSTM: ``c = f c + i g``, ``h = o tanh(c)``."""
     for j in range(H):

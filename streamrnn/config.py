@@ -6,3 +6,12 @@ PARALLEL_MIN_SERIES = 8
 
 #: Compiled kernels are cached on disk next to the package when it is writable.
 CACHE = True
+
+#: Fast-math flags of the gate loops: division by reciprocal and fused
+#: multiply-adds. Both depend only on a unit's position in its layer, never on
+#: the batch, so results stay independent of chunking. The matrix products fix
+#: their own rounding (see streamrnn._simd).
+FASTMATH = {"arcp", "contract"}
+
+#: Compile flags shared by every kernel and helper.
+JIT_FLAGS = dict(cache=CACHE, error_model="numpy", fastmath=FASTMATH)

@@ -26,6 +26,10 @@ series lands in (see :mod:`streamrnn._simd`), so results do not depend on
 grouping, chunking, thread count or schedule.
 
 Kernels trust their arguments: the public layer validates them first.
+
+Compiled kernels are cached on disk (``config.CACHE``); Numba keys the cache
+to this file's timestamp, so after editing ``cells.py``, ``_simd.py`` or
+``_activations.py`` alone, clear it (``make clean``).
 """
 
 import numpy as np
@@ -38,10 +42,7 @@ from .cells import GRU, LSTM, gru_update, lstm_update, rnn_update
 
 _HEAD = 10  # spec entries before the per-layer offsets
 _PER_LAYER = 5  # offsets per layer
-# Division by reciprocal and fused multiply-adds in the gate loops: both depend
-# only on a unit's position in its layer, never on the batch, so results stay
-# independent of chunking. The matrix products fix their own rounding (_simd).
-_FLAGS = dict(cache=config.CACHE, error_model="numpy", fastmath={"arcp", "contract"})
+_FLAGS = config.JIT_FLAGS
 
 
 @njit(**_FLAGS)
