@@ -439,20 +439,30 @@ class Stream:
                 )
         check_finite(x, "x")
 
-        codes, uniques = pd.factorize(keys)
-        uniques = np.asarray(uniques, dtype=keys.dtype)
-        order = np.argsort(codes, kind="stable")
-        counts = np.bincount(codes, minlength=len(uniques))
-        seg = np.zeros(len(uniques) + 1, np.int64)
-        np.cumsum(counts, out=seg[1:])
+        # rows -> state slots; new keys get the slots they will be given on commit
+        slot_rows = self._index.get_indexer(keys) if self._n else np.full(N, -1)
+        slot_rows = slot_rows.astype(np.int64)
+        new_rows = slot_rows < 0
+        new_keys = None
+        if new_rows.any():
+            new_codes, new_keys = pd.factorize(keys[new_rows])
+            new_keys = np.asarray(new_keys, dtype=keys.dtype)
+            slot_rows[new_rows] = self._n + new_codes
+        # group rows by slot, each series' rows in arrival order
+        order = np.argsort(slot_rows, kind="stable")
+        sorted_slots = slot_rows[order]
+        seg = np.append(np.flatnonzero(np.r_[True, sorted_slots[1:] != sorted_slots[:-1]]), N)
+        counts = np.diff(seg)
+        slots = sorted_slots[seg[:-1]]
+        first_rows = order[seg[:-1]]
         last_rows = order[seg[1:] - 1]
-        known = self._index.get_indexer(uniques) if self._n else np.full(len(uniques), -1)
         if times is not None:
-            self._check_times(uniques, known, times, time_kind, order, seg)
+            self._check_times(keys, slots, times, time_kind, order, seg)
 
         # everything is valid: commit
         self._key_kind = self._key_kind or kind
-        slots = self._slots(uniques, create=True)
+        if new_keys is not None:
+            self._add_keys(new_keys)
         Y = np.empty((N, model.out_features), model.dtype)
         longest = np.argsort(-counts, kind="stable")
         model._run(x, order, seg[:-1][longest], counts[longest], slots[longest], self._S, Y)
@@ -466,9 +476,16 @@ class Stream:
             self._has_time[slots] = True
         if outputs == "all":
             return Y
-        return uniques.tolist(), Y[last_rows]
+        appearance = np.argsort(first_rows, kind="stable")
+        return keys[first_rows[appearance]].tolist(), Y[last_rows[appearance]]
 
-    def _check_times(self, uniques, known, times, time_kind, order, seg):
+    def _check_times(self, keys, slots, times, time_kind, order, seg):
+        """Times must rise within each key's rows and past its previous time.
+
+        ``slots`` are the keys' slots in segment order; slots from ``self._n``
+        on belong to keys this chunk creates.
+        """
+
         def fmt(value):
             if time_kind.startswith("datetime"):
                 return np.datetime_as_string(np.datetime64(int(value), "ns"))
@@ -481,24 +498,23 @@ class Stream:
         if bad.size:
             pos = int(bad[0])
             row, prev_row = int(order[pos]), int(order[pos - 1])
-            key = _label(uniques[np.searchsorted(seg, pos, side="right") - 1])
             raise TimeOrderError(
-                f"key {key!r}: time {fmt(times[row])} at row {row} is not after time "
-                f"{fmt(times[prev_row])} at row {prev_row}; times must strictly increase "
+                f"key {_label(keys[row])!r}: time {fmt(times[row])} at row {row} is not after "
+                f"time {fmt(times[prev_row])} at row {prev_row}; times must strictly increase "
                 "within a key"
             )
-        has = known >= 0
-        if has.any():
-            slots = known[has]
-            first = order[seg[:-1][has]]
-            seen = self._has_time[slots]
-            late = seen & (times[first] <= self._tlast[slots])
+        known = slots < self._n
+        if known.any():
+            old = slots[known]
+            first = order[seg[:-1][known]]
+            late = self._has_time[old] & (times[first] <= self._tlast[old])
             if late.any():
                 q = int(np.flatnonzero(late)[0])
+                row = int(first[q])
                 raise TimeOrderError(
-                    f"key {_label(uniques[has][q])!r}: time {fmt(times[first[q]])} at row "
-                    f"{first[q]} is not after its previous time {fmt(self._tlast[slots[q]])}; "
-                    "times must strictly increase within a key"
+                    f"key {_label(keys[row])!r}: time {fmt(times[row])} at row {row} is not "
+                    f"after its previous time {fmt(self._tlast[old[q]])}; times must strictly "
+                    "increase within a key"
                 )
 
     def output(self, keys):
