@@ -44,8 +44,8 @@ def main(argv=None):
         f"chunks of {args.chunk:,} rows"
     )
 
-    stream.update(keys[:1], times[:1], x[:1])  # compile before timing
-    stream = streamrnn.Stream(model)
+    warm = streamrnn.Stream(model)  # compile the kernels before timing
+    warm.update(keys[: args.chunk], times[: args.chunk], x[: args.chunk])
     start = time.perf_counter()
     first = None
     for a in range(0, len(keys), args.chunk):
