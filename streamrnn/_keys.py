@@ -19,6 +19,10 @@ def as_keys(keys, n_rows):
         raise InputError(f"keys has {arr.shape[0]} entries but x has {n_rows} rows")
     kind = arr.dtype.kind
     if kind in "iu":
+        if arr.dtype == np.uint64 and arr.size and arr.max() > np.iinfo(np.int64).max:
+            raise KeyTypeError(
+                f"keys must fit in int64; got {arr.max()} (use strings for larger ids)"
+            )
         return arr.astype(np.int64, copy=False), "int"
     if kind == "U":
         return arr.astype(object), "str"
@@ -27,7 +31,10 @@ def as_keys(keys, n_rows):
         if inferred == "string":
             return arr, "str"
         if inferred == "integer":
-            return arr.astype(np.int64), "int"
+            try:
+                return arr.astype(np.int64), "int"
+            except OverflowError:
+                raise KeyTypeError("keys must fit in int64 (use strings for larger ids)") from None
         if inferred == "empty":
             return arr, None
     raise KeyTypeError(f"keys must be all integers or all strings, got {_describe(arr)}")
@@ -60,19 +67,30 @@ def as_times(times, n_rows):
     ):
         dtype = times.dtype
         if isinstance(dtype, pd.DatetimeTZDtype):
-            values = pd.DatetimeIndex(times).tz_convert("UTC").as_unit("ns").asi8
-            return _checked(values, n_rows), "datetime-tz"
+            index = pd.DatetimeIndex(times)
+            _checked(index, n_rows)
+            if index.isna().any():
+                row = int(np.flatnonzero(index.isna())[0])
+                raise InputError(f"times has NaT at row {row}; every row needs a time")
+            return index.tz_convert("UTC").as_unit("ns").asi8, "datetime-tz"
         times = np.asarray(times)
     arr = np.asarray(times)
     if arr.ndim != 1:
-        raise InputError(f"times must be one-dimensional, got shape {arr.shape}")
+        raise InputError(f"times must be a one-dimensional sequence, got {times!r:.80}")
     _checked(arr, n_rows)
     kind = arr.dtype.kind
     if kind == "M":
         if np.isnat(arr).any():
             row = int(np.flatnonzero(np.isnat(arr))[0])
             raise InputError(f"times has NaT at row {row}; every row needs a time")
-        return arr.astype("datetime64[ns]").view(np.int64), "datetime"
+        ns = arr.astype("datetime64[ns]")
+        if arr.dtype != ns.dtype and not (ns.astype(arr.dtype) == arr).all():
+            row = int(np.flatnonzero(ns.astype(arr.dtype) != arr)[0])
+            raise InputError(
+                f"times has {arr[row]} at row {row}, outside what nanoseconds since 1970 "
+                "can hold (years 1678 to 2262)"
+            )
+        return ns.view(np.int64), "datetime"
     if kind in "iu":
         return arr.astype(np.int64, copy=False), "int"
     if kind == "f":
@@ -81,8 +99,14 @@ def as_times(times, n_rows):
             row = int(np.flatnonzero(bad)[0])
             raise InputError(f"times has {arr[row]} at row {row}; times must be finite")
         return arr.astype(np.float64, copy=False), "float"
-    if kind == "O" and n_rows and all(isinstance(t, pd.Timestamp) for t in arr[:1]):
-        return as_times(pd.DatetimeIndex(arr), n_rows)
+    if kind == "O" and n_rows and isinstance(arr[0], (pd.Timestamp, np.datetime64)):
+        try:
+            index = pd.DatetimeIndex(arr)
+        except (TypeError, ValueError) as exc:  # mixed zones, unparseable entries
+            raise InputError(
+                f"times must all be timestamps in one time zone (or all naive): {exc}"
+            ) from None
+        return as_times(index, n_rows)
     raise InputError(f"times must be integers, floats or datetimes, got dtype {arr.dtype}")
 
 

@@ -41,7 +41,13 @@ def _fma_decl(builder, ty):
 
 
 def _is_float_vector(a):
-    return isinstance(a, types.Array) and a.ndim == 1 and a.dtype in (types.float32, types.float64)
+    """A 1-D contiguous float32 or float64 array: the loops assume unit stride."""
+    return (
+        isinstance(a, types.Array)
+        and a.ndim == 1
+        and a.layout == "C"
+        and a.dtype in (types.float32, types.float64)
+    )
 
 
 @intrinsic

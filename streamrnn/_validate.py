@@ -36,22 +36,23 @@ def as_float_array(x, dtype, name):
         raise InputError(
             f"{name} must hold real numbers (float or integer dtype), got dtype {arr.dtype}"
         )
-    return np.ascontiguousarray(arr, dtype=dtype)
+    with np.errstate(over="ignore"):  # values that overflow become inf: refused by check_finite
+        return np.ascontiguousarray(arr, dtype=dtype)
 
 
-def check_finite(x, name, row_label="row"):
-    """Raise :class:`InputError` naming the first non-finite entry of ``x``."""
+def check_finite(x, name, labels=None):
+    """Raise :class:`InputError` naming the first non-finite entry of ``x``.
+
+    ``labels`` names the axes (default: "row" and "column" for 2-D arrays).
+    """
     ok = np.isfinite(x)
     if ok.all():
         return
-    where = np.argwhere(~ok)[0]
-    pos = ", ".join(str(int(i)) for i in where)
-    value = x[tuple(where)]
-    if x.ndim == 2:
-        detail = f"{row_label} {where[0]}, column {where[1]}"
-    else:
-        detail = f"index ({pos})"
+    where = tuple(int(i) for i in np.argwhere(~ok)[0])
+    if labels is None:
+        labels = ("row", "column") if x.ndim == 2 else ("index",) * x.ndim
+    detail = ", ".join(f"{label} {i}" for label, i in zip(labels, where))
     raise InputError(
-        f"{name} has a non-finite value {value} at {detail}; "
+        f"{name} has a non-finite value {x[where]} at {detail}; "
         "inputs must be finite (fill or drop missing values first)"
     )

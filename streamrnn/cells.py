@@ -61,7 +61,7 @@ def rnn_update(kind, g, h, H):
     else:
         for j in range(H):
             v = g[j]
-            h[j] = max(v, v - v)  # v - v is a zero of v's type
+            h[j] = v if v > 0.0 else 0.0
 
 
 @njit(**config.JIT_FLAGS)

@@ -67,7 +67,10 @@ class RecurrentModel:
             self.output_size,
             self.dtype,
         )
-        rng = np.random.default_rng(seed)
+        try:
+            rng = np.random.default_rng(seed)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"seed must be an integer or None, got {seed!r}") from exc
         bound = 1.0 / np.sqrt(self.hidden_size)
         self._params = {
             name: rng.uniform(-bound, bound, size=shape).astype(self.dtype)
@@ -194,9 +197,14 @@ class RecurrentModel:
                 raise StateError(f"{name} must hold real numbers, got dtype {arr.dtype}")
             if arr.shape != shape:
                 raise StateError(f"{name} has shape {arr.shape}, expected {shape}")
+            with np.errstate(over="ignore"):  # an overflow is reported just below
+                arr = np.array(arr, dtype=self.dtype, copy=True)
             if not np.isfinite(arr).all():
-                raise StateError(f"{name} has non-finite values; parameters must be finite")
-            new[name] = np.array(arr, dtype=self.dtype, copy=True)
+                raise StateError(
+                    f"{name} has non-finite values (in {self.dtype.name}); "
+                    "parameters must be finite"
+                )
+            new[name] = arr
         self._params = new
         self._repack()
 
@@ -243,8 +251,10 @@ class RecurrentModel:
                 raise StateError(f"state {name} must hold real numbers, got {arr.dtype}")
             if arr.shape != want:
                 raise StateError(f"state {name} has shape {arr.shape}, expected {want}")
+            with np.errstate(over="ignore"):  # an overflow is reported just below
+                arr = arr.astype(self.dtype)
             if not np.isfinite(arr).all():
-                raise StateError(f"state {name} has non-finite values")
+                raise StateError(f"state {name} has non-finite values (in {self.dtype.name})")
             arr = arr.reshape(L, -1, H)
             for layer in range(L):
                 base = layer * K * H + i * H
@@ -302,7 +312,7 @@ class RecurrentModel:
                 f"x must have shape (T, input_size) or (T, batch, input_size), got {x.shape}"
             )
         self._check_rows(x)
-        check_finite(x.reshape(-1, self.input_size), "x")
+        check_finite(x, "x", ("time step", "series", "column") if x.ndim == 3 else None)
         batched = x.ndim == 3
         T = x.shape[0]
         B = x.shape[1] if batched else 1
@@ -312,7 +322,7 @@ class RecurrentModel:
         if T > 0:
             order = np.arange(T * B).reshape(T, B).T.ravel()
             self._run(X, order, np.arange(B) * T, np.full(B, T), np.arange(B), S, Y)
-        y = Y.reshape((T, B, -1) if batched else (T, -1))
+        y = Y.reshape((T, B, self.out_features) if batched else (T, self.out_features))
         return y, self._unpack_state(S, batched)
 
     __call__ = forward

@@ -72,10 +72,9 @@ def _forecast(model, S, Xlast, has_input, fb, horizon, future, labels):
                 f"future has shape {future.shape}, expected {want}: for each series, "
                 "the inputs of the horizon - 1 steps after the next one"
             )
-        known = np.ones(I, bool)
-        known[fb[:, 1]] = False  # fed-back inputs may hold anything, NaN included
-        if known.any():
-            check_finite(future[:, :, known].reshape(-1, int(known.sum())), "future")
+        checked = future.copy()
+        checked[:, :, fb[:, 1]] = 0  # fed-back inputs may hold anything, NaN included
+        check_finite(checked, "future", ("series", "step", "column"))
     Y = np.empty((n, horizon, model.out_features), model.dtype)
     kernels.forecast(model._spec, model._P, S, Xlast, fb, future, Y)
     return Y
@@ -155,8 +154,16 @@ class Series:
         the column.
         """
         model = self.model
-        if type(x) is not np.ndarray or x.dtype != model.dtype or x.shape != self._x_shape:
+        flags = getattr(x, "flags", None)
+        if (
+            type(x) is not np.ndarray
+            or x.dtype != model.dtype
+            or x.shape != self._x_shape
+            or not (flags.c_contiguous and flags.writeable)  # else a new compile
+        ):
             x = as_float_array(x, model.dtype, "x")
+            if not x.flags.writeable:
+                x = x.copy()
             if x.shape != self._x_shape:
                 raise InputError(f"x must have shape {self._x_shape} for one step, got {x.shape}")
         bad = kernels.step_one(model._spec, model._P, x, self._buf)
@@ -425,8 +432,8 @@ class Stream:
         N = x.shape[0]
         keys, kind = as_keys(keys, N)
         if N == 0:
-            if times is not None and len(times) != 0:
-                raise InputError(f"times has {len(times)} entries but x has 0 rows")
+            if times is not None and np.size(times) != 0:
+                raise InputError(f"times has {np.size(times)} entries but x has 0 rows")
             empty = np.empty((0, model.out_features), model.dtype)
             return empty if outputs == "all" else ([], empty)
         self._check_key_kind(kind)
@@ -437,7 +444,14 @@ class Stream:
                     f"times are {time_kind} but earlier chunks had {self._time_kind} times; "
                     "use one kind of time for the whole stream"
                 )
-        check_finite(x, "x")
+        bad = ~np.isfinite(x)
+        if bad.any():
+            row, col = (int(i) for i in np.argwhere(bad)[0])
+            raise InputError(
+                f"x has a non-finite value {x[row, col]} at row {row}, column {col} "
+                f"(key {_label(keys[row])!r}); inputs must be finite (fill or drop missing "
+                "values first)"
+            )
 
         # rows -> state slots; new keys get the slots they will be given on commit
         slot_rows = self._index.get_indexer(keys) if self._n else np.full(N, -1)
@@ -494,7 +508,7 @@ class Stream:
         t = times[order]
         starts = np.zeros(len(t), bool)
         starts[seg[:-1]] = True
-        bad = np.flatnonzero((np.diff(t) <= 0) & ~starts[1:]) + 1
+        bad = np.flatnonzero((t[1:] <= t[:-1]) & ~starts[1:]) + 1  # no subtraction: no overflow
         if bad.size:
             pos = int(bad[0])
             row, prev_row = int(order[pos]), int(order[pos - 1])
@@ -540,6 +554,8 @@ class Stream:
         >>> stream.forecast(["a", "b"], horizon=6, future=known).shape
         (2, 6, 1)
         """
+        if np.ndim(keys) != 1:
+            raise InputError(f"keys must be a sequence of keys, got {keys!r}")
         arr, kind = as_keys(keys, len(keys))
         self._check_key_kind(kind)
         slots = self._slots(arr)

@@ -275,3 +275,121 @@ def test_forecast_with_every_input_fed_back_ignores_future_values():
     series.step(np.ones(2, np.float32))
     fc = series.forecast(3, future=np.full((2, 2), np.nan))
     assert np.array_equal(fc, series.forecast(3))
+
+
+def test_relu_saturates_like_torch_instead_of_turning_nan():
+    import torch
+
+    model = streamrnn.RNN(8, 6, nonlinearity="relu", seed=0)
+    x = np.full((3, 8), 3e38, np.float32)
+    x[:, ::2] *= -1
+    y, _ = model.forward(x)
+    rnn, _ = model.to_torch()
+    with torch.no_grad():
+        ref = rnn(torch.from_numpy(x))[0].numpy()
+    assert not np.isnan(y).any() and not (y < 0).any()
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_values_that_overflow_the_model_dtype_are_refused():
+    model = streamrnn.GRU(2, 4, seed=0)  # float32
+    stream = streamrnn.Stream(model)
+    with pytest.raises(StateError, match=r"state h has non-finite values \(in float32\)"):
+        stream.set_state("a", np.full((1, 4), 1e300))
+    assert len(stream) == 0
+    with pytest.raises(StateError, match="non-finite"):
+        streamrnn.Series(model, state=np.full((1, 4), 1e300))
+    bad = dict(model.state_dict(), weight_hh_l0=np.full((12, 4), 1e300))
+    with pytest.raises(StateError, match=r"weight_hh_l0 has non-finite values \(in float32\)"):
+        model.load_state_dict(bad)
+    with pytest.raises(InputError, match="non-finite value inf at row 0, column 1"):
+        model.forward(np.array([[0.0, 1e300]]))
+
+
+@pytest.mark.parametrize(
+    "times",
+    [
+        np.array(["2200-01-01", "1700-01-01"], "datetime64[ns]"),
+        np.array([2**63 - 1, -(2**63) + 1], np.int64),
+    ],
+)
+def test_times_far_apart_going_backwards_are_caught(times):
+    stream = streamrnn.Stream(streamrnn.GRU(1, 2))
+    with pytest.raises(TimeOrderError, match="key 1"):
+        stream.update([1, 1], times, np.zeros((2, 1)))
+
+
+def test_times_outside_the_nanosecond_range_are_refused():
+    stream = streamrnn.Stream(streamrnn.GRU(1, 2))
+    times = np.array(["2024-01-01", "3000-01-01"], "datetime64[D]")
+    with pytest.raises(InputError, match="3000-01-01 at row 1, outside"):
+        stream.update([1, 2], times, np.zeros((2, 1)))
+
+
+def test_time_zone_aware_nat_is_refused():
+    import pandas as pd
+
+    stream = streamrnn.Stream(streamrnn.GRU(1, 2))
+    times = pd.Series(pd.to_datetime(["2024-01-01", None]).tz_localize("UTC"))
+    with pytest.raises(InputError, match="times has NaT at row 1"):
+        stream.update(["a", "b"], times, np.zeros((2, 1)))
+    assert len(stream) == 0
+
+
+def test_mixed_or_unparseable_timestamps_are_refused():
+    import pandas as pd
+
+    stream = streamrnn.Stream(streamrnn.GRU(1, 2))
+    for times in (
+        [pd.Timestamp("2024-01-01"), "garbage"],
+        [pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2024-01-01", tz="Asia/Tokyo")],
+    ):
+        arr = np.empty(2, object)
+        arr[:] = times
+        with pytest.raises(InputError, match="times must all be timestamps"):
+            stream.update(["a", "b"], arr, np.zeros((2, 1)))
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (0, 2, 3), (4, 0, 3)])
+def test_forward_on_empty_input_returns_empty_output(model, shape):
+    y, state = model.forward(np.zeros(shape))
+    assert y.shape == (*shape[:-1], 2)
+    assert state.shape == ((1, 4) if len(shape) == 2 else (1, shape[1], 4))
+    assert not state.any()
+
+
+def test_wrong_kinds_of_argument_get_typed_errors(model):
+    stream = streamrnn.Stream(model)
+    stream.update([5], None, np.zeros((1, 3)))
+    with pytest.raises(InputError, match="keys must be a sequence"):
+        stream.forecast(5, 2)
+    with pytest.raises(InputError, match="times has 1 entries but x has 0 rows"):
+        stream.update([], 5, np.zeros((0, 3)))
+    with pytest.raises(ConfigError, match="seed must be an integer or None"):
+        streamrnn.GRU(2, 2, seed="x")
+    with pytest.raises(KeyTypeError, match="keys must fit in int64"):
+        stream.update(np.array([2**64 - 1], np.uint64), None, np.zeros((1, 3)))
+    with pytest.raises(KeyTypeError, match="keys must fit in int64"):
+        stream.update([2**70], None, np.zeros((1, 3)))
+
+
+def test_non_finite_row_names_its_key(model):
+    stream = streamrnn.Stream(model)
+    x = np.ones((3, 3))
+    x[2, 0] = np.nan
+    with pytest.raises(InputError, match=r"at row 2, column 0 \(key 'pump-7'\)"):
+        stream.update(["pump-1", "pump-2", "pump-7"], None, x)
+    with pytest.raises(InputError, match="at time step 1, series 0, column 2"):
+        x3 = np.ones((2, 2, 3))
+        x3[1, 0, 2] = np.inf
+        model.forward(x3)
+
+
+def test_read_only_rows_step_without_recompiling(model):
+    series = streamrnn.Series(model)
+    x = np.ones(3, np.float32)
+    x.flags.writeable = False
+    before = len(streamrnn.kernels.step_one.signatures)
+    series.step(x)
+    series.step(np.ones(6, np.float32)[::2])
+    assert len(streamrnn.kernels.step_one.signatures) <= max(before, 1)
