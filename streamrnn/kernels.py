@@ -211,6 +211,40 @@ def run_parallel(spec, P, X, order, starts, lens, slots, S, Y, threads):
 
 
 @njit(**_FLAGS)
+def group_rows(slot_rows, seg_of):
+    """Group rows by slot in one pass: ``(order, seg, slots)``.
+
+    Series ``q`` (in order of first appearance) owns rows
+    ``order[seg[q]:seg[q + 1]]``, in arrival order, and state row ``slots[q]``.
+    ``seg_of`` is scratch covering every slot, all -1 on entry and on return.
+    """
+    N = slot_rows.shape[0]
+    slots = np.empty(N, np.int64)
+    counts = np.zeros(N, np.int64)
+    n_seg = 0
+    for r in range(N):
+        s = slot_rows[r]
+        if seg_of[s] < 0:
+            seg_of[s] = n_seg
+            slots[n_seg] = s
+            n_seg += 1
+        counts[seg_of[s]] += 1
+    seg = np.empty(n_seg + 1, np.int64)
+    seg[0] = 0
+    for q in range(n_seg):
+        seg[q + 1] = seg[q] + counts[q]
+    fill = seg[:n_seg].copy()
+    order = np.empty(N, np.int64)
+    for r in range(N):
+        q = seg_of[slot_rows[r]]
+        order[fill[q]] = r
+        fill[q] += 1
+    for q in range(n_seg):
+        seg_of[slots[q]] = -1
+    return order, seg, slots[:n_seg].copy()
+
+
+@njit(**_FLAGS)
 def step_one(spec, P, x, buf):
     """One step of one series.
 

@@ -274,6 +274,7 @@ class Stream:
         self._key_kind = None
         self._time_kind = None
         self._index = pd.Index([])
+        self._seg_of = np.full(0, -1, np.int64)  # scratch for kernels.group_rows
         self._allocate(0)
 
     # -- storage ---------------------------------------------------------------
@@ -463,12 +464,11 @@ class Stream:
             new_keys = np.asarray(new_keys, dtype=keys.dtype)
             slot_rows[new_rows] = self._n + new_codes
         # group rows by slot, each series' rows in arrival order
-        order = np.argsort(slot_rows, kind="stable")
-        sorted_slots = slot_rows[order]
-        seg = np.append(np.flatnonzero(np.r_[True, sorted_slots[1:] != sorted_slots[:-1]]), N)
+        need = self._n + (0 if new_keys is None else len(new_keys))
+        if self._seg_of.shape[0] < need:
+            self._seg_of = np.full(max(need, 2 * self._seg_of.shape[0]), -1, np.int64)
+        order, seg, slots = kernels.group_rows(slot_rows, self._seg_of)
         counts = np.diff(seg)
-        slots = sorted_slots[seg[:-1]]
-        first_rows = order[seg[:-1]]
         last_rows = order[seg[1:] - 1]
         if times is not None:
             self._check_times(keys, slots, times, time_kind, order, seg)
@@ -478,8 +478,11 @@ class Stream:
         if new_keys is not None:
             self._add_keys(new_keys)
         Y = np.empty((N, model.out_features), model.dtype)
-        longest = np.argsort(-counts, kind="stable")
-        model._run(x, order, seg[:-1][longest], counts[longest], slots[longest], self._S, Y)
+        if counts.min() == counts.max():  # e.g. one row per key: already longest first
+            model._run(x, order, seg[:-1], counts, slots, self._S, Y)
+        else:
+            longest = np.argsort(-counts, kind="stable")
+            model._run(x, order, seg[:-1][longest], counts[longest], slots[longest], self._S, Y)
         self._xlast[slots] = x[last_rows]
         self._has_input[slots] = True
         if times is not None:
@@ -490,8 +493,7 @@ class Stream:
             self._has_time[slots] = True
         if outputs == "all":
             return Y
-        appearance = np.argsort(first_rows, kind="stable")
-        return keys[first_rows[appearance]].tolist(), Y[last_rows[appearance]]
+        return keys[order[seg[:-1]]].tolist(), Y[last_rows]  # in order of first appearance
 
     def _check_times(self, keys, slots, times, time_kind, order, seg):
         """Times must rise within each key's rows and past its previous time.

@@ -230,3 +230,18 @@ def test_datetime_and_tz_aware_times_are_accepted():
         [1, 1], np.array(["2024-01-01", "2024-01-02"], "datetime64[D]"), np.zeros((2, 1))
     )
     naive_stream.update([1], np.array(["2024-01-02T00:00:01"], "datetime64[s]"), np.zeros((1, 1)))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(0, 9), min_size=1, max_size=40))
+def test_group_rows_matches_a_plain_grouping(slot_rows):
+    from streamrnn import kernels
+
+    slot_rows = np.array(slot_rows, np.int64)
+    scratch = np.full(10, -1, np.int64)
+    order, seg, slots = kernels.group_rows(slot_rows, scratch)
+    expected_slots = list(dict.fromkeys(slot_rows.tolist()))  # first appearance
+    assert slots.tolist() == expected_slots
+    for q, s in enumerate(expected_slots):
+        assert order[seg[q] : seg[q + 1]].tolist() == np.flatnonzero(slot_rows == s).tolist()
+    assert (scratch == -1).all()
