@@ -90,10 +90,10 @@ def bench_step(cell, H, repeats, n_steps):
     return t_ours / n_steps, t_peer / n_steps, "s/step"
 
 
-def bench_sequence(cell, H, repeats, T=4096):
-    threads(1)
+def _forward_times(cell, H, repeats, shape, seed):
+    """Median seconds of one ``forward`` over data of ``shape``: (ours, PyTorch)."""
     ours, rnn = models(cell, H)
-    x = np.random.default_rng(1).standard_normal((T, I)).astype(np.float32)
+    x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
     xt = torch.from_numpy(x)
     ours.forward(x)
 
@@ -101,22 +101,18 @@ def bench_sequence(cell, H, repeats, T=4096):
         with torch.inference_mode():
             rnn(xt)
 
-    t_ours, t_peer = median_times([lambda: ours.forward(x), run_peer], repeats)
+    return median_times([lambda: ours.forward(x), run_peer], repeats)
+
+
+def bench_sequence(cell, H, repeats, T=4096):
+    threads(1)
+    t_ours, t_peer = _forward_times(cell, H, repeats, (T, I), seed=1)
     return T / t_ours, T / t_peer, "steps/s"
 
 
 def bench_batch(cell, H, repeats, n_threads, B=1024, T=256):
     threads(n_threads)
-    ours, rnn = models(cell, H)
-    x = np.random.default_rng(2).standard_normal((T, B, I)).astype(np.float32)
-    xt = torch.from_numpy(x)
-    ours.forward(x)
-
-    def run_peer():
-        with torch.inference_mode():
-            rnn(xt)
-
-    t_ours, t_peer = median_times([lambda: ours.forward(x), run_peer], repeats)
+    t_ours, t_peer = _forward_times(cell, H, repeats, (T, B, I), seed=2)
     return B * T / t_ours, B * T / t_peer, "series-steps/s"
 
 

@@ -46,32 +46,15 @@ _FLAGS = config.JIT_FLAGS
 
 
 @njit(**_FLAGS)
-def gemm(
-    P, w_off, ldw, V, v_off, v_stride, n_rows, n_in, width, C, c_off, c_stride, OUT, o_off, o_stride
-):
-    """:func:`streamrnn._simd.gemm`, compiled once and called from every site.
+def gemm(*args):
+    """:func:`streamrnn._simd.gemm` (same arguments), compiled once and called from
+    every site.
 
     Inlining the intrinsic at each of the kernels' call sites multiplies its
     unrolled loops; one shared copy keeps the hot code small (measured faster)
     and compiling quicker, for the cost of a call.
     """
-    _gemm_inline(
-        P,
-        w_off,
-        ldw,
-        V,
-        v_off,
-        v_stride,
-        n_rows,
-        n_in,
-        width,
-        C,
-        c_off,
-        c_stride,
-        OUT,
-        o_off,
-        o_stride,
-    )
+    _gemm_inline(*args)
 
 
 @njit(inline="always")
