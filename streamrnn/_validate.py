@@ -40,10 +40,16 @@ def as_float_array(x, dtype, name):
         return np.ascontiguousarray(arr, dtype=dtype)
 
 
-def check_finite(x, name, labels=None):
+def plain(value):
+    """A NumPy scalar as a plain Python value, for messages."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def check_finite(x, name, labels=None, keys=None):
     """Raise :class:`InputError` naming the first non-finite entry of ``x``.
 
-    ``labels`` names the axes (default: "row" and "column" for 2-D arrays).
+    ``labels`` names the axes (default: "row" and "column" for 2-D arrays);
+    ``keys``, one per row, adds the offending row's key to the message.
     """
     ok = np.isfinite(x)
     if ok.all():
@@ -52,6 +58,8 @@ def check_finite(x, name, labels=None):
     if labels is None:
         labels = ("row", "column") if x.ndim == 2 else ("index",) * x.ndim
     detail = ", ".join(f"{label} {i}" for label, i in zip(labels, where))
+    if keys is not None:
+        detail += f" (key {plain(keys[where[0]])!r})"
     raise InputError(
         f"{name} has a non-finite value {x[where]} at {detail}; "
         "inputs must be finite (fill or drop missing values first)"

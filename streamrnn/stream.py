@@ -7,7 +7,7 @@ import pandas as pd
 
 from . import kernels
 from ._keys import as_keys, as_times
-from ._validate import as_float_array, check_finite, positive_int
+from ._validate import as_float_array, check_finite, plain, positive_int
 from .errors import (
     ConfigError,
     InputError,
@@ -16,11 +16,6 @@ from .errors import (
     TimeOrderError,
     UnknownKeyError,
 )
-
-
-def _label(key):
-    """A key as a plain Python value, for messages."""
-    return key.item() if isinstance(key, np.generic) else key
 
 
 def _feedback_pairs(model, feedback):
@@ -57,7 +52,7 @@ def _forecast(model, S, Xlast, has_input, fb, horizon, future, labels):
         future = np.zeros((n, 0, I), model.dtype)
         held = np.setdiff1d(np.arange(I), fb[:, 1])
         if horizon > 1 and held.size and not has_input.all():
-            who = _label(labels[int(np.flatnonzero(~has_input)[0])])
+            who = plain(labels[int(np.flatnonzero(~has_input)[0])])
             raise StateError(
                 f"series {who!r} has seen no input, so inputs {held.tolist()} cannot be "
                 "held at their last value; pass future=..."
@@ -323,7 +318,7 @@ class Stream:
         missing = slots < 0
         if missing.any():
             if not create:
-                key = _label(keys[int(np.flatnonzero(missing)[0])])
+                key = plain(keys[int(np.flatnonzero(missing)[0])])
                 raise UnknownKeyError(
                     f"unknown key {key!r}; the stream holds {self._n} keys "
                     "(see keys()); update or set_state creates a key"
@@ -445,14 +440,7 @@ class Stream:
                     f"times are {time_kind} but earlier chunks had {self._time_kind} times; "
                     "use one kind of time for the whole stream"
                 )
-        bad = ~np.isfinite(x)
-        if bad.any():
-            row, col = (int(i) for i in np.argwhere(bad)[0])
-            raise InputError(
-                f"x has a non-finite value {x[row, col]} at row {row}, column {col} "
-                f"(key {_label(keys[row])!r}); inputs must be finite (fill or drop missing "
-                "values first)"
-            )
+        check_finite(x, "x", keys=keys)
 
         # rows -> state slots; new keys get the slots they will be given on commit
         slot_rows = self._index.get_indexer(keys) if self._n else np.full(N, -1)
@@ -515,7 +503,7 @@ class Stream:
             pos = int(bad[0])
             row, prev_row = int(order[pos]), int(order[pos - 1])
             raise TimeOrderError(
-                f"key {_label(keys[row])!r}: time {fmt(times[row])} at row {row} is not after "
+                f"key {plain(keys[row])!r}: time {fmt(times[row])} at row {row} is not after "
                 f"time {fmt(times[prev_row])} at row {prev_row}; times must strictly increase "
                 "within a key"
             )
@@ -528,7 +516,7 @@ class Stream:
                 q = int(np.flatnonzero(late)[0])
                 row = int(first[q])
                 raise TimeOrderError(
-                    f"key {_label(keys[row])!r}: time {fmt(times[row])} at row {row} is not "
+                    f"key {plain(keys[row])!r}: time {fmt(times[row])} at row {row} is not "
                     f"after its previous time {fmt(self._tlast[old[q]])}; times must strictly "
                     "increase within a key"
                 )
