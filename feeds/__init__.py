@@ -1,10 +1,44 @@
 """feeds: turn the data people have into the chunks streamrnn consumes.
 
-For now a chunker over in-memory long-format arrays; readers for pandas,
-Arrow, Parquet and CSV come next.
+Sources (pandas long or wide, Arrow tables, batches and readers, Arrow IPC,
+Parquet files and datasets, CSV) become Arrow tables; a :class:`Feed` checks
+them against a :class:`Schema`, applies the time, missing-value and scaling
+policies with per-key state carried across chunks, and gives :class:`Chunk`
+objects that ``streamrnn.Stream.update`` takes.
+
+Examples
+--------
+>>> import pandas as pd, feeds
+>>> df = pd.DataFrame({"sensor": ["a", "b", "a", "b"],
+...                    "time": pd.date_range("2024-01-01", periods=4, freq="h"),
+...                    "reading": [1.0, 2.0, 3.0, 4.0]})
+>>> [len(chunk) for chunk in feeds.iter_pandas(df, rows=3)]
+[3, 1]
 """
 
-from .chunks import Chunk, iter_arrays
-from .errors import SchemaError
+from .chunks import Chunk, concat
+from .errors import ConfigError, FeedError, MissingValueError, SchemaError, TimeOrderError
+from .feed import Feed
+from .readers import iter_arrow, iter_chunks, iter_csv, iter_ipc, iter_pandas, iter_parquet
+from .schema import Schema
+from .tables import as_table, from_wide
 
-__all__ = ["Chunk", "SchemaError", "iter_arrays"]
+__all__ = [
+    "Chunk",
+    "ConfigError",
+    "Feed",
+    "FeedError",
+    "MissingValueError",
+    "Schema",
+    "SchemaError",
+    "TimeOrderError",
+    "as_table",
+    "concat",
+    "from_wide",
+    "iter_arrow",
+    "iter_chunks",
+    "iter_csv",
+    "iter_ipc",
+    "iter_pandas",
+    "iter_parquet",
+]

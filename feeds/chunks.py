@@ -1,45 +1,131 @@
-"""Chunks of long-format rows: keys, times and a feature matrix."""
+"""A chunk: rows of many series, ready for the engine."""
 
-from typing import NamedTuple
+from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
-from .errors import SchemaError
 
+@dataclass(frozen=True, eq=False)
+class Chunk:
+    """Rows of many series, in arrival order, as the engine consumes them.
 
-class Chunk(NamedTuple):
-    """Rows of many series: ``keys`` (N,), ``times`` (N,) or None, ``x`` (N, I)."""
+    Attributes
+    ----------
+    keys : pandas.Categorical, numpy.ndarray or None
+        One key per row: a Categorical for string keys, int64 for integer
+        keys, None for a single series.
+    times : numpy.ndarray or None
+        datetime64[ns] (UTC for time-zone aware columns, see ``tz``), int64 or
+        float64.
+    x : numpy.ndarray
+        ``(N, len(columns))`` model inputs, C-contiguous float32 or float64.
+    y : numpy.ndarray or None
+        ``(N, len(targets))`` targets; missing targets are NaN.
+    y_loc, y_scale : numpy.ndarray or None
+        Per row and target, the standardisation applied to ``y``; outputs that
+        stand for the targets come back in data units as ``out * y_scale + y_loc``.
+    columns, targets : tuple of str
+        Names of the columns of ``x`` and ``y``.
+    tz : str or None
+        Time zone of the source's time column.
+    counts : dict
+        Rows dropped, merged or filled while making this chunk, by reason.
+    """
 
-    keys: np.ndarray
+    keys: object
     times: object
     x: np.ndarray
+    y: object = None
+    y_loc: object = None
+    y_scale: object = None
+    columns: tuple = ()
+    targets: tuple = ()
+    tz: object = None
+    counts: dict = field(default_factory=dict)
 
+    def __len__(self):
+        return self.x.shape[0]
 
-def iter_arrays(keys, times, x, rows):
-    """Cut long-format arrays into consecutive chunks of at most ``rows`` rows.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from feeds import iter_arrays
-    >>> keys = np.array([1, 2, 1, 2, 1])
-    >>> [len(c.keys) for c in iter_arrays(keys, None, np.zeros((5, 3)), rows=2)]
-    [2, 2, 1]
-    """
-    x = np.asarray(x)
-    keys = np.asarray(keys)
-    if isinstance(rows, bool) or not isinstance(rows, (int, np.integer)) or rows < 1:
-        raise SchemaError(f"rows must be a positive integer, got {rows!r}")
-    if x.ndim != 2:
-        raise SchemaError(f"x must be two-dimensional (rows, features), got shape {x.shape}")
-    n = x.shape[0]
-    for name, arr in (("keys", keys), ("times", times)):
-        if arr is not None and len(arr) != n:
-            raise SchemaError(f"column {name!r} has {len(arr)} rows, x has {n}")
-    for start in range(0, n, rows):
-        stop = min(start + rows, n)
-        yield Chunk(
-            keys[start:stop],
-            None if times is None else np.asarray(times)[start:stop],
-            x[start:stop],
+    def __repr__(self):
+        return (
+            f"Chunk({len(self)} rows, columns={list(self.columns)}, "
+            f"targets={list(self.targets)}, dtype={self.x.dtype})"
         )
+
+    def equals(self, other):
+        """Whether two chunks hold the same rows, bit for bit (NaN equals NaN)."""
+        if not isinstance(other, Chunk):
+            return False
+        if (self.columns, self.targets, self.tz) != (other.columns, other.targets, other.tz):
+            return False
+        return all(
+            _same(getattr(self, name), getattr(other, name))
+            for name in ("keys", "times", "x", "y", "y_loc", "y_scale")
+        )
+
+    def to_pandas(self):
+        """The chunk as a long-format DataFrame: key, time, input and target columns."""
+        cols = {}
+        if self.keys is not None:
+            cols["key"] = self.keys
+        if self.times is not None:
+            times = self.times
+            if self.tz is not None:
+                times = pd.DatetimeIndex(times).tz_localize("UTC").tz_convert(self.tz)
+            cols["time"] = times
+        for j, name in enumerate(self.columns):
+            cols[name] = self.x[:, j]
+        for j, name in enumerate(self.targets):
+            cols[f"target:{name}"] = self.y[:, j]
+        return pd.DataFrame(cols)
+
+
+def _same(a, b):
+    if a is None or b is None:
+        return a is None and b is None
+    a = np.asarray(a)
+    b = np.asarray(b)
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    if a.dtype.kind == "f":
+        return bool(((a == b) | (np.isnan(a) & np.isnan(b))).all())
+    return bool((a == b).all())
+
+
+def concat(chunks):
+    """One chunk holding the rows of ``chunks`` in order (an empty list gives None)."""
+    chunks = [c for c in chunks if c is not None]
+    if not chunks:
+        return None
+    first = chunks[0]
+
+    def cat(name):
+        parts = [getattr(c, name) for c in chunks]
+        if parts[0] is None:
+            return None
+        if isinstance(parts[0], pd.Categorical):
+            return pd.Categorical(np.concatenate([np.asarray(p, dtype=object) for p in parts]))
+        return np.concatenate(parts)
+
+    counts = {}
+    for c in chunks:
+        for k, v in c.counts.items():
+            if isinstance(v, dict):
+                inner = counts.setdefault(k, {})
+                for col, n in v.items():
+                    inner[col] = inner.get(col, 0) + n
+            else:
+                counts[k] = counts.get(k, 0) + v
+    return Chunk(
+        cat("keys"),
+        cat("times"),
+        cat("x"),
+        cat("y"),
+        cat("y_loc"),
+        cat("y_scale"),
+        first.columns,
+        first.targets,
+        first.tz,
+        counts,
+    )

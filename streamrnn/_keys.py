@@ -7,7 +7,26 @@ from .errors import InputError, KeyTypeError
 
 
 def as_keys(keys, n_rows):
-    """Keys as an int64 array or an object array of str, with their kind."""
+    """Keys as an int64 array, an object array of str or a Categorical, with their kind.
+
+    A pandas Categorical (or categorical Series) stays one: its categories are
+    checked, and rows map to state through them without hashing every row.
+    """
+    if isinstance(keys, pd.Series) and isinstance(keys.dtype, pd.CategoricalDtype):
+        keys = keys.array
+    if isinstance(keys, pd.Categorical):
+        if len(keys) != n_rows:
+            raise InputError(f"keys has {len(keys)} entries but x has {n_rows} rows")
+        if n_rows and (keys.codes < 0).any():
+            row = int(np.flatnonzero(keys.codes < 0)[0])
+            raise InputError(f"keys is missing at row {row}; every row needs a key")
+        cats = keys.categories
+        cats, kind = as_keys(
+            cats.to_numpy(dtype=object if cats.dtype.kind != "i" else None), len(cats)
+        )
+        if kind is None or (n_rows == 0 and not len(cats)):
+            return np.empty(0, object), None
+        return pd.Categorical.from_codes(keys.codes, pd.Index(cats), validate=False), kind
     if isinstance(keys, (list, tuple)):
         arr = np.empty(len(keys), dtype=object)
         arr[:] = list(keys)

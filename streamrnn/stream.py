@@ -4,6 +4,9 @@ import operator
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+
+import feeds
 
 from . import kernels
 from ._keys import as_keys, as_times
@@ -262,9 +265,12 @@ class Stream:
     streamrnn.errors.TimeOrderError: key 'a': time 2 at row 0 is not after its previous time 2; ...
     """
 
-    def __init__(self, model, feedback=None):
+    def __init__(self, model, feedback=None, feed=None):
         self.model = model
         self._fb = _feedback_pairs(model, feedback)
+        if feed is not None and not isinstance(feed, feeds.Feed):
+            raise ConfigError(f"feed must be a feeds.Feed, got {type(feed).__name__}")
+        self.feed = feed
         self._n = 0
         self._key_kind = None
         self._time_kind = None
@@ -387,12 +393,19 @@ class Stream:
         self._index = pd.Index(self._keys[:n])
 
     # -- streaming ---------------------------------------------------------------
-    def update(self, keys, times, x, outputs="all"):
+    def update(self, keys, times=None, x=None, outputs="all"):
         """Advance every series by its rows in the chunk.
+
+        Takes either arrays ``(keys, times, x)`` or one chunk: a
+        :class:`feeds.Chunk`, a long-format pandas DataFrame, or an Arrow table
+        or record batch. Tables go through the stream's :attr:`feed` (made with
+        default options, in the model's dtype, on first use). When the chunk's
+        targets are scaled and the model has one output per target, outputs come
+        back in data units.
 
         Parameters
         ----------
-        keys : array-like of int or str, length N
+        keys : array-like of int or str, length N; or a chunk
         times : array-like of length N, or None
             Integers, floats or datetimes; must strictly increase within each
             key, across chunks too. None skips the time check.
@@ -420,6 +433,15 @@ class Stream:
         """
         if outputs not in ("all", "last"):
             raise ConfigError(f"outputs must be 'all' or 'last', got {outputs!r}")
+        if x is None:
+            if times is not None or not isinstance(
+                keys, (feeds.Chunk, pd.DataFrame, pa.Table, pa.RecordBatch)
+            ):
+                raise InputError(
+                    "update takes keys, times and x, or one chunk: a feeds.Chunk, a pandas "
+                    f"DataFrame or an Arrow table; got {type(keys).__name__} and no x"
+                )
+            return self._update_chunk(keys, outputs)
         model = self.model
         x = as_float_array(x, model.dtype, "x")
         if x.ndim != 2:
@@ -442,15 +464,7 @@ class Stream:
                 )
         check_finite(x, "x", keys=keys)
 
-        # rows -> state slots; new keys get the slots they will be given on commit
-        slot_rows = self._index.get_indexer(keys) if self._n else np.full(N, -1)
-        slot_rows = slot_rows.astype(np.int64)
-        new_rows = slot_rows < 0
-        new_keys = None
-        if new_rows.any():
-            new_codes, new_keys = pd.factorize(keys[new_rows])
-            new_keys = np.asarray(new_keys, dtype=keys.dtype)
-            slot_rows[new_rows] = self._n + new_codes
+        slot_rows, new_keys = self._slot_rows(keys, kind)
         # group rows by slot, each series' rows in arrival order
         need = self._n + (0 if new_keys is None else len(new_keys))
         if self._seg_of.shape[0] < need:
@@ -482,6 +496,48 @@ class Stream:
         if outputs == "all":
             return Y
         return keys[order[seg[:-1]]].tolist(), Y[last_rows]  # in order of first appearance
+
+    def _update_chunk(self, data, outputs):
+        chunk = data
+        if not isinstance(data, feeds.Chunk):
+            if self.feed is None:
+                self.feed = feeds.Feed(dtype=self.model.dtype)
+            chunk = self.feed(data)
+        if chunk is None or not len(chunk):
+            empty = np.empty((0, self.model.out_features), self.model.dtype)
+            return empty if outputs == "all" else ([], empty)
+        keys = chunk.keys if chunk.keys is not None else np.zeros(len(chunk), np.int64)
+        result = self.update(keys, chunk.times, chunk.x, outputs)
+        loc, scale = chunk.y_loc, chunk.y_scale
+        if scale is None or scale.shape[1] != self.model.out_features:
+            return result
+        if outputs == "all":
+            return (result * scale + loc).astype(self.model.dtype, copy=False)
+        codes = pd.factorize(keys)[0]
+        last = np.zeros(codes.max() + 1, np.int64)
+        np.maximum.at(last, codes, np.arange(len(codes)))
+        last_keys, Y = result
+        return last_keys, (Y * scale[last] + loc[last]).astype(self.model.dtype, copy=False)
+
+    def _slot_rows(self, keys, kind):
+        """State slot of each row; keys new to the stream get the slots they will get
+        on commit, in order of first appearance. Returns ``(slots, new keys or None)``."""
+        if isinstance(keys, pd.Categorical):  # map the categories, then take by code
+            codes = keys.codes.astype(np.int64)
+            uniq = keys.categories.to_numpy(dtype=np.int64 if kind == "int" else object)
+        else:
+            codes, uniq = None, keys
+        slots = self._index.get_indexer(uniq) if self._n else np.full(len(uniq), -1)
+        slots = slots.astype(np.int64)
+        if codes is not None:
+            slots = slots[codes]
+        new_rows = slots < 0
+        if not new_rows.any():
+            return slots, None
+        new_codes, firsts = pd.factorize(keys[new_rows] if codes is None else codes[new_rows])
+        new_keys = np.asarray(firsts, dtype=keys.dtype) if codes is None else uniq[firsts]
+        slots[new_rows] = self._n + new_codes
+        return slots, new_keys
 
     def _check_times(self, keys, slots, times, time_kind, order, seg):
         """Times must rise within each key's rows and past its previous time.
@@ -549,7 +605,7 @@ class Stream:
         arr, kind = as_keys(keys, len(keys))
         self._check_key_kind(kind)
         slots = self._slots(arr)
-        return _forecast(
+        Y = _forecast(
             self.model,
             self._S[slots],
             self._xlast[slots],
@@ -559,3 +615,8 @@ class Stream:
             future,
             arr,
         )
+        feed = self.feed
+        if feed is None or feed.scale is None or len(feed.targets) != self.model.out_features:
+            return Y
+        loc, scale = feed.target_scaling(arr)
+        return (Y * scale[:, None] + loc[:, None]).astype(self.model.dtype, copy=False)

@@ -1,0 +1,551 @@
+"""A feed: the stateful step from a table of rows to a :class:`~feeds.chunks.Chunk`.
+
+A feed remembers, per key, what chunk edges must not cut: the last time (for
+the order check), the last value of each column (forward fill), the time of the
+previous row (time since previous row), a pending row (regular grid, last of
+duplicate times) and the running mean and variance (scaling). Feeding a stream
+in one piece or cut anywhere gives the same rows, bit for bit.
+"""
+
+import numbers
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import _kernels as K
+from .chunks import Chunk
+from .errors import ConfigError, MissingValueError, SchemaError, TimeOrderError
+from .schema import Schema, kind_of
+from .tables import as_table
+
+_DTYPES = {"float32": np.float32, "float64": np.float64}
+_POLICIES = {"error": K.MISS_ERROR, "mask": K.MISS_MASK, "ffill": K.MISS_FFILL}
+
+
+def _policy(value, column):
+    """(code, fill value) of a missing-value policy."""
+    if isinstance(value, str) and value in _POLICIES:
+        return _POLICIES[value], np.nan
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value):
+        return K.MISS_FILL, float(value)
+    if (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and value[0] == "ffill"
+        and isinstance(value[1], numbers.Real)
+        and np.isfinite(value[1])
+    ):
+        return K.MISS_FFILL_OR_FILL, float(value[1])
+    raise ConfigError(
+        f"missing-value policy for column {column!r} must be 'error', 'mask', 'ffill', "
+        f"a finite fill value, or ('ffill', fill value); got {value!r}"
+    )
+
+
+def _span(value, name, time_sort):
+    """A positive time span in the time column's units (ns for timestamps)."""
+    if time_sort == "datetime":
+        try:
+            ns = pd.Timedelta(value).value
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"{name} must be a time span such as '1h' or pd.Timedelta, got {value!r}"
+            ) from None
+        if ns <= 0:
+            raise ConfigError(f"{name} must be positive, got {value!r}")
+        return ns
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and value > 0
+    if time_sort == "integer":
+        ok = ok and float(value).is_integer()
+    if not ok or not np.isfinite(value):
+        raise ConfigError(
+            f"{name} must be a positive number in the time column's units, got {value!r}"
+        )
+    return int(value) if time_sort == "integer" else float(value)
+
+
+class Feed:
+    """Turns tables of long-format rows into chunks, carrying per-key state across them.
+
+    Parameters
+    ----------
+    schema : Schema, optional
+        Column roles; inferred from the first chunk when None.
+    dtype : {"float32", "float64"}
+        dtype of the chunks' inputs and targets.
+    late : {"error", "drop"}
+        A row whose time is before its key's previous time: raise
+        :class:`TimeOrderError`, or drop it and count it.
+    duplicates : {"error", "first", "last"}
+        A row whose time equals its key's previous time: raise, keep the first
+        (drop later ones, counted), or keep the last (counted). ``"last"`` holds
+        each key's newest row back until a later row of the key arrives or
+        :meth:`flush` is called, since a duplicate may still come.
+    missing : str, number, tuple or dict
+        What a missing input (null or NaN) becomes, one policy for every feature
+        or a dict ``{column: policy}`` (unnamed columns: ``"error"``):
+        ``"error"`` raises :class:`MissingValueError`; ``"ffill"`` takes the
+        key's last value of the column, across chunks (an error if there is
+        none yet); ``("ffill", v)`` does the same with ``v`` until there is one;
+        a number fills that value; ``"mask"`` feeds 0 (the running mean when
+        scaling) and appends a 0/1 column ``"<column>_missing"`` that tells the
+        model the value was missing, so that the recurrent update sees the gap
+        rather than a made-up value. Missing targets stay NaN: losses and
+        metrics skip them. inf is an error everywhere.
+    time_delta : bool
+        Append a column ``"dt"``: time since the key's previous row (seconds for
+        timestamps, time units otherwise; 0 at a key's first row).
+    grid : str, pandas.Timedelta or number, optional
+        Regularise each key onto a grid of this step (from the epoch, or 0):
+        rows are aggregated per bin, a bin is emitted at its start time once a
+        row of a later bin arrives, and empty bins become rows of missing
+        values (handled by ``missing``).
+    aggregate : {"mean", "last"}
+        How a grid bin combines its rows, per column, ignoring missing values.
+    scale : {None, "global", "per_key"}
+        Online standardisation of every feature and target (Welford): each
+        value is scaled by the running mean and standard deviation of its
+        column, updated with it first, over all keys or per key.
+    freeze_after : int, optional
+        Stop updating the scaling statistics after this many values (per
+        statistic: per key and column, or per column).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from feeds import Feed
+    >>> feed = Feed(missing="ffill", time_delta=True)
+    >>> chunk = feed(pd.DataFrame({"key": ["a", "b", "a"], "time": [0.0, 0.0, 2.5],
+    ...                            "temp": [20.0, 15.0, None]}))
+    >>> chunk.columns, chunk.x.tolist()
+    (('temp', 'dt'), [[20.0, 0.0], [15.0, 0.0], [20.0, 2.5]])
+    >>> feed.counts["missing"]
+    {'temp': 1}
+    """
+
+    def __init__(
+        self,
+        schema=None,
+        *,
+        dtype="float32",
+        late="error",
+        duplicates="error",
+        missing="error",
+        time_delta=False,
+        grid=None,
+        aggregate="mean",
+        scale=None,
+        freeze_after=None,
+    ):
+        if schema is None:
+            schema = Schema()
+        if not isinstance(schema, Schema):
+            raise ConfigError(f"schema must be a feeds.Schema, got {schema!r}")
+        name = np.dtype(dtype).name if isinstance(dtype, (type, np.dtype)) else dtype
+        if name not in _DTYPES:
+            raise ConfigError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+        options = (
+            ("late", late, ("error", "drop")),
+            ("duplicates", duplicates, ("error", "first", "last")),
+            ("aggregate", aggregate, ("mean", "last")),
+            ("scale", scale, (None, "global", "per_key")),
+        )
+        for opt, value, accepted in options:
+            if value not in accepted:
+                raise ConfigError(f"{opt} must be one of {accepted}, got {value!r}")
+        if grid is not None and duplicates == "last":
+            raise ConfigError(
+                "duplicates='last' does not combine with a grid; use aggregate='last' "
+                "to keep the last value of each bin"
+            )
+        if freeze_after is not None and (
+            isinstance(freeze_after, bool)
+            or not isinstance(freeze_after, numbers.Integral)
+            or freeze_after < 1
+        ):
+            raise ConfigError(f"freeze_after must be a positive integer, got {freeze_after!r}")
+        if not isinstance(missing, dict):
+            _policy(missing, "*")
+        self.schema = schema
+        self.dtype = _DTYPES[name]
+        self.late = late
+        self.duplicates = duplicates
+        self.missing = missing
+        self.time_delta = bool(time_delta)
+        self.grid = grid
+        self.aggregate = aggregate
+        self.scale = scale
+        self.freeze_after = freeze_after
+        self.counts = {"rows_in": 0, "rows_out": 0}
+        self._ready = False
+
+    # -- setup on the first chunk ---------------------------------------------------
+    def _setup(self, schema):
+        self.schema = schema
+        values = schema.values
+        C = len(values)
+        col = {c: j for j, c in enumerate(values)}
+        policy = np.full(C, K.MISS_KEEP, np.int64)
+        fill = np.full(C, np.nan)
+        given = self.missing if isinstance(self.missing, dict) else {}
+        unknown = sorted(set(given) - set(schema.features))
+        if unknown:
+            raise ConfigError(
+                f"missing names column {unknown[0]!r}, which is not a feature; "
+                f"features are {list(schema.features)}"
+            )
+        for c in schema.features:
+            value = given.get(c, "error") if isinstance(self.missing, dict) else self.missing
+            policy[col[c]], fill[col[c]] = _policy(value, c)
+        self._policy, self._fill = policy, fill
+        self._xcols = np.array([col[c] for c in schema.features], np.int64)
+        self._ycols = np.array([col[c] for c in schema.targets], np.int64)
+        masked = [c for c in schema.features if policy[col[c]] == K.MISS_MASK]
+        self._mcols = np.array([col[c] for c in masked], np.int64)
+        self._scols = np.full(C, self.scale is not None, np.bool_)
+
+        time_type = schema._types[schema.time]
+        sort = "datetime" if kind_of(time_type) == "time" else kind_of(time_type)
+        self._time_sort = "float" if pa.types.is_floating(time_type) else sort
+        self._tz = getattr(time_type, "tz", None)
+        tdtype = np.float64 if self._time_sort == "float" else np.int64
+        every = 1 if self.grid is None else _span(self.grid, "grid", self._time_sort)
+        self._tparams = np.array([0, every], tdtype)
+        self._cfg = np.array(
+            [
+                ("error", "drop").index(self.late),
+                ("error", "first", "last").index(self.duplicates),
+                int(self.grid is not None or self.duplicates == "last"),
+                int(self.grid is not None),
+                ("mean", "last").index(self.aggregate),
+            ],
+            np.int64,
+        )
+        self._scfg = np.array(
+            [int(self.scale == "per_key"), -1 if self.freeze_after is None else self.freeze_after],
+            np.int64,
+        )
+        seconds = 1e-9 if self._time_sort == "datetime" else 1.0
+        self._dt = np.array([float(self.time_delta), seconds, 0.0])
+        self.columns = (
+            *schema.features,
+            *(("dt",) if self.time_delta else ()),
+            *(f"{c}_missing" for c in masked),
+        )
+        taken = set(schema._types)
+        clash = [c for c in self.columns[len(schema.features) :] if c in taken]
+        if clash:
+            raise SchemaError(f"column {clash[0]!r} exists already; the feed would add it")
+        self.targets = schema.targets
+        self.counts.update(
+            late_dropped=0, duplicates_dropped=0, merged=0, empty_bins=0,
+            missing={c: 0 for c in schema.features if policy[col[c]] != K.MISS_ERROR},
+        )  # fmt: skip
+        self._key_kind = kind_of(schema._types[schema.key]) if schema.key else None
+        self._index = pd.Index([], dtype=object if self._key_kind == "string" else np.int64)
+        self._key_dtype = None
+        self._n = 0
+        self._KT = np.zeros((0, 3), tdtype)
+        self._KB = np.zeros((0, 4), np.int64)
+        self._KV = np.zeros((0, C, 5))
+        self._SC = np.zeros((1, C, 3))
+        self._ready = True
+
+    @property
+    def input_size(self):
+        """Width of the chunks' ``x`` (known after the first chunk)."""
+        self._require()
+        return len(self.columns)
+
+    def _require(self):
+        if not self._ready:
+            raise SchemaError("this feed has seen no rows yet; its columns are not known")
+
+    # -- keys -------------------------------------------------------------------------
+    def _slots(self, table, N):
+        """Slot per row (new keys get slots from ``self._n`` on) and the new keys."""
+        key = self.schema.key
+        if not key:
+            return np.zeros(N, np.int64), ([] if self._n else [0])
+        col = table.column(key)
+        if col.null_count:
+            row = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
+            raise MissingValueError(
+                f"key column {key!r} is null at row {row}; every row needs a key"
+            )
+        if self._key_kind == "string":
+            arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+            if not pa.types.is_dictionary(arr.type):
+                arr = pc.dictionary_encode(arr)
+            codes = arr.indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+            names = arr.dictionary.to_numpy(zero_copy_only=False).astype(object)
+            cat_slot = self._index.get_indexer(names) if self._n else np.full(len(names), -1)
+            slot = cat_slot[codes]
+            new = slot < 0
+            if not new.any():
+                return slot, []
+            first, uniq = pd.factorize(codes[new])
+            slot = slot.copy()
+            slot[new] = self._n + first
+            return slot, list(names[uniq])
+        keys = col.to_numpy().astype(np.int64, copy=False)
+        slot = self._index.get_indexer(keys) if self._n else np.full(N, -1)
+        slot = slot.astype(np.int64, copy=False)
+        new = slot < 0
+        if not new.any():
+            return slot, []
+        first, uniq = pd.factorize(keys[new])
+        slot = slot.copy()
+        slot[new] = self._n + first
+        return slot, list(uniq)
+
+    def _key_name(self, slot, new_keys):
+        if not self.schema.key:
+            return "(one series)"
+        value = self._index[slot] if slot < self._n else new_keys[slot - self._n]
+        return value.item() if isinstance(value, np.generic) else value
+
+    # -- columns ------------------------------------------------------------------------
+    def _times(self, table):
+        name = self.schema.time
+        col = table.column(name)
+        if col.null_count:
+            row = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
+            raise MissingValueError(
+                f"time column {name!r} is null at row {row}; every row needs a time"
+            )
+        if self._time_sort == "datetime":
+            try:
+                col = pc.cast(
+                    col,
+                    pa.timestamp("ns", col.type.tz if pa.types.is_timestamp(col.type) else None),
+                )
+            except pa.ArrowInvalid as exc:
+                raise SchemaError(
+                    f"time column {name!r} holds a time outside what nanoseconds since 1970 "
+                    f"can hold (years 1678 to 2262): {exc}"
+                ) from None
+            return col.to_numpy().view(np.int64)
+        if self._time_sort == "integer":
+            return col.to_numpy().astype(np.int64, copy=False)
+        t = col.to_numpy().astype(np.float64, copy=False)
+        bad = ~np.isfinite(t)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise MissingValueError(
+                f"time column {name!r} has {t[row]} at row {row}; times must be finite"
+            )
+        return t
+
+    def _values(self, table, N):
+        values = self.schema.values
+        V = np.empty((N, len(values)))
+        for j, c in enumerate(values):
+            col = table.column(c)
+            if kind_of(col.type) not in ("number", "integer") or pa.types.is_boolean(col.type):
+                col = pc.cast(col, pa.float64())
+            V[:, j] = col.to_numpy()
+        return V
+
+    # -- the step ---------------------------------------------------------------------------
+    def __call__(self, data):
+        """The chunk of model rows for a DataFrame, Arrow table or record batch of rows."""
+        table = as_table(data)
+        if table.num_rows == 0:
+            return self._empty(table)
+        schema = self.schema.bind(table.schema)
+        if not self._ready:
+            self._setup(schema)
+        return self._step(table, flush=False)
+
+    def flush(self):
+        """Release the rows held back (pending grid bins, last of duplicate times).
+
+        Call it at the end of a stream; the readers do so after their last chunk.
+        """
+        if not self._ready:
+            return None
+        return self._step(None, flush=True)
+
+    def _empty(self, table):
+        if self.schema.bound:
+            missing = [c for c in self.schema._types if c not in table.schema.names]
+            if missing:
+                raise SchemaError(f"column {missing[0]!r} is missing from this (empty) chunk")
+        if not self._ready:
+            return None
+        return self._chunk(np.zeros(0, np.int64), np.zeros(0, self._KT.dtype),
+                           *self._outputs(0), {})  # fmt: skip
+
+    def _outputs(self, M):
+        X = np.empty((M, len(self.columns)), self.dtype)
+        Y = np.empty((M, len(self.targets)), self.dtype)
+        YL = np.empty_like(Y)
+        YS = np.empty_like(Y)
+        return X, Y, YL, YS
+
+    def _step(self, table, flush):
+        N = 0 if table is None else table.num_rows
+        if table is None:
+            slot, new_keys = np.zeros(0, np.int64), []
+            t = np.zeros(0, self._KT.dtype)
+            V = np.zeros((0, len(self.schema.values)))
+        else:
+            slot, new_keys = self._slots(table, N)
+            t = self._times(table)
+            V = self._values(table, N)
+        n = self._n + len(new_keys)
+        KT, KB, KV = (self._grown(a, n) for a in (self._KT, self._KB, self._KV))
+        SC = self._grown(self._SC, n) if self.scale == "per_key" else self._SC.copy()
+        counts = np.zeros(4 + V.shape[1], np.int64)
+        err = np.zeros(4, np.int64)
+        hold = bool(self._cfg[K.HOLD])
+        origin, every = self._tparams[0], self._tparams[1]
+        keep = np.zeros(N, np.bool_)
+        cap = N + 16 if hold else 0
+        while True:
+            E = np.empty((cap, V.shape[1]))
+            et = np.empty(cap, t.dtype)
+            es = np.empty(cap, np.int64)
+            esrc = np.empty(cap, np.int64)
+            trial = (KT.copy(), KB.copy(), KV.copy(), counts.copy())
+            m = K.order_rows(slot, t, V, self._cfg, origin, every, trial[0], trial[1], trial[2],
+                             flush, E, et, es, esrc, keep, trial[3], err)  # fmt: skip
+            if err[0] != K.ERR_CAPACITY:
+                break
+            err[:] = 0
+            cap = m + 16
+        KT, KB, KV, counts = trial
+        if err[0]:
+            self._raise(err, table, slot, t, new_keys)
+        if hold:
+            A, idx, es, et, src = E, np.arange(m), es[:m], et[:m], esrc[:m]
+        else:
+            idx = np.flatnonzero(keep) if m < N else np.arange(N)
+            A, es, et, src = V, slot[idx], t[idx], idx
+        X, Y, YL, YS = self._outputs(len(idx))
+        K.finish_rows(A, idx, es, et, src, self._policy, self._fill, self._xcols, self._ycols,
+                      self._mcols, self._scols, self._scfg, self._dt, KT, KB, KV, SC,
+                      X, Y, YL, YS, counts, err)  # fmt: skip
+        if err[0]:
+            self._raise(err, table, slot, t, new_keys)
+        # success: commit
+        if new_keys:
+            self._index = self._index.append(pd.Index(new_keys, dtype=self._index.dtype))
+            self._key_dtype = None
+        self._n = n
+        self._KT, self._KB, self._KV, self._SC = KT, KB, KV, SC
+        chunk_counts = {
+            "late_dropped": int(counts[K.N_LATE]),
+            "duplicates_dropped": int(counts[K.N_DUP]),
+            "merged": int(counts[K.N_MERGED]),
+            "empty_bins": int(counts[K.N_EMPTY]),
+        }
+        values = self.schema.values
+        filled = {values[j]: int(counts[4 + j]) for j in range(len(values)) if counts[4 + j]}
+        for name, v in chunk_counts.items():
+            self.counts[name] += v
+        for name, v in filled.items():
+            self.counts["missing"][name] += v
+        self.counts["rows_in"] += N
+        self.counts["rows_out"] += len(idx)
+        chunk_counts["missing"] = filled
+        return self._chunk(es, et, X, Y, YL, YS, chunk_counts)
+
+    @staticmethod
+    def _grown(a, n):
+        if a.shape[0] >= n:
+            return a.copy()
+        out = np.zeros((max(n, 2 * a.shape[0], 16), *a.shape[1:]), a.dtype)
+        out[: a.shape[0]] = a
+        return out
+
+    def _chunk(self, es, et, X, Y, YL, YS, counts):
+        schema = self.schema
+        if not schema.key:
+            keys = None
+        elif self._key_kind == "string":
+            if self._key_dtype is None:
+                self._key_dtype = pd.CategoricalDtype(self._index)
+            keys = pd.Categorical.from_codes(es, dtype=self._key_dtype, validate=False)
+        else:
+            keys = self._index.to_numpy()[es]
+        times = et.view("datetime64[ns]") if self._time_sort == "datetime" else et
+        scaled = self.scale is not None
+        return Chunk(
+            keys, times, X,
+            Y if schema.targets else None,
+            YL if scaled and schema.targets else None,
+            YS if scaled and schema.targets else None,
+            self.columns, self.targets, self._tz, counts,
+        )  # fmt: skip
+
+    # -- errors -------------------------------------------------------------------------------
+    def _time_text(self, value):
+        if self._time_sort == "datetime":
+            return str(np.datetime64(int(value), "ns"))
+        return repr(value.item() if isinstance(value, np.generic) else value)
+
+    def _raise(self, err, table, slot, t, new_keys):
+        code, row, j, s = (int(v) for v in err)
+        key = self._key_name(s, new_keys)
+        where = f"key {key!r}" if self.schema.key else "the series"
+        at = f"row {row}" if row >= 0 else "the end of the stream"
+        if code in (K.ERR_LATE, K.ERR_DUPLICATE):
+            prev = self._KT[s, K.T_LAST] if s < self._n and self._KB[s, K.HAS_LAST] else None
+            # the previous time may be from this chunk: find it
+            rows = np.flatnonzero(slot[:row] == s)
+            if rows.size:
+                prev = t[rows].max()
+            what = "before" if code == K.ERR_LATE else "equal to"
+            fix = "late='drop'" if code == K.ERR_LATE else "duplicates='first' or 'last'"
+            raise TimeOrderError(
+                f"{where}: time {self._time_text(t[row])} at row {row} is {what} its previous "
+                f"time {self._time_text(prev)}; times must increase within a key "
+                f"(or pass {fix} to count and drop such rows)"
+            )
+        column = self.schema.values[j]
+        if code == K.ERR_INF:
+            raise MissingValueError(
+                f"column {column!r} is infinite at {at} ({where}); values must be finite"
+            )
+        if code == K.ERR_NO_FFILL:
+            raise MissingValueError(
+                f"column {column!r} is missing at {at} ({where}) with no earlier value to "
+                f"carry forward; use missing={{{column!r}: ('ffill', value)}} to fill until "
+                "there is one"
+            )
+        raise MissingValueError(
+            f"column {column!r} is missing at {at} ({where}); pass missing= 'mask', 'ffill' "
+            "or a fill value for it"
+        )
+
+    # -- scaling ---------------------------------------------------------------------------------
+    def target_scaling(self, keys=None):
+        """``(loc, scale)`` of the targets now, ``(len(keys), n_targets)`` each.
+
+        What turns a model output standing for the targets back into data units
+        (``out * scale + loc``); ones and zeros when the feed does not scale.
+        """
+        self._require()
+        n_keys = 1 if keys is None else len(keys)
+        O = len(self.targets)
+        if self.scale is None or not O:
+            return np.zeros((n_keys, O)), np.ones((n_keys, O))
+        if self.scale == "per_key" and self.schema.key:
+            if keys is None:
+                raise ConfigError("per-key scaling needs the keys")
+            slots = self._index.get_indexer(pd.Index(list(keys), dtype=self._index.dtype))
+            if (slots < 0).any():
+                raise SchemaError(
+                    f"key {list(keys)[int(np.flatnonzero(slots < 0)[0])]!r} was never fed"
+                )
+        else:
+            slots = np.zeros(n_keys, np.int64)
+        stats = self._SC[slots][:, self._ycols]
+        count = stats[..., 0]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sd = np.where(count > 0, np.sqrt(stats[..., 2] / count), 0.0)
+        return stats[..., 1], np.where(sd > 0, sd, 1.0)
