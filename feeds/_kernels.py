@@ -40,16 +40,16 @@ N_LATE, N_DUP, N_MERGED, N_EMPTY = range(4)
 
 @njit(**_FLAGS)
 def _release(s, KT, KB, KV, grid, agg, origin, every, E, et, es, esrc, m, src):
-    """Write slot ``s``'s pending row to ``E[m]``; returns the next free row or -1."""
-    if m >= E.shape[0]:
+    """Write slot ``s``'s pending row to ``E[:, m]``; returns the next free row or -1."""
+    if m >= E.shape[1]:
         return -1
-    C = E.shape[1]
+    C = E.shape[0]
     for j in range(C):
         if grid and agg == AGG_MEAN:
             c = KV[s, j, COUNT]
-            E[m, j] = KV[s, j, SUM] / c if c > 0 else np.nan
+            E[j, m] = KV[s, j, SUM] / c if c > 0 else np.nan
         else:
-            E[m, j] = KV[s, j, LAST]
+            E[j, m] = KV[s, j, LAST]
     et[m] = origin + KB[s, PEND_BIN] * every if grid else KT[s, T_PEND]
     es[m] = s
     esrc[m] = src
@@ -61,8 +61,8 @@ def _release(s, KT, KB, KV, grid, agg, origin, every, E, et, es, esrc, m, src):
 def _pend(s, b, t, V, r, KT, KB, KV, grid, agg):
     """Open slot ``s``'s pending row (bin ``b``) with row ``r``, or merge ``r`` into it."""
     merge = KB[s, HAS_PEND] != 0
-    for j in range(V.shape[1]):
-        v = V[r, j]
+    for j in range(len(V)):
+        v = V[j][r]
         if not merge:
             KV[s, j, SUM] = 0.0
             KV[s, j, COUNT] = 0.0
@@ -83,7 +83,7 @@ def _pend(s, b, t, V, r, KT, KB, KV, grid, agg):
 def order_rows(
     slot, t, V, cfg, origin, every, KT, KB, KV, flush, E, et, es, esrc, keep, counts, err
 ):
-    """Time policies and pending rows.
+    """Time policies and pending rows over ``V``, the value columns (a tuple of arrays).
 
     Without held rows (``cfg[HOLD] == 0``) sets ``keep[r]`` for each row that
     passes and returns how many do. With held rows, writes released rows to
@@ -134,10 +134,10 @@ def order_rows(
                 m = _release(s, KT, KB, KV, grid, agg, origin, every, E, et, es, esrc, m, r)
             if grid:
                 for k in range(first_empty, b):  # empty bins: missing values
-                    if m < 0 or m >= E.shape[0]:
+                    if m < 0 or m >= E.shape[1]:
                         m = -1
                         break
-                    E[m, :] = np.nan
+                    E[:, m] = np.nan
                     et[m] = origin + k * every
                     es[m] = s
                     esrc[m] = r
@@ -161,97 +161,92 @@ def order_rows(
 
 @njit(**_FLAGS)
 def finish_rows(
-    A, idx, es, et, src, policy, fill, xcols, ycols, mcols, scols, scfg, dt_cfg,
+    A, idx, es, et, src, policy, fill, xpos, ypos, mpos, scols, scfg, dt_cfg,
     KT, KB, KV, SC, X, Y, YL, YS, counts, err,
 ):  # fmt: skip
-    """Model inputs ``X`` and targets ``Y`` of the released rows ``A[idx]``.
+    """Model inputs ``X`` and targets ``Y`` of rows ``idx`` of the value columns ``A``.
 
-    ``X`` holds the feature columns ``xcols``, then the time since the key's
-    previous row when ``dt_cfg[0]`` is set (times times ``dt_cfg[1]``; the
-    first row of a key gets ``dt_cfg[2]``), then a 0/1 indicator for each
-    masked column in ``mcols``. ``Y`` holds the target columns ``ycols``,
-    missing values left as NaN. Columns with ``scols[j]`` set are standardised
-    with Welford's running mean and variance (per key when ``scfg[0]``, frozen
-    after ``scfg[1]`` rows when that is >= 0); ``YL`` and ``YS`` get the
-    location and scale used for each target so that outputs can be inverted.
+    Value column ``j`` goes to column ``xpos[j]`` of ``X`` when that is >= 0,
+    its 0/1 missing indicator to column ``mpos[j]``, and to column ``ypos[j]``
+    of ``Y`` (missing values left as NaN). With ``dt_cfg[0]`` set, column
+    ``dt_cfg[3]`` of ``X`` gets the time since the key's previous row, times
+    ``dt_cfg[1]`` (``dt_cfg[2]`` at a key's first row). Columns with ``scols[j]``
+    set are standardised with Welford's running mean and variance (per key
+    when ``scfg[0]``, frozen after ``scfg[1]`` values when that is >= 0);
+    ``YL`` and ``YS`` get the location and scale used for each target so that
+    outputs can be inverted.
+
+    Columns are independent, so the loop runs column by column (one column's
+    values are contiguous); the error reported is the first in row order.
     """
-    C = A.shape[1]
-    nx = xcols.shape[0]
-    use_dt = dt_cfg[0] != 0.0
+    M = idx.shape[0]
     per_key, freeze = scfg[0], scfg[1]
-    v = np.empty(C)
-    z = np.empty(C)
-    for m in range(idx.shape[0]):
-        row = idx[m]
-        s = es[m]
-        te = et[m]
-        g = s if per_key else 0
-        for j in range(C):
-            a = A[row, j]
+    first_bad = M
+    for j in range(len(A)):
+        col = A[j]
+        pol = policy[j]
+        scaled = scols[j]
+        xq, yq, mq = xpos[j], ypos[j], mpos[j]
+        for m in range(M):
+            s = es[m]
+            g = s if per_key else 0
+            raw = col[idx[m]]
+            a = np.float64(raw)
+            code = OK
             if np.isinf(a):
-                err[0], err[1], err[2], err[3] = ERR_INF, src[m], j, s
-                return
-            missing = np.isnan(a)
-            if not missing:
+                code = ERR_INF
+            elif not np.isnan(a):
                 KV[s, j, FF] = a
                 KV[s, j, HAS_FF] = 1.0
-                if scols[j] and (freeze < 0 or SC[g, j, 0] < freeze):
+                if scaled and (freeze < 0 or SC[g, j, 0] < freeze):
                     c = SC[g, j, 0] + 1.0
                     d = a - SC[g, j, 1]
                     SC[g, j, 0] = c
                     SC[g, j, 1] += d / c
                     SC[g, j, 2] += d * (a - SC[g, j, 1])
-            elif policy[j] == MISS_ERROR:
-                err[0], err[1], err[2], err[3] = ERR_MISSING, src[m], j, s
-                return
-            elif policy[j] == MISS_FILL:
+            elif pol == MISS_ERROR:
+                code = ERR_MISSING
+            elif pol == MISS_FILL:
                 a = fill[j]
                 counts[4 + j] += 1
-            elif policy[j] == MISS_FFILL or policy[j] == MISS_FFILL_OR_FILL:
+            elif pol == MISS_FFILL or pol == MISS_FFILL_OR_FILL:
                 if KV[s, j, HAS_FF] != 0.0:
                     a = KV[s, j, FF]
-                elif policy[j] == MISS_FFILL_OR_FILL:
+                elif pol == MISS_FFILL_OR_FILL:
                     a = fill[j]
                 else:
-                    err[0], err[1], err[2], err[3] = ERR_NO_FFILL, src[m], j, s
-                    return
+                    code = ERR_NO_FFILL
                 counts[4 + j] += 1
-            elif policy[j] == MISS_MASK:  # scaled value 0 (the running mean), and an indicator
+            elif pol == MISS_MASK:  # scaled value 0 (the running mean), and an indicator
                 counts[4 + j] += 1
-            # MISS_KEEP (targets): stays NaN
-            v[j] = a
-            if scols[j]:
+            # MISS_KEEP (targets only): stays NaN
+            if code != OK:
+                if m < first_bad:
+                    first_bad = m
+                    err[0], err[1], err[2], err[3] = code, src[m], j, s
+                break
+            loc, scale = 0.0, 1.0
+            if scaled:
                 c = SC[g, j, 0]
                 loc = SC[g, j, 1]
                 sd = np.sqrt(SC[g, j, 2] / c) if c > 0 else 0.0
                 scale = sd if sd > 0.0 else 1.0
-                z[j] = 0.0 if np.isnan(a) else (a - loc) / scale
-            else:
-                z[j] = 0.0 if np.isnan(a) else a
-        for q in range(nx):
-            X[m, q] = z[xcols[q]]
-        k = nx
-        if use_dt:
-            if KB[s, HAS_EMIT]:
-                X[m, k] = (te - KT[s, T_EMIT]) * dt_cfg[1]
-            else:
-                X[m, k] = dt_cfg[2]
-            k += 1
-        KT[s, T_EMIT] = te
-        KB[s, HAS_EMIT] = 1
-        for q in range(mcols.shape[0]):
-            X[m, k + q] = 1.0 if np.isnan(A[row, mcols[q]]) else 0.0
-        for q in range(ycols.shape[0]):
-            j = ycols[q]
-            a = A[row, j]
-            if scols[j]:
-                c = SC[g, j, 0]
-                sd = np.sqrt(SC[g, j, 2] / c) if c > 0 else 0.0
-                scale = sd if sd > 0.0 else 1.0
-                YL[m, q] = SC[g, j, 1]
-                YS[m, q] = scale
-                Y[m, q] = (a - SC[g, j, 1]) / scale
-            else:
-                YL[m, q] = 0.0
-                YS[m, q] = 1.0
-                Y[m, q] = a
+            if xq >= 0:
+                X[m, xq] = 0.0 if np.isnan(a) else (a - loc) / scale if scaled else a
+            if mq >= 0:
+                X[m, mq] = 1.0 if np.isnan(raw) else 0.0
+            if yq >= 0:
+                Y[m, yq] = (raw - loc) / scale if scaled else raw
+                YL[m, yq] = loc
+                YS[m, yq] = scale
+    if dt_cfg[0] != 0.0:
+        k = np.int64(dt_cfg[3])
+        for m in range(M):
+            s = es[m]
+            X[m, k] = (et[m] - KT[s, T_EMIT]) * dt_cfg[1] if KB[s, HAS_EMIT] else dt_cfg[2]
+            KT[s, T_EMIT] = et[m]
+            KB[s, HAS_EMIT] = 1
+    else:
+        for m in range(M):
+            KT[es[m], T_EMIT] = et[m]
+            KB[es[m], HAS_EMIT] = 1

@@ -200,10 +200,18 @@ class Feed:
             value = given.get(c, "error") if isinstance(self.missing, dict) else self.missing
             policy[col[c]], fill[col[c]] = _policy(value, c)
         self._policy, self._fill = policy, fill
-        self._xcols = np.array([col[c] for c in schema.features], np.int64)
         self._ycols = np.array([col[c] for c in schema.targets], np.int64)
         masked = [c for c in schema.features if policy[col[c]] == K.MISS_MASK]
-        self._mcols = np.array([col[c] for c in masked], np.int64)
+        nx = len(schema.features) + int(self.time_delta)
+        self._xpos = np.full(C, -1, np.int64)
+        self._ypos = np.full(C, -1, np.int64)
+        self._mpos = np.full(C, -1, np.int64)
+        for q, c in enumerate(schema.features):
+            self._xpos[col[c]] = q
+        for q, c in enumerate(schema.targets):
+            self._ypos[col[c]] = q
+        for q, c in enumerate(masked):
+            self._mpos[col[c]] = nx + q
         self._scols = np.full(C, self.scale is not None, np.bool_)
 
         time_type = schema._types[schema.time]
@@ -228,7 +236,7 @@ class Feed:
             np.int64,
         )
         seconds = 1e-9 if self._time_sort == "datetime" else 1.0
-        self._dt = np.array([float(self.time_delta), seconds, 0.0])
+        self._dt = np.array([float(self.time_delta), seconds, 0.0, len(schema.features)])
         self.columns = (
             *schema.features,
             *(("dt",) if self.time_delta else ()),
@@ -339,15 +347,29 @@ class Feed:
             )
         return t
 
-    def _values(self, table, N):
-        values = self.schema.values
-        V = np.empty((N, len(values)))
-        for j, c in enumerate(values):
-            col = table.column(c)
-            if kind_of(col.type) not in ("number", "integer") or pa.types.is_boolean(col.type):
+    def _values(self, table):
+        """The value columns as a tuple of float arrays of one dtype.
+
+        When every column is float32, or every one float64, in one Arrow chunk
+        and without nulls, the arrays are views of Arrow's buffers: the values
+        are copied once, into the chunk's ``x``.
+        """
+        cols = [table.column(c) for c in self.schema.values]
+        types = {col.type for col in cols}
+        same = types == {pa.float32()} or types == {pa.float64()}
+        dtype = np.float32 if types == {pa.float32()} else np.float64
+        out = []
+        for col in cols:
+            if not same:
                 col = pc.cast(col, pa.float64())
-            V[:, j] = col.to_numpy()
-        return V
+            if col.num_chunks == 1 and not col.null_count:
+                arr = col.chunk(0).to_numpy(zero_copy_only=True)
+            else:
+                arr = col.to_numpy()
+            arr = np.ascontiguousarray(arr, dtype=dtype)
+            arr.flags.writeable = False  # one array type, whether a view or a copy
+            out.append(arr)
+        return tuple(out)
 
     # -- the step ---------------------------------------------------------------------------
     def __call__(self, data):
@@ -391,22 +413,25 @@ class Feed:
         if table is None:
             slot, new_keys = np.zeros(0, np.int64), []
             t = np.zeros(0, self._KT.dtype)
-            V = np.zeros((0, len(self.schema.values)))
+            V = tuple(np.zeros(0) for _ in self.schema.values)
+            for v in V:
+                v.flags.writeable = False
         else:
             slot, new_keys = self._slots(table, N)
             t = self._times(table)
-            V = self._values(table, N)
+            V = self._values(table)
+        C = len(V)
         n = self._n + len(new_keys)
         KT, KB, KV = (self._grown(a, n) for a in (self._KT, self._KB, self._KV))
         SC = self._grown(self._SC, n) if self.scale == "per_key" else self._SC.copy()
-        counts = np.zeros(4 + V.shape[1], np.int64)
+        counts = np.zeros(4 + C, np.int64)
         err = np.zeros(4, np.int64)
         hold = bool(self._cfg[K.HOLD])
         origin, every = self._tparams[0], self._tparams[1]
         keep = np.zeros(N, np.bool_)
         cap = N + 16 if hold else 0
         while True:
-            E = np.empty((cap, V.shape[1]))
+            E = np.empty((C, cap))
             et = np.empty(cap, t.dtype)
             es = np.empty(cap, np.int64)
             esrc = np.empty(cap, np.int64)
@@ -421,13 +446,14 @@ class Feed:
         if err[0]:
             self._raise(err, table, slot, t, new_keys)
         if hold:
-            A, idx, es, et, src = E, np.arange(m), es[:m], et[:m], esrc[:m]
+            E.flags.writeable = False
+            A, idx, es, et, src = tuple(E), np.arange(m), es[:m], et[:m], esrc[:m]
         else:
             idx = np.flatnonzero(keep) if m < N else np.arange(N)
             A, es, et, src = V, slot[idx], t[idx], idx
         X, Y, YL, YS = self._outputs(len(idx))
-        K.finish_rows(A, idx, es, et, src, self._policy, self._fill, self._xcols, self._ycols,
-                      self._mcols, self._scols, self._scfg, self._dt, KT, KB, KV, SC,
+        K.finish_rows(A, idx, es, et, src, self._policy, self._fill, self._xpos, self._ypos,
+                      self._mpos, self._scols, self._scfg, self._dt, KT, KB, KV, SC,
                       X, Y, YL, YS, counts, err)  # fmt: skip
         if err[0]:
             self._raise(err, table, slot, t, new_keys)
