@@ -206,7 +206,8 @@ def test_time_span_chunks_hold_one_span_each():
 
 
 def _rows(df):
-    t = df["time"].dt.tz_convert("UTC").dt.tz_localize(None).dt.as_unit("ns").to_numpy().view(np.int64)
+    utc = df["time"].dt.tz_convert("UTC").dt.tz_localize(None)
+    t = utc.dt.as_unit("ns").to_numpy().view(np.int64)
     return [(k, int(ti), {"a": a, "b": b})
             for k, ti, a, b in zip(df["sensor"], t, df["a"], df["b"])]  # fmt: skip
 
