@@ -173,6 +173,11 @@ class Schema:
                     raise SchemaError(
                         f"{role} column {c!r} is missing; the table has columns {names}"
                     )
+        if not out.features:
+            raise SchemaError(
+                f"no feature columns: the table has {names}, with time {out.time!r} and key "
+                f"{out.key!r}; features are numeric columns (name them with Schema(features=...))"
+            )
         overlap = set(out.values) & taken
         if overlap:
             raise SchemaError(
