@@ -1,68 +1,81 @@
-"""Stream a generated multi-series feed through a seeded model.
+"""Stream the bundled hourly temperatures of Seattle and San Francisco (2010) through a model.
 
-    python -m streamrnn.demo [--series 500] [--hours 720] [--chunk 5000]
+    python -m streamrnn.demo [--chunk 2000] [--horizon 6] [--hidden 32]
 
-Each of ``--series`` sensors reports once an hour (a daily cycle with its own
-phase and amplitude, plus noise); rows of all sensors arrive interleaved in
-chunks of ``--chunk`` rows. A seeded, untrained GRU carries every sensor's
-hidden state across chunks; the demo prints a few outputs, a forecast, and the
-throughput.
+The two cities' rows are written to a Parquet dataset (one file a month) and
+read back a batch at a time by ``feeds.iter_parquet``. A feed puts each city on
+an hourly grid (the source lacks the hour when daylight saving time began: the
+empty bin is forward-filled and counted) and standardises temperatures per
+city; a seeded, untrained GRU carries each city's state across chunks, and its
+outputs and forecasts come back in degrees Fahrenheit. The run is repeated with
+another chunk size to show that the outputs do not change by a bit.
 """
 
 import argparse
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
+import feeds
 import streamrnn
+from feeds.datasets import load_weather
 
 
-def sensor_feed(n_series, hours, seed=0):
-    """Long-format rows ordered by time: keys, times (hours), readings (N, 1)."""
-    rng = np.random.default_rng(seed)
-    phase = rng.uniform(0, 2 * np.pi, n_series)
-    amp = rng.uniform(0.5, 2.0, n_series)
-    t = np.repeat(np.arange(hours), n_series)
-    keys = np.tile(np.arange(n_series), hours)
-    x = amp[keys] * np.sin(2 * np.pi * t / 24 + phase[keys]) + 0.1 * rng.standard_normal(t.size)
-    return keys, t, x[:, None].astype(np.float32)
+def write_monthly(df, folder):
+    """Write ``df`` as a Parquet dataset, one file per month, in time order."""
+    months = df["time"].dt.to_period("M")
+    for i, (_, part) in enumerate(df.groupby(months, sort=True)):
+        table = pa.Table.from_pandas(part, preserve_index=False)
+        pq.write_table(table, Path(folder) / f"part-{i:02d}.parquet")
+
+
+def run(folder, model, chunk):
+    """Outputs, the stream and the seconds taken, streaming ``folder`` in chunks."""
+    schema = feeds.Schema(key="city", time="time", features=["temperature"],
+                          targets=["temperature"])  # fmt: skip
+    feed = feeds.Feed(schema, grid="1h", missing="ffill", scale="per_key")
+    stream = streamrnn.Stream(model, feed=feed)
+    start = time.perf_counter()
+    outputs = [stream.update(c) for c in feeds.iter_parquet(folder, feed=feed, rows=chunk)]
+    return np.concatenate(outputs), stream, time.perf_counter() - start
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--series", type=int, default=500)
-    parser.add_argument("--hours", type=int, default=720)
-    parser.add_argument("--chunk", type=int, default=5000)
+    parser.add_argument("--chunk", type=int, default=2000, help="rows per chunk")
+    parser.add_argument("--horizon", type=int, default=6, help="hours to forecast")
+    parser.add_argument("--hidden", type=int, default=32, help="GRU hidden size")
     args = parser.parse_args(argv)
 
-    keys, times, x = sensor_feed(args.series, args.hours)
-    model = streamrnn.GRU(input_size=1, hidden_size=32, output_size=1, seed=0)
-    stream = streamrnn.Stream(model)
-    print(f"model: {model!r}")
-    print(
-        f"feed: {args.series} sensors x {args.hours} hours = {len(keys):,} rows, "
-        f"chunks of {args.chunk:,} rows"
-    )
+    df = load_weather()
+    model = streamrnn.GRU(input_size=1, hidden_size=args.hidden, output_size=1, seed=0)
+    print(f"data: {len(df):,} hourly temperatures (F) of {df['city'].nunique()} cities, "
+          f"{df['time'].min():%Y-%m-%d} to {df['time'].max():%Y-%m-%d}")  # fmt: skip
+    print(f"model: {model!r} (seeded, untrained)")
+    with tempfile.TemporaryDirectory() as folder:
+        write_monthly(df, folder)
+        run(folder, model, args.chunk)  # compile the kernels before timing
+        y, stream, seconds = run(folder, model, args.chunk)
+        other = max(1, args.chunk // 7 + 1)
+        y_other, _, _ = run(folder, model, other)
 
-    warm = streamrnn.Stream(model)  # compile the kernels before timing
-    warm.update(keys[: args.chunk], times[: args.chunk], x[: args.chunk])
-    start = time.perf_counter()
-    first = None
-    for a in range(0, len(keys), args.chunk):
-        y = stream.update(
-            keys[a : a + args.chunk], times[a : a + args.chunk], x[a : a + args.chunk]
-        )
-        first = y if first is None else first
-    elapsed = time.perf_counter() - start
-
-    print("first rows (sensor, hour, reading -> output):")
-    for r in range(3):
-        print(f"  {keys[r]:4d} {times[r]:5d} {x[r, 0]:8.4f} -> {first[r, 0]:8.4f}")
-    print(f"forecast of sensor 0, next 6 hours: {np.round(stream.forecast([0], 6)[0, :, 0], 4)}")
-    print(
-        f"throughput: {len(keys):,} rows in {elapsed:.3f} s = {len(keys) / elapsed:,.0f} rows/s "
-        f"({len(stream):,} series held)"
-    )
+    counts = stream.feed.counts
+    print(f"streamed {counts['rows_in']:,} rows in chunks of {args.chunk:,}: "
+          f"{counts['rows_out']:,} rows on the hourly grid, "
+          f"{counts['empty_bins']} empty bins forward-filled")  # fmt: skip
+    print(f"throughput: {counts['rows_in'] / seconds:,.0f} rows/s from Parquet to outputs")
+    print(f"same outputs with chunks of {other:,} rows: {bool((y_other == y).all())}")
+    print("first hours (city, time, temperature -> output, F):")
+    first = df.iloc[:4]
+    for (city, t, temp), out in zip(first.itertuples(index=False), y[:4, 0]):
+        print(f"  {city:14s} {t:%Y-%m-%d %H:%M}  {temp:6.1f} -> {out:6.1f}")
+    forecast = stream.forecast(stream.keys(), args.horizon)
+    for city, row in zip(stream.keys(), forecast[:, :, 0]):
+        print(f"forecast {city}, next {args.horizon} hours: " + " ".join(f"{v:.1f}" for v in row))
 
 
 if __name__ == "__main__":

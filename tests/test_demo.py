@@ -1,22 +1,17 @@
-"""The demo runs end to end on a small feed and reports what it streamed."""
+"""The demo streams the bundled weather data end to end and reports what it did."""
 
 import re
-
-import numpy as np
 
 from streamrnn import demo
 
 
-def test_demo_streams_every_row(capsys):
-    demo.main(["--series", "12", "--hours", "30", "--chunk", "50"])
+def test_demo_streams_every_row_of_the_bundled_weather(capsys):
+    demo.main(["--chunk", "5000", "--hidden", "4", "--horizon", "3"])
     out = capsys.readouterr().out
-    assert "12 sensors x 30 hours = 360 rows" in out
-    held = re.search(r"throughput: 360 rows in [\d.]+ s = [\d,]+ rows/s \((\d+) series held\)", out)
-    assert held and held.group(1) == "12"
-
-
-def test_sensor_feed_is_long_format_in_time_order():
-    keys, times, x = demo.sensor_feed(3, 4)
-    assert keys.tolist() == [0, 1, 2] * 4
-    assert times.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
-    assert x.shape == (12, 1) and x.dtype == np.float32 and np.isfinite(x).all()
+    assert "data: 17,518 hourly temperatures (F) of 2 cities, 2010-01-01 to 2010-12-31" in out
+    # the source lacks 2010-03-14 03:00 for both cities: one empty bin each
+    assert "17,520 rows on the hourly grid, 2 empty bins forward-filled" in out
+    assert "same outputs with chunks of 715 rows: True" in out
+    forecasts = re.findall(r"forecast (\w+), next 3 hours: ([-\d. ]+)", out)
+    assert [city for city, _ in forecasts] == ["san_francisco", "seattle"]
+    assert all(len(values.split()) == 3 for _, values in forecasts)
