@@ -20,17 +20,20 @@ from numba import njit
 
 _FLAGS = dict(cache=True, error_model="numpy")
 
-# error codes (err[0]); err[1] = input row, err[2] = column, err[3] = slot
-OK, ERR_LATE, ERR_DUPLICATE, ERR_MISSING, ERR_INF, ERR_NO_FFILL, ERR_CAPACITY = range(7)
+# error codes (err[0]); err[1] = row of the stream (cfg[ROW0] + row of the chunk),
+# err[2] = column, err[3] = slot, err[4] = released row (finish_rows)
+OK, ERR_LATE, ERR_DUPLICATE, ERR_MISSING, ERR_INF, ERR_NO_FFILL, ERR_CAPACITY, ERR_OVERFLOW = range(
+    8
+)
 # cfg entries of order_rows
-LATE, DUPLICATES, HOLD, GRID, AGGREGATE = range(5)
+LATE, DUPLICATES, HOLD, GRID, AGGREGATE, ROW0 = range(6)
 LATE_ERROR, LATE_DROP = 0, 1
 DUP_ERROR, DUP_FIRST, DUP_LAST = 0, 1, 2
 AGG_MEAN, AGG_LAST = 0, 1
 # per-column missing policies
 MISS_ERROR, MISS_MASK, MISS_FFILL, MISS_FILL, MISS_FFILL_OR_FILL, MISS_KEEP = range(6)
 # KB columns (int64 flags per slot) and KT columns (times per slot)
-HAS_LAST, HAS_EMIT, HAS_PEND, PEND_BIN = range(4)
+HAS_LAST, HAS_EMIT, HAS_PEND, PEND_BIN, PEND_ROW = range(5)
 T_LAST, T_EMIT, T_PEND = range(3)
 # KV planes (float64 per slot and column)
 FF, HAS_FF, SUM, COUNT, LAST = range(5)
@@ -39,7 +42,7 @@ N_LATE, N_DUP, N_MERGED, N_EMPTY = range(4)
 
 
 @njit(**_FLAGS)
-def _release(s, KT, KB, KV, grid, agg, origin, every, E, et, es, esrc, m, src):
+def _release(s, KT, KB, KV, grid, agg, origin, every, E, et, es, esrc, m):
     """Write slot ``s``'s pending row to ``E[:, m]``; returns the next free row or -1."""
     if m >= E.shape[1]:
         return -1
@@ -52,15 +55,21 @@ def _release(s, KT, KB, KV, grid, agg, origin, every, E, et, es, esrc, m, src):
             E[j, m] = KV[s, j, LAST]
     et[m] = origin + KB[s, PEND_BIN] * every if grid else KT[s, T_PEND]
     es[m] = s
-    esrc[m] = src
+    esrc[m] = KB[s, PEND_ROW]
     KB[s, HAS_PEND] = 0
     return m + 1
 
 
 @njit(**_FLAGS)
-def _pend(s, b, t, V, r, KT, KB, KV, grid, agg):
-    """Open slot ``s``'s pending row (bin ``b``) with row ``r``, or merge ``r`` into it."""
+def _pend(s, b, t, V, r, row, KT, KB, KV, grid, agg):
+    """Open slot ``s``'s pending row (bin ``b``) with row ``r``, or merge ``r`` into it.
+
+    ``row`` is the row's number in the stream; a pending row keeps the first
+    (grid bin) or last (duplicate times) row's number for messages.
+    """
     merge = KB[s, HAS_PEND] != 0
+    if not merge or not grid:
+        KB[s, PEND_ROW] = row
     for j in range(len(V)):
         v = V[j][r]
         if not merge:
@@ -81,17 +90,22 @@ def _pend(s, b, t, V, r, KT, KB, KV, grid, agg):
 
 @njit(**_FLAGS)
 def order_rows(
-    slot, t, V, cfg, origin, every, KT, KB, KV, flush, E, et, es, esrc, keep, counts, err
+    slot, t, V, policy, cfg, origin, every, KT, KB, KV, flush, E, et, es, esrc, keep, counts, err
 ):
     """Time policies and pending rows over ``V``, the value columns (a tuple of arrays).
 
     Without held rows (``cfg[HOLD] == 0``) sets ``keep[r]`` for each row that
     passes and returns how many do. With held rows, writes released rows to
-    ``E`` (values), ``et`` (times), ``es`` (slots) and ``esrc`` (the input row
-    that released it, -1 at a flush) and returns their number; when ``E`` is too
-    small sets ``err[0] = ERR_CAPACITY`` and returns the rows needed so far.
+    ``E`` (values), ``et`` (times), ``es`` (slots) and ``esrc`` (the stream row
+    it came from: the first of a bin; for an empty bin, the row that closed it)
+    and returns their number; when ``E`` is too small sets
+    ``err[0] = ERR_CAPACITY`` and returns the rows needed so far.
+
+    Each accepted row is checked as it arrives, held or not: inf anywhere, and
+    missing values in columns whose policy is ``MISS_ERROR``.
     """
     late, dups, hold, grid, agg = cfg[LATE], cfg[DUPLICATES], cfg[HOLD], cfg[GRID], cfg[AGGREGATE]
+    row0 = cfg[ROW0]
     n = 0
     m = 0
     need = 0
@@ -101,17 +115,23 @@ def order_rows(
         if KB[s, HAS_LAST]:
             if tr < KT[s, T_LAST]:
                 if late == LATE_ERROR:
-                    err[0], err[1], err[3] = ERR_LATE, r, s
+                    err[0], err[1], err[3] = ERR_LATE, row0 + r, s
                     return 0
                 counts[N_LATE] += 1
                 continue
             if tr == KT[s, T_LAST]:
                 if dups == DUP_ERROR:
-                    err[0], err[1], err[3] = ERR_DUPLICATE, r, s
+                    err[0], err[1], err[3] = ERR_DUPLICATE, row0 + r, s
                     return 0
                 if dups == DUP_FIRST:
                     counts[N_DUP] += 1
                     continue
+        for j in range(len(V)):
+            v = V[j][r]
+            if np.isinf(v) or (np.isnan(v) and policy[j] == MISS_ERROR):
+                err[0] = ERR_INF if np.isinf(v) else ERR_MISSING
+                err[1], err[2], err[3], err[4] = row0 + r, j, s, -1
+                return 0
         KT[s, T_LAST] = tr
         KB[s, HAS_LAST] = 1
         if not hold:
@@ -126,12 +146,12 @@ def order_rows(
                     counts[N_MERGED] += 1
                 else:
                     counts[N_DUP] += 1
-                _pend(s, b, tr, V, r, KT, KB, KV, grid, agg)
+                _pend(s, b, tr, V, r, row0 + r, KT, KB, KV, grid, agg)
                 continue
             first_empty = KB[s, PEND_BIN] + 1
             need += 1 + (b - first_empty if grid else 0)
             if m >= 0:
-                m = _release(s, KT, KB, KV, grid, agg, origin, every, E, et, es, esrc, m, r)
+                m = _release(s, KT, KB, KV, grid, agg, origin, every, E, et, es, esrc, m)
             if grid:
                 for k in range(first_empty, b):  # empty bins: missing values
                     if m < 0 or m >= E.shape[1]:
@@ -140,17 +160,17 @@ def order_rows(
                     E[:, m] = np.nan
                     et[m] = origin + k * every
                     es[m] = s
-                    esrc[m] = r
+                    esrc[m] = row0 + r
                     m += 1
                 counts[N_EMPTY] += b - first_empty
         KB[s, HAS_PEND] = 0
-        _pend(s, b, tr, V, r, KT, KB, KV, grid, agg)
+        _pend(s, b, tr, V, r, row0 + r, KT, KB, KV, grid, agg)
     if flush and hold:
         for s in range(KB.shape[0]):
             if KB[s, HAS_PEND]:
                 need += 1
                 if m >= 0:
-                    m = _release(s, KT, KB, KV, grid, agg, origin, every, E, et, es, esrc, m, -1)
+                    m = _release(s, KT, KB, KV, grid, agg, origin, every, E, et, es, esrc, m)
     if not hold:
         return n
     if m < 0:
@@ -223,7 +243,7 @@ def finish_rows(
             if code != OK:
                 if m < first_bad:
                     first_bad = m
-                    err[0], err[1], err[2], err[3] = code, src[m], j, s
+                    err[0], err[1], err[2], err[3], err[4] = code, src[m], j, s, m
                 break
             loc, scale = 0.0, 1.0
             if scaled:
@@ -233,12 +253,21 @@ def finish_rows(
                 scale = sd if sd > 0.0 else 1.0
             if xq >= 0:
                 X[m, xq] = 0.0 if np.isnan(a) else (a - loc) / scale if scaled else a
+                if np.isinf(X[m, xq]):  # finite in float64, too large for X's dtype
+                    code = ERR_OVERFLOW
             if mq >= 0:
                 X[m, mq] = 1.0 if np.isnan(raw) else 0.0
             if yq >= 0:
                 Y[m, yq] = (raw - loc) / scale if scaled else raw
                 YL[m, yq] = loc
                 YS[m, yq] = scale
+                if np.isinf(Y[m, yq]):
+                    code = ERR_OVERFLOW
+            if code != OK:
+                if m < first_bad:
+                    first_bad = m
+                    err[0], err[1], err[2], err[3], err[4] = code, src[m], j, s, m
+                break
     if dt_cfg[0] != 0.0:
         k = np.int64(dt_cfg[3])
         for m in range(M):

@@ -44,6 +44,13 @@ def _policy(value, column):
     )
 
 
+def _row_text(row, row0, n):
+    """Where stream row ``row`` is, for a message about a chunk whose first row is ``row0``."""
+    if row0 <= row < row0 + n:
+        return f"row {row - row0}" + (f" (row {row} of the stream)" if row0 else "")
+    return f"row {row} of the stream (held back from an earlier chunk)"
+
+
 def _span(value, name, time_sort):
     """A positive time span in the time column's units (ns for timestamps)."""
     if time_sort == "datetime":
@@ -228,6 +235,7 @@ class Feed:
                 int(self.grid is not None or self.duplicates == "last"),
                 int(self.grid is not None),
                 ("mean", "last").index(self.aggregate),
+                0,  # the stream row of the chunk's first row, set per chunk
             ],
             np.int64,
         )
@@ -256,7 +264,7 @@ class Feed:
         self._key_dtype = None
         self._n = 0
         self._KT = np.zeros((0, 3), tdtype)
-        self._KB = np.zeros((0, 4), np.int64)
+        self._KB = np.zeros((0, 5), np.int64)
         self._KV = np.zeros((0, C, 5))
         self._SC = np.zeros((1, C, 3))
         self._ready = True
@@ -272,7 +280,7 @@ class Feed:
             raise SchemaError("this feed has seen no rows yet; its columns are not known")
 
     # -- keys -------------------------------------------------------------------------
-    def _slots(self, table, N):
+    def _slots(self, table, N, row0):
         """Slot per row (new keys get slots from ``self._n`` on) and the new keys."""
         key = self.schema.key
         if not key:
@@ -281,7 +289,8 @@ class Feed:
         if col.null_count:
             row = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
             raise MissingValueError(
-                f"key column {key!r} is null at row {row}; every row needs a key"
+                f"key column {key!r} is null at {_row_text(row0 + row, row0, N)}; "
+                "every row needs a key"
             )
         if self._key_kind == "string":
             arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
@@ -316,13 +325,14 @@ class Feed:
         return value.item() if isinstance(value, np.generic) else value
 
     # -- columns ------------------------------------------------------------------------
-    def _times(self, table):
+    def _times(self, table, row0):
         name = self.schema.time
         col = table.column(name)
         if col.null_count:
             row = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
             raise MissingValueError(
-                f"time column {name!r} is null at row {row}; every row needs a time"
+                f"time column {name!r} is null at {_row_text(row0 + row, row0, len(col))}; "
+                "every row needs a time"
             )
         if self._time_sort == "datetime":
             try:
@@ -343,7 +353,8 @@ class Feed:
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             raise MissingValueError(
-                f"time column {name!r} has {t[row]} at row {row}; times must be finite"
+                f"time column {name!r} has {t[row]} at {_row_text(row0 + row, row0, len(t))}; "
+                "times must be finite"
             )
         return t
 
@@ -377,10 +388,18 @@ class Feed:
         table = as_table(data)
         if table.num_rows == 0:
             return self._empty(table)
-        schema = self.schema.bind(table.schema)
-        if not self._ready:
-            self._setup(schema)
-        return self._step(table, flush=False)
+        if self._ready:
+            self.schema.check(table.schema)
+            return self._step(table, flush=False)
+        unbound = self.schema
+        try:  # the first chunk fixes the schema only if it goes through
+            self._setup(self.schema.bind(table.schema))
+            return self._step(table, flush=False)
+        except Exception:
+            self.schema = unbound
+            self._ready = False
+            self.counts = {"rows_in": 0, "rows_out": 0}
+            raise
 
     def flush(self):
         """Release the rows held back (pending grid bins, last of duplicate times).
@@ -410,6 +429,7 @@ class Feed:
 
     def _step(self, table, flush):
         N = 0 if table is None else table.num_rows
+        row0 = self.counts["rows_in"]
         if table is None:
             slot, new_keys = np.zeros(0, np.int64), []
             t = np.zeros(0, self._KT.dtype)
@@ -417,16 +437,18 @@ class Feed:
             for v in V:
                 v.flags.writeable = False
         else:
-            slot, new_keys = self._slots(table, N)
-            t = self._times(table)
+            slot, new_keys = self._slots(table, N, row0)
+            t = self._times(table, row0)
             V = self._values(table)
         C = len(V)
         n = self._n + len(new_keys)
         KT, KB, KV = (self._grown(a, n) for a in (self._KT, self._KB, self._KV))
         SC = self._grown(self._SC, n) if self.scale == "per_key" else self._SC.copy()
         counts = np.zeros(4 + C, np.int64)
-        err = np.zeros(4, np.int64)
-        hold = bool(self._cfg[K.HOLD])
+        err = np.zeros(5, np.int64)
+        cfg = self._cfg.copy()
+        cfg[K.ROW0] = row0
+        hold = bool(cfg[K.HOLD])
         origin, every = self._tparams[0], self._tparams[1]
         keep = np.zeros(N, np.bool_)
         cap = N + 16 if hold else 0
@@ -436,27 +458,27 @@ class Feed:
             es = np.empty(cap, np.int64)
             esrc = np.empty(cap, np.int64)
             trial = (KT.copy(), KB.copy(), KV.copy(), counts.copy())
-            m = K.order_rows(slot, t, V, self._cfg, origin, every, trial[0], trial[1], trial[2],
-                             flush, E, et, es, esrc, keep, trial[3], err)  # fmt: skip
+            m = K.order_rows(slot, t, V, self._policy, cfg, origin, every, trial[0], trial[1],
+                             trial[2], flush, E, et, es, esrc, keep, trial[3], err)  # fmt: skip
             if err[0] != K.ERR_CAPACITY:
                 break
             err[:] = 0
             cap = m + 16
         KT, KB, KV, counts = trial
         if err[0]:
-            self._raise(err, table, slot, t, new_keys)
+            self._raise(err, row0, slot, t, new_keys, et)
         if hold:
             E.flags.writeable = False
             A, idx, es, et, src = tuple(E), np.arange(m), es[:m], et[:m], esrc[:m]
         else:
             idx = np.flatnonzero(keep) if m < N else np.arange(N)
-            A, es, et, src = V, slot[idx], t[idx], idx
+            A, es, et, src = V, slot[idx], t[idx], idx + row0
         X, Y, YL, YS = self._outputs(len(idx))
         K.finish_rows(A, idx, es, et, src, self._policy, self._fill, self._xpos, self._ypos,
                       self._mpos, self._scols, self._scfg, self._dt, KT, KB, KV, SC,
                       X, Y, YL, YS, counts, err)  # fmt: skip
         if err[0]:
-            self._raise(err, table, slot, t, new_keys)
+            self._raise(err, row0, slot, t, new_keys, et)
         # success: commit
         if new_keys:
             self._index = self._index.append(pd.Index(new_keys, dtype=self._index.dtype))
@@ -508,27 +530,39 @@ class Feed:
             self.columns, self.targets, self._tz, counts,
         )  # fmt: skip
 
+    def _snapshot(self):
+        """What :meth:`_restore` needs to undo the next call (state arrays are never
+        written in place: each call makes new ones)."""
+        state = dict(self.__dict__)
+        state["counts"] = {**self.counts, "missing": dict(self.counts.get("missing", {}))}
+        return state
+
+    def _restore(self, state):
+        self.__dict__.clear()
+        self.__dict__.update(state)
+
     # -- errors -------------------------------------------------------------------------------
     def _time_text(self, value):
         if self._time_sort == "datetime":
             return str(np.datetime64(int(value), "ns"))
         return repr(value.item() if isinstance(value, np.generic) else value)
 
-    def _raise(self, err, table, slot, t, new_keys):
-        code, row, j, s = (int(v) for v in err)
+    def _raise(self, err, row0, slot, t, new_keys, et):
+        code, row, j, s, m = (int(v) for v in err)
+        N = len(slot)
         key = self._key_name(s, new_keys)
         where = f"key {key!r}" if self.schema.key else "the series"
-        at = f"row {row}" if row >= 0 else "the end of the stream"
+        at = _row_text(row, row0, N)
         if code in (K.ERR_LATE, K.ERR_DUPLICATE):
+            r = row - row0
             prev = self._KT[s, K.T_LAST] if s < self._n and self._KB[s, K.HAS_LAST] else None
-            # the previous time may be from this chunk: find it
-            rows = np.flatnonzero(slot[:row] == s)
-            if rows.size:
-                prev = t[rows].max()
+            earlier = np.flatnonzero(slot[:r] == s)  # the previous time may be in this chunk
+            if earlier.size:
+                prev = t[earlier].max()
             what = "before" if code == K.ERR_LATE else "equal to"
             fix = "late='drop'" if code == K.ERR_LATE else "duplicates='first' or 'last'"
             raise TimeOrderError(
-                f"{where}: time {self._time_text(t[row])} at row {row} is {what} its previous "
+                f"{where}: time {self._time_text(t[r])} at {at} is {what} its previous "
                 f"time {self._time_text(prev)}; times must increase within a key "
                 f"(or pass {fix} to count and drop such rows)"
             )
@@ -537,6 +571,14 @@ class Feed:
             raise MissingValueError(
                 f"column {column!r} is infinite at {at} ({where}); values must be finite"
             )
+        if code == K.ERR_OVERFLOW:
+            raise MissingValueError(
+                f"column {column!r} at {at} ({where}) is too large for {np.dtype(self.dtype)}; "
+                "use dtype='float64' or rescale the column"
+            )
+        if self.grid is not None and m >= 0 and code in (K.ERR_MISSING, K.ERR_NO_FFILL):
+            at = f"the grid bin at {self._time_text(et[m])}"
+            where += " (a bin with no value: no rows, or only missing ones)"
         if code == K.ERR_NO_FFILL:
             raise MissingValueError(
                 f"column {column!r} is missing at {at} ({where}) with no earlier value to "
@@ -544,7 +586,7 @@ class Feed:
                 "there is one"
             )
         raise MissingValueError(
-            f"column {column!r} is missing at {at} ({where}); pass missing= 'mask', 'ffill' "
+            f"column {column!r} is missing at {at} ({where}); pass missing='mask', 'ffill' "
             "or a fill value for it"
         )
 

@@ -8,6 +8,7 @@ and close only what they opened.
 """
 
 import os
+import re
 
 import numpy as np
 import pandas as pd
@@ -298,6 +299,11 @@ def iter_parquet(
     dataset = ds.dataset(os.fspath(path), format="parquet")
     feed.schema = feed.schema.bind(dataset.schema)
     schema = feed.schema
+    for fragment in dataset.get_fragments():  # footers only: each file against the schema
+        try:
+            schema.check(fragment.physical_schema)
+        except SchemaError as exc:
+            raise SchemaError(f"{fragment.path}: {exc}") from None
     columns = [schema.time, *([schema.key] if schema.key else []), *schema.values]
     if schema.key and kind_of(schema._types[schema.key]) == "string":
         fmt = ds.ParquetFileFormat(
@@ -312,7 +318,14 @@ def iter_parquet(
         fragment_readahead=1,
         use_threads=threads,
     )
-    return _run(_tables(batches), feed, rows, every, flush)
+    return _run(_scanned(batches, path), feed, rows, every, flush)
+
+
+def _scanned(batches, path):
+    try:
+        yield from _tables(batches)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise SchemaError(f"{os.fspath(path)}: {exc}") from None
 
 
 def iter_csv(
@@ -340,7 +353,7 @@ def iter_csv(
 
 def _csv(path, feed, rows, every, flush, block_size, column_types):
     read = pacsv.ReadOptions(block_size=block_size)
-    convert = pacsv.ConvertOptions(column_types=column_types or {}, strings_can_be_null=False)
+    convert = pacsv.ConvertOptions(column_types=column_types or {}, strings_can_be_null=True)
     reader = pacsv.open_csv(os.fspath(path), read_options=read, convert_options=convert)
     try:
         yield from _run(_csv_tables(reader, path), feed, rows, every, flush)
@@ -355,7 +368,13 @@ def _csv_tables(reader, path):
         except StopIteration:
             return
         except pa.ArrowInvalid as exc:
+            text = str(exc)
+            number = re.search(r"CSV column #(\d+)", text)
+            if number and int(number.group(1)) < len(reader.schema.names):
+                name = reader.schema.names[int(number.group(1))]
+                text = text.replace(number.group(0), f"CSV column {name!r}")
             raise SchemaError(
-                f"{os.fspath(path)}: {exc}; pass column_types= to read the column as the wider type"
+                f"{os.fspath(path)}: {text}; the column's type was inferred from the first "
+                "block: pass column_types= to read it as the wider type"
             ) from None
         yield pa.Table.from_batches([batch])

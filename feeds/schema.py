@@ -2,7 +2,7 @@
 
 import pyarrow as pa
 
-from .errors import SchemaError
+from .errors import MissingValueError, SchemaError
 
 _KEY_NAMES = ("key", "id", "series", "symbol", "sensor", "station", "city", "ticker")
 
@@ -195,6 +195,18 @@ class Schema:
 
     @staticmethod
     def _check_kinds(out, kinds):
+        for role, c in (("time", out.time), ("key", out.key)):
+            if c and kinds[c] == "null":
+                raise MissingValueError(
+                    f"{role} column {c!r} holds only missing values in the first chunk; "
+                    f"every row needs a {role}"
+                )
+        if out.key and pa.types.is_floating(out._types[out.key]):
+            raise SchemaError(
+                f"key column {out.key!r} holds floats; expected strings or integers "
+                "(pandas turns integer keys with a missing value into floats: every row "
+                "needs a key)"
+            )
         time_sort = _time_sort(out._types[out.time])[0]
         if time_sort == "other":
             raise SchemaError(

@@ -31,6 +31,19 @@ def _from_pandas(df):
             f"column names must be strings, got {bad!r}; for one column per series "
             "(wide format) use feeds.from_wide"
         )
+    for name in df.columns:  # Arrow would put timestamps of several zones in one, silently
+        col = df[name]
+        if col.dtype == object and pd.api.types.infer_dtype(col, skipna=True) == "datetime":
+            zones = {}
+            for i, v in enumerate(col.to_numpy()):
+                if isinstance(v, pd.Timestamp | np.datetime64):
+                    zones.setdefault(str(getattr(v, "tz", None)), i)
+            if len(zones) > 1:
+                listed = ", ".join(f"{z} (first at row {i})" for z, i in zones.items())
+                raise SchemaError(
+                    f"column {name!r} holds timestamps of several time zones: {listed}; "
+                    "a time column holds one zone, or none"
+                )
     try:
         return pa.Table.from_pandas(df)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError):

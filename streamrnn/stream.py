@@ -498,11 +498,18 @@ class Stream:
         return keys[order[seg[:-1]]].tolist(), Y[last_rows]  # in order of first appearance
 
     def _update_chunk(self, data, outputs):
-        chunk = data
-        if not isinstance(data, feeds.Chunk):
-            if self.feed is None:
-                self.feed = feeds.Feed(dtype=self.model.dtype)
-            chunk = self.feed(data)
+        if isinstance(data, feeds.Chunk):
+            return self._update_from(data, outputs)
+        if self.feed is None:
+            self.feed = feeds.Feed(dtype=self.model.dtype)
+        before = self.feed._snapshot()
+        try:  # the feed's rows count only if the model takes them
+            return self._update_from(self.feed(data), outputs)
+        except Exception:
+            self.feed._restore(before)
+            raise
+
+    def _update_from(self, chunk, outputs):
         if chunk is None or not len(chunk):
             empty = np.empty((0, self.model.out_features), self.model.dtype)
             return empty if outputs == "all" else ([], empty)
