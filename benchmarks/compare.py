@@ -12,11 +12,11 @@ import argparse
 import json
 import os
 import platform
-import time
 
 import numba
 import numpy as np
 import torch
+from suite.common import median_times
 
 import streamrnn
 
@@ -31,17 +31,6 @@ TARGETS = {  # at H=64: minimum speed-up, by workload and cell
     ("keyed", "gru"): 10,
     ("keyed", "lstm"): 10,
 }
-
-
-def median_times(fns, repeats):
-    """Interleave the functions ``repeats`` times; median seconds of each."""
-    times = [[] for _ in fns]
-    for _ in range(repeats):
-        for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            fn()
-            times[i].append(time.perf_counter() - t0)
-    return [float(np.median(t)) for t in times]
 
 
 def threads(n):

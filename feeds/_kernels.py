@@ -39,6 +39,8 @@ T_LAST, T_EMIT, T_PEND = range(3)
 FF, HAS_FF, SUM, COUNT, LAST = range(5)
 # counts
 N_LATE, N_DUP, N_MERGED, N_EMPTY = range(4)
+# rows per block of finish_rows: a block's outputs stay in the L1 cache
+BLOCK = 256
 
 
 @njit(**_FLAGS)
@@ -106,6 +108,11 @@ def order_rows(
     """
     late, dups, hold, grid, agg = cfg[LATE], cfg[DUPLICATES], cfg[HOLD], cfg[GRID], cfg[AGGREGATE]
     row0 = cfg[ROW0]
+    suspect = np.zeros(slot.shape[0], np.bool_)  # rows with a non-finite value
+    for j in range(len(V)):
+        col = V[j]
+        for r in range(slot.shape[0]):
+            suspect[r] |= not np.isfinite(col[r])
     n = 0
     m = 0
     need = 0
@@ -126,12 +133,13 @@ def order_rows(
                 if dups == DUP_FIRST:
                     counts[N_DUP] += 1
                     continue
-        for j in range(len(V)):
-            v = V[j][r]
-            if np.isinf(v) or (np.isnan(v) and policy[j] == MISS_ERROR):
-                err[0] = ERR_INF if np.isinf(v) else ERR_MISSING
-                err[1], err[2], err[3], err[4] = row0 + r, j, s, -1
-                return 0
+        if suspect[r]:
+            for j in range(len(V)):
+                v = V[j][r]
+                if np.isinf(v) or (np.isnan(v) and policy[j] == MISS_ERROR):
+                    err[0] = ERR_INF if np.isinf(v) else ERR_MISSING
+                    err[1], err[2], err[3], err[4] = row0 + r, j, s, -1
+                    return 0
         KT[s, T_LAST] = tr
         KB[s, HAS_LAST] = 1
         if not hold:
@@ -196,78 +204,23 @@ def finish_rows(
     ``YL`` and ``YS`` get the location and scale used for each target so that
     outputs can be inverted.
 
-    Columns are independent, so the loop runs column by column (one column's
-    values are contiguous); the error reported is the first in row order.
+    Columns are independent, so within a block of rows (small enough for its
+    outputs to stay in cache) the loop runs column by column, each column's
+    values contiguous; the error reported is the first in row order.
     """
     M = idx.shape[0]
     per_key, freeze = scfg[0], scfg[1]
     first_bad = M
-    for j in range(len(A)):
-        col = A[j]
-        pol = policy[j]
-        scaled = scols[j]
-        xq, yq, mq = xpos[j], ypos[j], mpos[j]
-        for m in range(M):
-            s = es[m]
-            g = s if per_key else 0
-            raw = col[idx[m]]
-            a = np.float64(raw)
-            code = OK
-            if np.isinf(a):
-                code = ERR_INF
-            elif not np.isnan(a):
-                KV[s, j, FF] = a
-                KV[s, j, HAS_FF] = 1.0
-                if scaled and (freeze < 0 or SC[g, j, 0] < freeze):
-                    c = SC[g, j, 0] + 1.0
-                    d = a - SC[g, j, 1]
-                    SC[g, j, 0] = c
-                    SC[g, j, 1] += d / c
-                    SC[g, j, 2] += d * (a - SC[g, j, 1])
-            elif pol == MISS_ERROR:
-                code = ERR_MISSING
-            elif pol == MISS_FILL:
-                a = fill[j]
-                counts[4 + j] += 1
-            elif pol == MISS_FFILL or pol == MISS_FFILL_OR_FILL:
-                if KV[s, j, HAS_FF] != 0.0:
-                    a = KV[s, j, FF]
-                elif pol == MISS_FFILL_OR_FILL:
-                    a = fill[j]
-                else:
-                    code = ERR_NO_FFILL
-                counts[4 + j] += 1
-            elif pol == MISS_MASK:  # scaled value 0 (the running mean), and an indicator
-                counts[4 + j] += 1
-            # MISS_KEEP (targets only): stays NaN
-            if code != OK:
-                if m < first_bad:
-                    first_bad = m
-                    err[0], err[1], err[2], err[3], err[4] = code, src[m], j, s, m
-                break
-            loc, scale = 0.0, 1.0
-            if scaled:
-                c = SC[g, j, 0]
-                loc = SC[g, j, 1]
-                sd = np.sqrt(SC[g, j, 2] / c) if c > 0 else 0.0
-                scale = sd if sd > 0.0 else 1.0
-            if xq >= 0:
-                X[m, xq] = 0.0 if np.isnan(a) else (a - loc) / scale if scaled else a
-                if np.isinf(X[m, xq]):  # finite in float64, too large for X's dtype
-                    code = ERR_OVERFLOW
-            if mq >= 0:
-                X[m, mq] = 1.0 if np.isnan(raw) else 0.0
-            if yq >= 0:
-                Y[m, yq] = (raw - loc) / scale if scaled else raw
-                YL[m, yq] = loc
-                YS[m, yq] = scale
-                if np.isinf(Y[m, yq]):
-                    code = ERR_OVERFLOW
-            if code != OK:
-                if m < first_bad:
-                    first_bad = m
-                    err[0], err[1], err[2], err[3], err[4] = code, src[m], j, s, m
-                break
+    for b0 in range(0, M, BLOCK):
+        b1 = min(b0 + BLOCK, M)
+        for j in range(len(A)):
+            _finish_column(j, b0, b1, A[j], idx, es, src, policy[j], fill[j], xpos[j], ypos[j],
+                           mpos[j], scols[j], per_key, freeze, KV, SC, X, Y, YL, YS, counts,
+                           err, first_bad)  # fmt: skip
+            if err[0] != OK:
+                first_bad = min(first_bad, err[4])
+        if first_bad < M:
+            return
     if dt_cfg[0] != 0.0:
         k = np.int64(dt_cfg[3])
         for m in range(M):
@@ -279,3 +232,82 @@ def finish_rows(
         for m in range(M):
             KT[es[m], T_EMIT] = et[m]
             KB[es[m], HAS_EMIT] = 1
+
+
+@njit(**_FLAGS)
+def _finish_column(
+    j, b0, b1, col, idx, es, src, pol, fill, xq, yq, mq, scaled, per_key, freeze,
+    KV, SC, X, Y, YL, YS, counts, err, first_bad,
+):  # fmt: skip
+    """Rows ``b0:b1`` of value column ``j`` (see :func:`finish_rows`).
+
+    Stops at the column's first error, recorded in ``err`` when it comes
+    before row ``first_bad``.
+    """
+    carry = pol == MISS_FFILL or pol == MISS_FFILL_OR_FILL
+    start = b0
+    if not scaled and not carry and mq < 0 and yq < 0 and xq >= 0:
+        # a plain feature: copy until the first value that needs a policy
+        top = np.finfo(X.dtype).max
+        while start < b1:
+            a = col[idx[start]]
+            if not np.abs(a) <= top:  # NaN, inf, or too large for X's dtype
+                break
+            X[start, xq] = a
+            start += 1
+    for m in range(start, b1):
+        s = es[m]
+        g = s if per_key else 0
+        raw = col[idx[m]]
+        a = np.float64(raw)
+        code = OK
+        if np.isinf(a):
+            code = ERR_INF
+        elif not np.isnan(a):
+            if carry:
+                KV[s, j, FF] = a
+                KV[s, j, HAS_FF] = 1.0
+            if scaled and (freeze < 0 or SC[g, j, 0] < freeze):
+                c = SC[g, j, 0] + 1.0
+                d = a - SC[g, j, 1]
+                SC[g, j, 0] = c
+                SC[g, j, 1] += d / c
+                SC[g, j, 2] += d * (a - SC[g, j, 1])
+        elif pol == MISS_ERROR:
+            code = ERR_MISSING
+        elif pol == MISS_FILL:
+            a = fill
+            counts[4 + j] += 1
+        elif carry:
+            if KV[s, j, HAS_FF] != 0.0:
+                a = KV[s, j, FF]
+            elif pol == MISS_FFILL_OR_FILL:
+                a = fill
+            else:
+                code = ERR_NO_FFILL
+            counts[4 + j] += 1
+        elif pol == MISS_MASK:  # scaled value 0 (the running mean), and an indicator
+            counts[4 + j] += 1
+        # MISS_KEEP (targets only): stays NaN
+        loc, scale = 0.0, 1.0
+        if code == OK and scaled:
+            c = SC[g, j, 0]
+            loc = SC[g, j, 1]
+            sd = np.sqrt(SC[g, j, 2] / c) if c > 0 else 0.0
+            scale = sd if sd > 0.0 else 1.0
+        if code == OK and xq >= 0:
+            X[m, xq] = 0.0 if np.isnan(a) else (a - loc) / scale if scaled else a
+            if np.isinf(X[m, xq]):  # finite in float64, too large for X's dtype
+                code = ERR_OVERFLOW
+        if code == OK and mq >= 0:
+            X[m, mq] = 1.0 if np.isnan(raw) else 0.0
+        if code == OK and yq >= 0:
+            Y[m, yq] = (raw - loc) / scale if scaled else raw
+            YL[m, yq] = loc
+            YS[m, yq] = scale
+            if np.isinf(Y[m, yq]):
+                code = ERR_OVERFLOW
+        if code != OK:
+            if m < first_bad:
+                err[0], err[1], err[2], err[3], err[4] = code, src[m], j, s, m
+            return

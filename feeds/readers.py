@@ -289,8 +289,8 @@ def iter_parquet(
     ----------
     path : str or path-like
     batch_rows : int
-        Rows per batch read from disk; with ``threads=False`` at most one batch
-        is read ahead.
+        Rows per batch read from disk. Files are read one row group at a time,
+        so memory is bounded by the larger of a row group and a chunk.
     threads : bool
         Let Arrow decode columns in parallel.
     """
@@ -310,15 +310,28 @@ def iter_parquet(
             read_options=ds.ParquetReadOptions(dictionary_columns=[schema.key])
         )
         dataset = ds.dataset(os.fspath(path), format=fmt)
-    batches = dataset.to_batches(
-        columns=columns,
-        filter=_filter(schema, keys, start, end),
-        batch_size=batch_rows,
-        batch_readahead=1 if not threads else 4,
-        fragment_readahead=1,
-        use_threads=threads,
-    )
+    batches = _row_groups(dataset, columns, _filter(schema, keys, start, end), batch_rows, threads)
     return _run(_scanned(batches, path), feed, rows, every, flush)
+
+
+def _row_groups(dataset, columns, expr, batch_rows, threads):
+    """Record batches of a Parquet dataset, one row group at a time.
+
+    Row groups whose statistics rule out the filter are skipped; each is read
+    only when the previous one is used up and without pre-buffering, so that
+    memory stays bounded by a row group and a batch, however large the data.
+    """
+    scan = ds.ParquetFragmentScanOptions(pre_buffer=False)
+    for fragment in dataset.get_fragments(filter=expr):
+        for piece in fragment.split_by_row_group(expr):
+            yield from piece.to_batches(
+                columns=columns,
+                filter=expr,
+                batch_size=batch_rows,
+                batch_readahead=0,
+                fragment_scan_options=scan,
+                use_threads=threads,
+            )
 
 
 def _scanned(batches, path):
