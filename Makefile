@@ -35,6 +35,7 @@ bench: $(VENV)/.dev
 
 compare: $(VENV)/.dev
 	$(BIN)/python benchmarks/compare.py
+	$(BIN)/python benchmarks/feeds_compare.py
 
 clean:
 	rm -rf $(VENV) .asv build *.egg-info streamrnn/__pycache__ feeds/__pycache__

@@ -326,3 +326,17 @@ def test_categorical_keys_map_like_plain_keys():
     assert "z" not in cat
     with pytest.raises(streamrnn.InputError, match="row 1"):
         cat.update(pd.Categorical(["a", None]), None, x[:2])
+
+
+def test_string_categorical_and_dictionary_keys_give_the_same_chunks():
+    df = frame(120)
+    want = chunks_of(df, feeds.iter_pandas)
+    as_category = df.assign(
+        sensor=df["sensor"].astype(pd.CategoricalDtype(["s9", "s3", "s2", "s1", "s0"]))
+    )
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    encoded = table.set_column(0, "sensor", table.column("sensor").dictionary_encode())
+    assert chunks_of(as_category, feeds.iter_pandas).equals(want)  # unused category "s9"
+    assert chunks_of(encoded, feeds.iter_arrow, rows=11).equals(want)
+    assert list(want.keys) == df["sensor"].tolist()
+    assert "s9" not in feeds.Feed(feeds.Schema(**SCHEMA))(as_category).keys.categories
