@@ -22,18 +22,17 @@ _FLAGS = dict(cache=True, error_model="numpy")
 
 # error codes (err[0]); err[1] = row of the stream (cfg[ROW0] + row of the chunk),
 # err[2] = column, err[3] = slot, err[4] = released row (finish_rows)
-OK, ERR_LATE, ERR_DUPLICATE, ERR_MISSING, ERR_INF, ERR_NO_FFILL, ERR_CAPACITY, ERR_OVERFLOW = range(
-    8
-)
+OK, ERR_LATE, ERR_DUPLICATE, ERR_MISSING, ERR_INF, ERR_NO_FFILL, ERR_CAPACITY = range(7)
+ERR_OVERFLOW, ERR_RELEASED, ERR_GAP = range(7, 10)
 # cfg entries of order_rows
-LATE, DUPLICATES, HOLD, GRID, AGGREGATE, ROW0 = range(6)
+LATE, DUPLICATES, HOLD, GRID, AGGREGATE, ROW0, MAX_EMPTY, EXACT = range(8)
 LATE_ERROR, LATE_DROP = 0, 1
 DUP_ERROR, DUP_FIRST, DUP_LAST = 0, 1, 2
 AGG_MEAN, AGG_LAST = 0, 1
 # per-column missing policies
 MISS_ERROR, MISS_MASK, MISS_FFILL, MISS_FILL, MISS_FFILL_OR_FILL, MISS_KEEP = range(6)
 # KB columns (int64 flags per slot) and KT columns (times per slot)
-HAS_LAST, HAS_EMIT, HAS_PEND, PEND_BIN, PEND_ROW = range(5)
+HAS_LAST, HAS_EMIT, HAS_PEND, PEND_BIN, PEND_ROW, HAS_REL, REL_BIN = range(7)
 T_LAST, T_EMIT, T_PEND = range(3)
 # KV planes (float64 per slot and column)
 FF, HAS_FF, SUM, COUNT, LAST = range(5)
@@ -59,7 +58,20 @@ def _release(s, KT, KB, KV, grid, agg, origin, every, E, et, es, esrc, m):
     es[m] = s
     esrc[m] = KB[s, PEND_ROW]
     KB[s, HAS_PEND] = 0
+    KB[s, HAS_REL] = 1
+    KB[s, REL_BIN] = KB[s, PEND_BIN]
     return m + 1
+
+
+@njit(**_FLAGS)
+def _float_bin(q):
+    """The grid bin of a float time ``q`` steps from the origin: ``floor(q)``, except
+    that a time a few ulps short of a bin edge (0.3 / 0.1 = 2.9999999999999996)
+    is on the edge."""
+    k = np.round(q)
+    if np.abs(q - k) <= 1e-9 * max(1.0, np.abs(q)):
+        return np.int64(k)
+    return np.int64(np.floor(q))
 
 
 @njit(**_FLAGS)
@@ -107,7 +119,7 @@ def order_rows(
     missing values in columns whose policy is ``MISS_ERROR``.
     """
     late, dups, hold, grid, agg = cfg[LATE], cfg[DUPLICATES], cfg[HOLD], cfg[GRID], cfg[AGGREGATE]
-    row0 = cfg[ROW0]
+    row0, max_empty, exact = cfg[ROW0], cfg[MAX_EMPTY], cfg[EXACT]
     suspect = np.zeros(slot.shape[0], np.bool_)  # rows with a non-finite value
     for j in range(len(V)):
         col = V[j]
@@ -133,6 +145,27 @@ def order_rows(
                 if dups == DUP_FIRST:
                     counts[N_DUP] += 1
                     continue
+        b = np.int64(0)
+        if hold:
+            if grid:
+                q = (tr - origin) / every
+                if not np.abs(q) < 4e18:
+                    err[0], err[1], err[3] = ERR_GAP, row0 + r, s
+                    return 0
+                b = np.int64((tr - origin) // every) if exact else _float_bin(q)
+            if not KB[s, HAS_PEND] and KB[s, HAS_REL]:  # after flush(): the last row is out
+                if grid and b <= KB[s, REL_BIN]:
+                    if late == LATE_ERROR:
+                        err[0], err[1], err[3] = ERR_RELEASED, row0 + r, s
+                        return 0
+                    counts[N_LATE] += 1
+                    continue
+                if not grid and tr == KT[s, T_LAST]:  # cannot replace a released row
+                    counts[N_DUP] += 1
+                    continue
+            if grid and KB[s, HAS_PEND] and b - KB[s, PEND_BIN] - 1 > max_empty:
+                err[0], err[1], err[3] = ERR_GAP, row0 + r, s
+                return 0
         if suspect[r]:
             for j in range(len(V)):
                 v = V[j][r]
@@ -146,7 +179,6 @@ def order_rows(
             keep[r] = True
             n += 1
             continue
-        b = np.int64((tr - origin) // every) if grid else np.int64(0)
         if KB[s, HAS_PEND]:
             same = b == KB[s, PEND_BIN] if grid else tr == KT[s, T_PEND]
             if same:

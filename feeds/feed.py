@@ -51,6 +51,14 @@ def _row_text(row, row0, n):
     return f"row {row} of the stream (held back from an earlier chunk)"
 
 
+def _int64(values, what):
+    """Integers as int64; unsigned ones past int64's range are refused, not wrapped."""
+    if values.dtype == np.uint64 and values.size and values.max() > np.iinfo(np.int64).max:
+        row = int(np.argmax(values > np.iinfo(np.int64).max))
+        raise SchemaError(f"{what} holds {values[row]} at row {row}, beyond int64")
+    return values.astype(np.int64, copy=False)
+
+
 def _span(value, name, time_sort):
     """A positive time span in the time column's units (ns for timestamps)."""
     if time_sort == "datetime":
@@ -105,7 +113,8 @@ class Feed:
         Append a column ``"dt"``: time since the key's previous row (seconds for
         timestamps, time units otherwise; 0 at a key's first row).
     grid : str, pandas.Timedelta or number, optional
-        Regularise each key onto a grid of this step (from the epoch, or 0):
+        Regularise each key onto a grid of this step (bins start at multiples
+        of the step from 1970-01-01 UTC, or from 0 for numeric times):
         rows are aggregated per bin, a bin is emitted at its start time once a
         row of a later bin arrives, and empty bins become rows of missing
         values (handled by ``missing``).
@@ -118,6 +127,10 @@ class Feed:
     freeze_after : int, optional
         Stop updating the scaling statistics after this many values (per
         statistic: per key and column, or per column).
+    max_empty_bins : int
+        On a grid, the most empty bins one row may open after its key's
+        previous row; a longer gap (a wrong timestamp, say) is a
+        :class:`TimeOrderError` rather than millions of missing rows.
 
     Examples
     --------
@@ -145,6 +158,7 @@ class Feed:
         aggregate="mean",
         scale=None,
         freeze_after=None,
+        max_empty_bins=1_000_000,
     ):
         if schema is None:
             schema = Schema()
@@ -167,12 +181,20 @@ class Feed:
                 "duplicates='last' does not combine with a grid; use aggregate='last' "
                 "to keep the last value of each bin"
             )
+        if (
+            isinstance(max_empty_bins, bool)
+            or not isinstance(max_empty_bins, numbers.Integral)
+            or max_empty_bins < 0
+        ):
+            raise ConfigError(f"max_empty_bins must be an integer >= 0, got {max_empty_bins!r}")
         if freeze_after is not None and (
             isinstance(freeze_after, bool)
             or not isinstance(freeze_after, numbers.Integral)
             or freeze_after < 1
         ):
             raise ConfigError(f"freeze_after must be a positive integer, got {freeze_after!r}")
+        if freeze_after is not None and scale is None:
+            raise ConfigError("freeze_after applies to scaling: pass scale='global' or 'per_key'")
         if not isinstance(missing, dict):
             _policy(missing, "*")
         self.schema = schema
@@ -185,6 +207,7 @@ class Feed:
         self.aggregate = aggregate
         self.scale = scale
         self.freeze_after = freeze_after
+        self.max_empty_bins = int(max_empty_bins)
         self.counts = {"rows_in": 0, "rows_out": 0}
         self._ready = False
 
@@ -207,6 +230,13 @@ class Feed:
             value = given.get(c, "error") if isinstance(self.missing, dict) else self.missing
             policy[col[c]], fill[col[c]] = _policy(value, c)
         self._policy, self._fill = policy, fill
+        top = np.finfo(self.dtype).max
+        for c in schema.features:
+            if abs(fill[col[c]]) > top:
+                raise ConfigError(
+                    f"the fill value {fill[col[c]]} of column {c!r} is too large for "
+                    f"{np.dtype(self.dtype)}"
+                )
         self._ycols = np.array([col[c] for c in schema.targets], np.int64)
         masked = [c for c in schema.features if policy[col[c]] == K.MISS_MASK]
         nx = len(schema.features) + int(self.time_delta)
@@ -236,6 +266,8 @@ class Feed:
                 int(self.grid is not None),
                 ("mean", "last").index(self.aggregate),
                 0,  # the stream row of the chunk's first row, set per chunk
+                self.max_empty_bins,
+                int(self._time_sort != "float"),  # integer times: exact bins
             ],
             np.int64,
         )
@@ -264,7 +296,7 @@ class Feed:
         self._key_dtype = None
         self._n = 0
         self._KT = np.zeros((0, 3), tdtype)
-        self._KB = np.zeros((0, 5), np.int64)
+        self._KB = np.zeros((0, 7), np.int64)
         self._KV = np.zeros((0, C, 5))
         self._SC = np.zeros((1, C, 3))
         self._ready = True
@@ -298,6 +330,17 @@ class Feed:
                 arr = pc.dictionary_encode(arr)
             codes = arr.indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
             names = arr.dictionary.to_numpy(zero_copy_only=False).astype(object)
+            if arr.dictionary.null_count or len(set(names)) != len(names):
+                # a dictionary with repeated or null entries: one code per distinct name
+                name_codes, names = pd.factorize(names, use_na_sentinel=True)
+                codes = name_codes[codes]
+                names = np.asarray(names, dtype=object)
+                if (codes < 0).any():
+                    row = int(np.flatnonzero(codes < 0)[0])
+                    raise MissingValueError(
+                        f"key column {key!r} is null at {_row_text(row0 + row, row0, N)}; "
+                        "every row needs a key"
+                    )
             cat_slot = self._index.get_indexer(names) if self._n else np.full(len(names), -1)
             slot = cat_slot[codes]
             new = slot < 0
@@ -307,7 +350,9 @@ class Feed:
             slot = slot.copy()
             slot[new] = self._n + first
             return slot, list(names[uniq])
-        keys = col.to_numpy().astype(np.int64, copy=False)
+        if pa.types.is_dictionary(col.type):
+            col = pc.cast(col, col.type.value_type)
+        keys = _int64(col.to_numpy(), f"key column {key!r}")
         slot = self._index.get_indexer(keys) if self._n else np.full(N, -1)
         slot = slot.astype(np.int64, copy=False)
         new = slot < 0
@@ -347,7 +392,7 @@ class Feed:
                 ) from None
             return col.to_numpy().view(np.int64)
         if self._time_sort == "integer":
-            return col.to_numpy().astype(np.int64, copy=False)
+            return _int64(col.to_numpy(), f"time column {name!r}")
         t = col.to_numpy().astype(np.float64, copy=False)
         bad = ~np.isfinite(t)
         if bad.any():
@@ -371,6 +416,8 @@ class Feed:
         dtype = np.float32 if types == {pa.float32()} else np.float64
         out = []
         for col in cols:
+            if pa.types.is_dictionary(col.type):
+                col = pc.cast(col, col.type.value_type)
             if not same:
                 col = pc.cast(col, pa.float64())
             if col.num_chunks == 1 and not col.null_count:
@@ -405,6 +452,9 @@ class Feed:
         """Release the rows held back (pending grid bins, last of duplicate times).
 
         Call it at the end of a stream; the readers do so after their last chunk.
+        The stream may go on after it: a later row in a grid bin already emitted
+        is late, and a later row at the time of a released row is a duplicate
+        (dropped and counted: the emitted row cannot be replaced).
         """
         if not self._ready:
             return None
@@ -466,7 +516,7 @@ class Feed:
             cap = m + 16
         KT, KB, KV, counts = trial
         if err[0]:
-            self._raise(err, row0, slot, t, new_keys, et)
+            self._raise_first(table, err, row0, slot, t, new_keys, et)
         if hold:
             E.flags.writeable = False
             A, idx, es, et, src = tuple(E), np.arange(m), es[:m], et[:m], esrc[:m]
@@ -547,6 +597,19 @@ class Feed:
             return str(np.datetime64(int(value), "ns"))
         return repr(value.item() if isinstance(value, np.generic) else value)
 
+    def _raise_first(self, table, err, row0, slot, t, new_keys, et):
+        """Raise the first error in row order: an error found as rows arrive (time
+        order, inf) at row r comes after any error the rows before r would give
+        once released (nothing to forward-fill, overflow)."""
+        r = int(err[1]) - row0
+        if table is not None and r > 0:
+            before = self._snapshot()
+            try:
+                self._step(table.slice(0, r), flush=False)
+            finally:
+                self._restore(before)
+        self._raise(err, row0, slot, t, new_keys, et)
+
     def _raise(self, err, row0, slot, t, new_keys, et):
         code, row, j, s, m = (int(v) for v in err)
         N = len(slot)
@@ -565,6 +628,20 @@ class Feed:
                 f"{where}: time {self._time_text(t[r])} at {at} is {what} its previous "
                 f"time {self._time_text(prev)}; times must increase within a key "
                 f"(or pass {fix} to count and drop such rows)"
+            )
+        if code == K.ERR_RELEASED:
+            r = row - row0
+            raise TimeOrderError(
+                f"{where}: time {self._time_text(t[r])} at {at} falls in a grid bin that "
+                "flush() has already emitted; pass late='drop' to count and drop such rows"
+            )
+        if code == K.ERR_GAP:
+            r = row - row0
+            raise TimeOrderError(
+                f"{where}: time {self._time_text(t[r])} at {at} is more than "
+                f"max_empty_bins={self.max_empty_bins} grid steps after the key's previous "
+                "row (or too far from the epoch for the grid); check the timestamp, or raise "
+                "max_empty_bins"
             )
         column = self.schema.values[j]
         if code == K.ERR_INF:

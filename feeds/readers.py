@@ -17,9 +17,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
 
-from .errors import ConfigError, SchemaError
+from .errors import ConfigError, MissingValueError, SchemaError
 from .feed import Feed, _span
-from .schema import kind_of
+from .schema import Schema, kind_of
 from .tables import as_table, from_wide
 
 _DEFAULT_ROWS = 65_536
@@ -70,54 +70,99 @@ def _cut(tables, feed, rows, every):
     if rows is None and every is None:
         yield from tables
         return
-    buffer, held = [], 0
+    buffer, held, seen = [], 0, 0
     span = current = None
     for table in tables:
         if table.num_rows == 0:
             continue
-        feed.schema = feed.schema.bind(table.schema)  # a clear error before concatenation
+        schema = feed.schema.bind(table.schema)  # a clear error before concatenation
         if rows is not None:
             buffer.append(table)
             held += table.num_rows
             if held < rows:
                 continue
-            whole = pa.concat_tables(buffer, promote_options="permissive")
+            whole = _concat(buffer, schema)
             stop = held - held % rows
             for a in range(0, stop, rows):
                 yield whole.slice(a, rows)
             buffer, held = ([whole.slice(stop)], held - stop) if stop < held else ([], 0)
             continue
         if span is None:
-            time_type = feed.schema._types[feed.schema.time]
+            time_type = schema._types[schema.time]
             sort = "datetime" if kind_of(time_type) == "time" else kind_of(time_type)
             sort = "float" if pa.types.is_floating(time_type) else sort
             span = _span(every, "every", sort)
-        bins = _bins(table.column(feed.schema.time), span)
+        bins = _bins(table.column(schema.time), span, schema.time, seen)
+        seen += table.num_rows
         edges = np.flatnonzero(bins[1:] != bins[:-1]) + 1
         a = 0
         for e in [*edges.tolist(), len(bins)]:
             b = bins[a]
             if current is not None and b != current and buffer:
-                yield pa.concat_tables(buffer, promote_options="permissive")
+                yield _concat(buffer, schema)
                 buffer = []
             current = b
             if e > a:
                 buffer.append(table.slice(a, e - a))
             a = e
     if buffer:
-        yield pa.concat_tables(buffer, promote_options="permissive")
+        yield _concat(buffer, schema)
 
 
-def _bins(col, span):
+def _concat(tables, schema):
+    """One table of ``tables``; pieces of one kind but other Arrow types (a dictionary
+    and a plain string key, dates and timestamps, float widths) are brought to one."""
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        pass
+    common = []
+    for table in tables:
+        columns = {}
+        for name in table.schema.names:
+            col = table.column(name)
+            if name == schema.key:
+                if pa.types.is_dictionary(col.type):
+                    col = pc.cast(col, col.type.value_type)
+                col = pc.cast(col, pa.string() if kind_of(col.type) == "string" else pa.int64())
+            elif name == schema.time and kind_of(col.type) == "time":
+                col = pc.cast(col, pa.timestamp("ns", getattr(col.type, "tz", None)))
+            elif name in schema.values:
+                col = pc.cast(col, pa.float64())
+            columns[name] = col
+        common.append(pa.table(columns))
+    return pa.concat_tables(common, promote_options="permissive")
+
+
+def _bins(col, span, name, offset):
+    """The ``every`` span of each row's time (rows counted from ``offset`` in messages)."""
     if col.null_count:
         row = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
-        raise SchemaError(f"time column is null at row {row}; every row needs a time")
+        raise MissingValueError(
+            f"time column {name!r} is null at row {offset + row}; every row needs a time"
+        )
     if pa.types.is_timestamp(col.type) or pa.types.is_date(col.type):
-        col = pc.cast(col, pa.timestamp("ns", getattr(col.type, "tz", None)))
-        t = col.to_numpy().view(np.int64)
-    else:
-        t = col.to_numpy()
-    return np.floor_divide(t, span)
+        try:
+            col = pc.cast(col, pa.timestamp("ns", getattr(col.type, "tz", None)))
+        except pa.ArrowInvalid:
+            raise SchemaError(
+                f"time column {name!r} holds a time outside what nanoseconds since 1970 "
+                "can hold (years 1678 to 2262)"
+            ) from None
+        return np.floor_divide(col.to_numpy().view(np.int64), span)
+    t = col.to_numpy()
+    if t.dtype.kind != "f":
+        return np.floor_divide(t.astype(np.int64), span)
+    bad = ~np.isfinite(t)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise MissingValueError(
+            f"time column {name!r} has {t[row]} at row {offset + row}; times must be finite"
+        )
+    q = t / span
+    k = np.round(q)
+    on_edge = np.abs(q - k) <= 1e-9 * np.maximum(1.0, np.abs(q))  # as the feed's grid
+    return np.where(on_edge, k, np.floor(q))
 
 
 def _run(tables, feed, rows, every, flush):
@@ -166,8 +211,10 @@ def iter_pandas(df, feed=None, *, wide=False, rows=None, every=None, flush=True,
     """Chunks from a DataFrame, long format or (``wide=True``) one column per series.
 
     Long format has key, time and value columns; wide format has a time index
-    and one column per series (see :func:`feeds.from_wide`). The frame is
-    converted a slice at a time, so that memory stays bounded by the chunk size.
+    and one column per series (see :func:`feeds.from_wide`; its columns are
+    ``key``, ``time`` and ``value``). A long frame is converted a slice at a
+    time, so that the Arrow copies stay bounded by the chunk size; a wide frame
+    is first made long whole.
 
     Examples
     --------
@@ -185,6 +232,10 @@ def iter_pandas(df, feed=None, *, wide=False, rows=None, every=None, flush=True,
     feed = _feed_of(feed, options)
     if wide:
         df = from_wide(df)
+        unbound = feed.schema
+        if not unbound.bound and unbound.key is None and unbound.time is None:
+            feed.schema = Schema(time="time", key="key", features=unbound.features,
+                                 targets=unbound.targets)  # fmt: skip
     step = rows or _DEFAULT_ROWS
     slices = (df.iloc[a : a + step] for a in range(0, len(df), step))
     return _run((as_table(s) for s in slices), feed, rows, every, flush)
@@ -222,13 +273,20 @@ def _ipc(source, feed, rows, every, flush):
     if isinstance(source, (str, os.PathLike)):
         source = opened = pa.memory_map(os.fspath(source))
     try:
+        batches = None
+        seekable = getattr(source, "seekable", None)
+        if seekable is None or seekable():  # the file format needs to seek; a pipe cannot
+            try:
+                reader = pa.ipc.open_file(source)
+                batches = (reader.get_batch(i) for i in range(reader.num_record_batches))
+            except pa.ArrowInvalid:
+                if hasattr(source, "seek"):
+                    source.seek(0)
         try:
-            reader = pa.ipc.open_file(source)
-            batches = (reader.get_batch(i) for i in range(reader.num_record_batches))
-        except pa.ArrowInvalid:
-            if hasattr(source, "seek"):
-                source.seek(0)
-            batches = pa.ipc.open_stream(source)
+            if batches is None:
+                batches = pa.ipc.open_stream(source)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise SchemaError(f"not Arrow IPC data (stream or file format): {exc}") from None
         yield from _run(_tables(batches), feed, rows, every, flush)
     finally:
         if opened is not None:
@@ -244,20 +302,40 @@ def _filter(schema, keys, start, end):
     if keys is not None:
         if not schema.key:
             raise ConfigError("keys= filters on the key column, but the data is one series")
-        expr = both(expr, pc.field(schema.key).isin(list(keys)))
+        keys = [keys] if isinstance(keys, (str, int, np.integer)) else list(keys)
+        strings = kind_of(schema._types[schema.key]) == "string"
+        if strings:
+            wrong = [k for k in keys if not isinstance(k, str)]
+        else:
+            wrong = [k for k in keys if isinstance(k, bool) or not isinstance(k, (int, np.integer))]
+        if wrong:
+            raise ConfigError(
+                f"keys= holds {wrong[0]!r}, but the key column {schema.key!r} holds "
+                f"{'strings' if strings else 'integers'}"
+            )
+        expr = both(expr, pc.field(schema.key).isin(keys))
     time_type = schema._types[schema.time]
     for bound, op in ((start, "ge"), (end, "lt")):
         if bound is None:
             continue
+        name = "start" if op == "ge" else "end"
         if kind_of(time_type) == "time":
-            ts = pd.Timestamp(bound)
-            if ts.tz is None and getattr(time_type, "tz", None):
+            try:
+                ts = pd.Timestamp(bound)
+            except (TypeError, ValueError):
+                ts = None
+            if ts is None or isinstance(bound, (int, float)) or ts is pd.NaT:
+                raise ConfigError(f"{name}={bound!r} is not a timestamp; the time column is")
+            zone = getattr(time_type, "tz", None)
+            if (ts.tz is None) != (zone is None):
                 raise ConfigError(
-                    f"{'start' if op == 'ge' else 'end'}={bound!r} has no time zone but the "
-                    f"time column is in {time_type.tz!r}"
+                    f"{name}={bound!r} is {'naive' if ts.tz is None else 'time-zone aware'} "
+                    f"but the time column is {'in ' + repr(zone) if zone else 'naive'}"
                 )
-            value = pa.scalar(ts, type=pa.timestamp("ns", getattr(time_type, "tz", None)))
+            value = pa.scalar(ts, type=pa.timestamp("ns", zone))
         else:
+            if isinstance(bound, bool) or not isinstance(bound, (int, float, np.number)):
+                raise ConfigError(f"{name}={bound!r} is not a number; the time column is")
             value = bound
         f = pc.field(schema.time)
         expr = both(expr, f >= value if op == "ge" else f < value)
@@ -295,14 +373,23 @@ def iter_parquet(
         Let Arrow decode columns in parallel.
     """
     _check_rows(rows, every)
+    if (
+        isinstance(batch_rows, bool)
+        or not isinstance(batch_rows, (int, np.integer))
+        or (batch_rows < 1)
+    ):
+        raise ConfigError(f"batch_rows must be a positive integer, got {batch_rows!r}")
     feed = _feed_of(feed, options)
-    dataset = ds.dataset(os.fspath(path), format="parquet")
-    feed.schema = feed.schema.bind(dataset.schema)
-    schema = feed.schema
-    for fragment in dataset.get_fragments():  # footers only: each file against the schema
+    try:
+        dataset = ds.dataset(os.fspath(path), format="parquet")
+        fragments = list(dataset.get_fragments())
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise SchemaError(f"{os.fspath(path)}: not Parquet data that can be read: {exc}") from None
+    schema = feed.schema.bind(dataset.schema)  # the feed binds on its first rows
+    for fragment in fragments:  # footers only: each file against the schema
         try:
             schema.check(fragment.physical_schema)
-        except SchemaError as exc:
+        except (SchemaError, pa.ArrowInvalid, OSError) as exc:
             raise SchemaError(f"{fragment.path}: {exc}") from None
     columns = [schema.time, *([schema.key] if schema.key else []), *schema.values]
     if schema.key and kind_of(schema._types[schema.key]) == "string":
@@ -367,7 +454,10 @@ def iter_csv(
 def _csv(path, feed, rows, every, flush, block_size, column_types):
     read = pacsv.ReadOptions(block_size=block_size)
     convert = pacsv.ConvertOptions(column_types=column_types or {}, strings_can_be_null=True)
-    reader = pacsv.open_csv(os.fspath(path), read_options=read, convert_options=convert)
+    try:
+        reader = pacsv.open_csv(os.fspath(path), read_options=read, convert_options=convert)
+    except (pa.ArrowInvalid, OSError) as exc:  # empty, or a first block that cannot be read
+        raise SchemaError(f"{os.fspath(path)}: cannot read it as CSV: {exc}") from None
     try:
         yield from _run(_csv_tables(reader, path), feed, rows, every, flush)
     finally:

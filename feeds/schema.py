@@ -11,11 +11,12 @@ def kind_of(dtype):
     """The kind of an Arrow type as the schema sees it.
 
     ``"time"`` (timestamp or date), ``"string"`` (string or dictionary of
-    strings), ``"integer"``, ``"number"`` (float, bool, decimal), ``"null"``
-    (a column of nulls only) or ``"other"``.
+    strings), ``"integer"`` (or a dictionary of integers), ``"number"``
+    (float, bool, decimal), ``"null"`` (a column of nulls only) or ``"other"``.
     """
     if pa.types.is_dictionary(dtype):
-        return "string" if kind_of(dtype.value_type) == "string" else "other"
+        inner = kind_of(dtype.value_type)
+        return inner if inner in ("string", "integer") else "other"
     if pa.types.is_timestamp(dtype) or pa.types.is_date(dtype):
         return "time"
     if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):

@@ -10,8 +10,9 @@ from .errors import SchemaError
 def as_table(data):
     """A ``pyarrow.Table`` for a DataFrame, Table or RecordBatch (long format).
 
-    A DataFrame's index becomes a column when it is named or not a plain
-    range (a time index, say); column types are Arrow's reading of pandas'.
+    A DataFrame's index becomes a column when it is named (a time index,
+    say); an unnamed index holds row labels and is left out. Column types are
+    Arrow's reading of pandas'.
     """
     if isinstance(data, pa.Table):
         return data
@@ -44,8 +45,9 @@ def _from_pandas(df):
                     f"column {name!r} holds timestamps of several time zones: {listed}; "
                     "a time column holds one zone, or none"
                 )
-    try:
-        return pa.Table.from_pandas(df)
+    named = any(name is not None for name in df.index.names)
+    try:  # a named index is a column (a time index, say); row labels are not data
+        return pa.Table.from_pandas(df, preserve_index=named)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError):
         pass
     for name in df.columns:  # find the column Arrow refuses, and say what is in it

@@ -888,3 +888,175 @@ def test_a_feed_and_feed_options_together_are_a_config_error():
     with pytest.raises(StreamConfigError) as exc:
         streamrnn.Stream(model(2), feed={"late": "drop"})
     says(str(exc.value), "feed", "dict")
+
+
+@pytest.mark.parametrize("later", [("b", np.inf), ("a", -np.inf), ("time", None)])
+def test_the_first_fault_in_row_order_is_named_whichever_pass_finds_it(later):
+    # row 0 has nothing to forward-fill (found when rows are released); row 1 is
+    # infinite or late (found as rows arrive): row 0 is named
+    df = frame(2, 1)
+    df.loc[0, "a"] = np.nan
+    column, value = later
+    if column == "time":
+        df.loc[1, "time"] = df.loc[0, "time"] - pd.Timedelta("1h")
+    else:
+        df.loc[1, column] = value
+    feed = feeds.Feed(schema(), missing="ffill")
+    with pytest.raises(feeds.MissingValueError) as exc:
+        feed(df)
+    says(str(exc.value), "column 'a'", "no earlier value", "key 'k0'", row=0)
+    assert feed.counts == {"rows_in": 0, "rows_out": 0, "late_dropped": 0,
+                           "duplicates_dropped": 0, "merged": 0, "empty_bins": 0,
+                           "missing": {"a": 0, "b": 0}} or not feed._ready  # fmt: skip
+
+
+# -- the stream goes on after flush(), odd grids, odd keys, odd filters ---------------------------
+
+
+def test_rows_after_flush_never_emit_a_time_or_bin_twice():
+    df = pd.DataFrame({"key": ["a"] * 4, "v": [1.0, 2.0, 3.0, 4.0],
+                       "time": T0 + pd.to_timedelta([0, 20, 40, 70], "min")})  # fmt: skip
+    feed = feeds.Feed(feeds.Schema(key="key", time="time"), grid="1h")
+    first = list(feeds.iter_pandas(df.iloc[:2], feed))  # flushed: the 00:00 bin is out
+    with pytest.raises(feeds.TimeOrderError) as exc:
+        list(feeds.iter_pandas(df.iloc[2:], feed))
+    says(str(exc.value), "key 'a'", "already emitted", "late='drop'", row=0)
+    dropping = feeds.Feed(feeds.Schema(key="key", time="time"), grid="1h", late="drop")
+    out = feeds.concat([*feeds.iter_pandas(df.iloc[:2], dropping),
+                        *feeds.iter_pandas(df.iloc[2:], dropping)])  # fmt: skip
+    assert out.times.tolist() == [T0.value, T0.value + 3600 * 10**9]
+    assert dropping.counts["late_dropped"] == 1 and sum(len(c) for c in first) == 1
+    dups = feeds.Feed(feeds.Schema(key="key", time="time"), duplicates="last")
+    times = pd.DataFrame({"key": ["a"] * 4, "time": [0, 1, 1, 2], "v": [0.0, 1.0, 2.0, 3.0]})
+    out = feeds.concat([*feeds.iter_pandas(times.iloc[:2], dups),
+                        *feeds.iter_pandas(times.iloc[2:], dups)])  # fmt: skip
+    assert out.times.tolist() == [0, 1, 2] and out.x[:, 0].tolist() == [0.0, 1.0, 3.0]
+    assert dups.counts["duplicates_dropped"] == 1
+
+
+def test_a_float_grid_puts_times_on_the_edge_in_the_bin_that_starts_there():
+    df = pd.DataFrame({"time": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7], "v": np.arange(7.0)})
+    feed = feeds.Feed(feeds.Schema(time="time"), grid=0.1, aggregate="last")
+    out = feeds.concat([feed(df), feed.flush()])
+    assert out.x[:, 0].tolist() == list(range(7))
+    assert feed.counts["merged"] == feed.counts["empty_bins"] == 0
+    spans = [len(c) for c in feeds.iter_pandas(df, every=0.1, schema=feeds.Schema(time="time"))]
+    assert spans == [1] * 7
+
+
+def test_a_gap_too_long_for_the_grid_is_a_typed_error():
+    df = pd.DataFrame({"key": ["a", "a"], "v": [1.0, 2.0],
+                       "time": pd.to_datetime(["2024-01-01", "2224-01-01"])})  # fmt: skip
+    feed = feeds.Feed(feeds.Schema(key="key", time="time"), grid="1s", missing="ffill")
+    with pytest.raises(feeds.TimeOrderError) as exc:
+        feed(df)
+    says(str(exc.value), "key 'a'", "max_empty_bins", row=1)
+    far = pd.DataFrame({"time": [0.0, 1e300], "v": [1.0, 2.0]})
+    with pytest.raises(feeds.TimeOrderError, match="max_empty_bins"):
+        feeds.Feed(feeds.Schema(time="time"), grid=1.0, missing=0.0)(far)
+
+
+def test_key_dictionaries_with_repeated_entries_map_by_name():
+    feed = feeds.Feed(feeds.Schema(key="k", time="t"))
+    feed(pa.table({"k": ["a"], "t": [0], "v": [1.0]}))
+    d = pa.DictionaryArray.from_arrays(pa.array([0, 1], pa.int32()), pa.array(["b", "b"]))
+    chunk = feed(pa.table({"k": d, "t": [1, 2], "v": [1.0, 2.0]}))
+    assert list(chunk.keys) == ["b", "b"] and len(feed._index) == 2
+    nulls = pa.DictionaryArray.from_arrays(pa.array([0, 1], pa.int32()), pa.array(["c", None]))
+    with pytest.raises(feeds.MissingValueError) as exc:
+        feed(pa.table({"k": nulls, "t": [3, 4], "v": [1.0, 2.0]}))
+    says(str(exc.value), "key column 'k'", row=1)
+    assert len(feed._index) == 2
+
+
+def test_integer_categorical_keys_and_an_unnamed_index_are_read_as_meant():
+    df = pd.DataFrame({"k": pd.Categorical([3, 1, 3]), "t": [0, 0, 1], "v": [1.0, 2.0, 3.0]},
+                      index=[10, 20, 30])  # fmt: skip
+    chunk = feeds.Feed(feeds.Schema(key="k", time="t"))(df)
+    assert chunk.keys.tolist() == [3, 1, 3] and chunk.columns == ("v",)
+
+
+def test_wide_frames_with_integer_column_labels_key_by_them():
+    index = pd.date_range("2024-01-01", periods=3, freq="h", name="time")
+    wide = pd.DataFrame(np.arange(6.0).reshape(3, 2), index=index)  # columns 0 and 1
+    chunk = feeds.concat(list(feeds.iter_pandas(wide, wide=True)))
+    assert chunk.keys.tolist() == [0, 1, 0, 1, 0, 1] and chunk.columns == ("value",)
+
+
+def test_cutting_by_time_names_the_row_of_a_missing_time_in_the_source():
+    big = pd.DataFrame({"key": ["a"] * 70_000, "v": 1.0,
+                        "time": pd.date_range("2024", periods=70_000, freq="s")})  # fmt: skip
+    big.loc[69_000, "time"] = pd.NaT
+    with pytest.raises(feeds.MissingValueError) as exc:
+        list(feeds.iter_pandas(big, every="1h"))
+    says(str(exc.value), "time column 'time'", row=69_000)
+
+
+def test_cutting_by_rows_joins_pieces_of_one_kind_and_other_arrow_types():
+    plain = pa.table({"key": ["a", "b"], "time": [0, 0], "v": [1.0, 2.0]})
+    encoded = pa.table({"key": pa.array(["a", "b"]).dictionary_encode(), "time": [1, 1],
+                        "v": pa.array([3.0, 4.0], pa.float32())})  # fmt: skip
+    schema = feeds.Schema(key="key", time="time")
+    got = feeds.concat(list(feeds.iter_chunks([plain, encoded], rows=3, schema=schema)))
+    want = feeds.concat(list(feeds.iter_chunks([plain, encoded], schema=feeds.Schema(
+        key="key", time="time"))))  # fmt: skip
+    assert got.equals(want) and len(got) == 4
+
+
+@pytest.mark.parametrize(
+    "filters, fragment",
+    [
+        (dict(keys=["1"]), "holds '1'"),
+        (dict(keys=[1.5]), "holds 1.5"),
+        (dict(start="2024-01-01"), "not a number"),
+    ],
+)
+def test_parquet_filters_of_the_wrong_kind_are_config_errors(tmp_path, filters, fragment):
+    df = pd.DataFrame({"key": [1, 2], "time": [0, 1], "v": [1.0, 2.0]})
+    df.to_parquet(tmp_path / "f.parquet", index=False)
+    with pytest.raises(feeds.ConfigError) as exc:
+        list(feeds.iter_parquet(tmp_path / "f.parquet", schema=feeds.Schema(key="key",
+                                                                             time="time"),
+                                **filters))  # fmt: skip
+    says(str(exc.value), fragment)
+
+
+def test_parquet_filters_by_one_key_and_by_aware_or_naive_bounds(tmp_path):
+    df = frame(6, 2)
+    df.to_parquet(tmp_path / "f.parquet", index=False)
+    one = feeds.concat(list(feeds.iter_parquet(tmp_path / "f.parquet", schema=schema(),
+                                               keys="k1")))  # fmt: skip
+    assert set(one.keys) == {"k1"} and len(one) == 3
+    with pytest.raises(feeds.ConfigError, match="naive"):
+        list(feeds.iter_parquet(tmp_path / "f.parquet", schema=schema(), start="2024-01-01"))
+    naive = frame(4, 1, tz=None)
+    naive.to_parquet(tmp_path / "g.parquet", index=False)
+    with pytest.raises(feeds.ConfigError, match="aware"):
+        list(feeds.iter_parquet(tmp_path / "g.parquet", schema=schema(),
+                                start=pd.Timestamp("2024-01-01", tz="UTC")))  # fmt: skip
+
+
+def test_files_that_are_not_what_the_reader_reads_are_schema_errors(tmp_path):
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "text.parquet").write_text("not parquet")
+    (tmp_path / "text.arrow").write_bytes(b"not arrow at all")
+    with pytest.raises(feeds.SchemaError, match="empty.csv"):
+        list(feeds.iter_csv(tmp_path / "empty.csv"))
+    with pytest.raises(feeds.SchemaError, match="text.parquet"):
+        list(feeds.iter_parquet(tmp_path / "text.parquet"))
+    with pytest.raises(feeds.SchemaError, match="not Arrow IPC"):
+        list(feeds.iter_ipc(tmp_path / "text.arrow"))
+
+
+def test_unsigned_keys_past_int64_and_oversized_fill_values_are_refused():
+    table = pa.table({"k": pa.array([2**63 + 5], pa.uint64()), "t": [0], "v": [1.0]})
+    with pytest.raises(feeds.SchemaError) as exc:
+        feeds.Feed(feeds.Schema(key="k", time="t"))(table)
+    says(str(exc.value), "key column 'k'", str(2**63 + 5))
+    with pytest.raises(feeds.ConfigError) as exc:
+        feeds.Feed(feeds.Schema(time="t"), missing=1e39)(table)
+    says(str(exc.value), "fill value", "float32")
+    with pytest.raises(feeds.ConfigError, match="batch_rows"):
+        feeds.iter_parquet("anywhere.parquet", batch_rows=0)
+    with pytest.raises(feeds.ConfigError, match="scale"):
+        feeds.Feed(freeze_after=10)
