@@ -104,9 +104,13 @@ class Series:
     (3, 2)
     """
 
-    def __init__(self, model, state=None, feedback=None):
+    def __init__(self, model, state=None, feedback=None, feed=None):
         self.model = model
         self._fb = _feedback_pairs(model, feedback)
+        if feed is not None and not isinstance(feed, feeds.Feed):
+            raise ConfigError(f"feed must be a feeds.Feed, got {type(feed).__name__}")
+        self.feed = feed
+        self._key = None  # the key of the rows a feed gave, if they had one
         D, I, O = model.state_size, model.input_size, model.out_features
         GH = kernels._gate_width(model._spec)
         # one buffer: state | last input | output | scratch
@@ -175,6 +179,11 @@ class Series:
     def run(self, xs):
         """Advance over a chunk ``xs`` of shape ``(T, input_size)``; return ``(T, out)`` outputs.
 
+        ``xs`` may also be a :class:`feeds.Chunk`, a DataFrame or an Arrow table
+        of one series' rows, which go through the series' :attr:`feed` (one
+        series, the model's dtype, default policies, made on first use); outputs
+        standing for scaled targets come back in data units.
+
         Examples
         --------
         >>> import numpy as np, streamrnn
@@ -185,6 +194,8 @@ class Series:
         True
         """
         model = self.model
+        if isinstance(xs, (feeds.Chunk, pd.DataFrame, pa.Table, pa.RecordBatch)):
+            return self._run_chunk(xs)
         xs = as_float_array(xs, model.dtype, "xs")
         if xs.ndim != 2:
             raise InputError(f"xs must have shape (T, {model.input_size}), got {xs.shape}")
@@ -212,6 +223,36 @@ class Series:
         self._has_input = True
         return Y
 
+    def _run_chunk(self, data):
+        if isinstance(data, feeds.Chunk):
+            return self._run_from(data)
+        if self.feed is None:
+            self.feed = feeds.Feed(feeds.Schema(key=False), dtype=self.model.dtype)
+        before = self.feed._snapshot()
+        try:  # the feed's rows count only if the model takes them
+            return self._run_from(self.feed(data))
+        except Exception:
+            self.feed._restore(before)
+            raise
+
+    def _run_from(self, chunk):
+        if chunk is None or not len(chunk):
+            return np.empty((0, self.model.out_features), self.model.dtype)
+        if chunk.keys is not None:
+            keys = pd.unique(np.asarray(chunk.keys))
+            if len(keys) > 1 or (self._key is not None and keys[0] != self._key):
+                seen = [k for k in (self._key, *keys) if k is not None]
+                raise InputError(
+                    f"a Series takes the rows of one series; got keys {seen[:3]}; "
+                    "use a Stream for many series"
+                )
+            self._key = plain(keys[0])
+        Y = self.run(chunk.x)
+        loc, scale = chunk.y_loc, chunk.y_scale
+        if scale is None or scale.shape[1] != self.model.out_features:
+            return Y
+        return (Y * scale + loc).astype(self.model.dtype, copy=False)
+
     def output(self):
         """The model output for the current state (what the last step returned)."""
         return self.forecast(1)[0]
@@ -228,7 +269,12 @@ class Series:
         S = self._buf[None, :D].copy()
         X = self._buf[None, D : D + I].copy()
         has = np.array([self._has_input])
-        return _forecast(self.model, S, X, has, self._fb, horizon, future, ["series"])[0]
+        Y = _forecast(self.model, S, X, has, self._fb, horizon, future, ["series"])[0]
+        feed = self.feed
+        if feed is None or feed.scale is None or len(feed.targets) != self.model.out_features:
+            return Y
+        loc, scale = feed.target_scaling(None if self._key is None else [self._key])
+        return (Y * scale + loc).astype(self.model.dtype, copy=False)
 
 
 class Stream:

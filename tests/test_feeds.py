@@ -340,3 +340,30 @@ def test_string_categorical_and_dictionary_keys_give_the_same_chunks():
     assert chunks_of(encoded, feeds.iter_arrow, rows=11).equals(want)
     assert list(want.keys) == df["sensor"].tolist()
     assert "s9" not in feeds.Feed(feeds.Schema(**SCHEMA))(as_category).keys.categories
+
+
+def test_a_series_runs_frames_of_one_series_in_data_units():
+    from feeds.datasets import load_seattle_weather
+
+    df = load_seattle_weather().iloc[:300]
+    columns = ["precipitation", "temp_max", "temp_min", "wind"]
+    model = streamrnn.GRU(4, 6, output_size=1, dtype="float64", seed=0)
+
+    def series():
+        schema = feeds.Schema(time="date", key=False, features=columns, targets=["temp_max"])
+        return streamrnn.Series(model, feed=feeds.Feed(schema, dtype="float64", scale="global"))
+
+    whole = series()
+    y = whole.run(df)
+    cut = series()
+    y_cut = np.concatenate([cut.run(df.iloc[a : a + 37]) for a in range(0, len(df), 37)])
+    np.testing.assert_array_equal(y_cut, y)
+    np.testing.assert_array_equal(cut.forecast(4), whole.forecast(4))
+    chunk = series().feed(df)
+    raw = streamrnn.Series(model).run(chunk.x)
+    np.testing.assert_array_equal(y, raw * chunk.y_scale + chunk.y_loc)
+    two = pd.DataFrame({"k": ["a", "b"], "t": [0, 1], "v": [1.0, 2.0]})
+    with pytest.raises(streamrnn.InputError, match="one series"):
+        streamrnn.Series(streamrnn.GRU(1, 2, seed=0)).run(
+            feeds.Feed(feeds.Schema(key="k", time="t"), dtype="float32")(two)
+        )
