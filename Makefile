@@ -23,7 +23,7 @@ demo: $(VENV)/.core
 test: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
-	NUMBA_BOUNDSCHECK=1 NUMBA_CACHE_DIR=$$(mktemp -d) $(BIN)/python -m pytest -q tests/test_stream.py -k "chunking or batch_composition"
+	NUMBA_BOUNDSCHECK=1 NUMBA_CACHE_DIR=$$(mktemp -d) $(BIN)/python -m pytest -q tests/test_stream.py tests/test_feeds.py -k "chunking or batch_composition or cutting"
 	$(BIN)/python benchmarks/quick.py
 
 lint: $(VENV)/.dev
