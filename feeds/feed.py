@@ -51,6 +51,16 @@ def _row_text(row, row0, n):
     return f"row {row} of the stream (held back from an earlier chunk)"
 
 
+def _refuse_nulls(col, role, name, row0):
+    """Raise :class:`MissingValueError` at the first null of a key or time column."""
+    if col.null_count:
+        row = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
+        raise MissingValueError(
+            f"{role} column {name!r} is null at {_row_text(row0 + row, row0, len(col))}; "
+            f"every row needs a {role}"
+        )
+
+
 def _int64(values, what):
     """Integers as int64; unsigned ones past int64's range are refused, not wrapped."""
     if values.dtype == np.uint64 and values.size and values.max() > np.iinfo(np.int64).max:
@@ -318,12 +328,7 @@ class Feed:
         if not key:
             return np.zeros(N, np.int64), ([] if self._n else [0])
         col = table.column(key)
-        if col.null_count:
-            row = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
-            raise MissingValueError(
-                f"key column {key!r} is null at {_row_text(row0 + row, row0, N)}; "
-                "every row needs a key"
-            )
+        _refuse_nulls(col, "key", key, row0)
         if self._key_kind == "string":
             arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
             if not pa.types.is_dictionary(arr.type):
@@ -373,12 +378,7 @@ class Feed:
     def _times(self, table, row0):
         name = self.schema.time
         col = table.column(name)
-        if col.null_count:
-            row = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
-            raise MissingValueError(
-                f"time column {name!r} is null at {_row_text(row0 + row, row0, len(col))}; "
-                "every row needs a time"
-            )
+        _refuse_nulls(col, "time", name, row0)
         if self._time_sort == "datetime":
             try:
                 col = pc.cast(
