@@ -23,7 +23,7 @@ _FLAGS = dict(cache=True, error_model="numpy")
 # error codes (err[0]); err[1] = row of the stream (cfg[ROW0] + row of the chunk),
 # err[2] = column, err[3] = slot, err[4] = released row (finish_rows)
 OK, ERR_LATE, ERR_DUPLICATE, ERR_MISSING, ERR_INF, ERR_NO_FFILL, ERR_CAPACITY = range(7)
-ERR_OVERFLOW, ERR_RELEASED, ERR_GAP = range(7, 10)
+ERR_OVERFLOW, ERR_RELEASED, ERR_GAP, ERR_SCALE = range(7, 11)
 # cfg entries of order_rows
 LATE, DUPLICATES, HOLD, GRID, AGGREGATE, ROW0, MAX_EMPTY, EXACT = range(8)
 LATE_ERROR, LATE_DROP = 0, 1
@@ -34,8 +34,11 @@ MISS_ERROR, MISS_MASK, MISS_FFILL, MISS_FILL, MISS_FFILL_OR_FILL, MISS_KEEP = ra
 # KB columns (int64 flags per slot) and KT columns (times per slot)
 HAS_LAST, HAS_EMIT, HAS_PEND, PEND_BIN, PEND_ROW, HAS_REL, REL_BIN = range(7)
 T_LAST, T_EMIT, T_PEND = range(3)
-# KV planes (float64 per slot and column)
-FF, HAS_FF, SUM, COUNT, LAST = range(5)
+# KV planes (float64 per slot and column); MEAN: the bin's running mean, for when SUM overflows
+FF, HAS_FF, SUM, COUNT, LAST, MEAN = range(6)
+# a float time this close to a bin edge, relative to its distance from the origin in
+# steps, is on the edge: a few ulps, whatever the magnitude of the times
+EDGE = 8 * np.finfo(np.float64).eps
 # counts
 N_LATE, N_DUP, N_MERGED, N_EMPTY = range(4)
 # rows per block of finish_rows: a block's outputs stay in the L1 cache
@@ -44,22 +47,25 @@ BLOCK = 256
 
 @njit(**_FLAGS)
 def _release(s, KT, KB, KV, grid, agg, origin, every, E, et, es, esrc, m):
-    """Write slot ``s``'s pending row to ``E[:, m]``; returns the next free row or -1."""
-    if m >= E.shape[1]:
+    """Release slot ``s``'s pending row into ``E[:, m]``; returns the next free row, or
+    -1 once ``E`` is full (``m`` of -1 stays -1: the key's state moves on regardless,
+    so that the rows still needed can be counted)."""
+    KB[s, HAS_PEND] = 0
+    KB[s, HAS_REL] = 1
+    KB[s, REL_BIN] = KB[s, PEND_BIN]
+    if m < 0 or m >= E.shape[1]:
         return -1
     C = E.shape[0]
     for j in range(C):
         if grid and agg == AGG_MEAN:
             c = KV[s, j, COUNT]
-            E[j, m] = KV[s, j, SUM] / c if c > 0 else np.nan
+            total = KV[s, j, SUM]
+            E[j, m] = np.nan if c == 0 else total / c if np.isfinite(total) else KV[s, j, MEAN]
         else:
             E[j, m] = KV[s, j, LAST]
     et[m] = origin + KB[s, PEND_BIN] * every if grid else KT[s, T_PEND]
     es[m] = s
     esrc[m] = KB[s, PEND_ROW]
-    KB[s, HAS_PEND] = 0
-    KB[s, HAS_REL] = 1
-    KB[s, REL_BIN] = KB[s, PEND_BIN]
     return m + 1
 
 
@@ -69,7 +75,7 @@ def _float_bin(q):
     that a time a few ulps short of a bin edge (0.3 / 0.1 = 2.9999999999999996)
     is on the edge."""
     k = np.round(q)
-    if np.abs(q - k) <= 1e-9 * max(1.0, np.abs(q)):
+    if np.abs(q - k) <= EDGE * max(1.0, np.abs(q)):
         return np.int64(k)
     return np.int64(np.floor(q))
 
@@ -90,11 +96,13 @@ def _pend(s, b, t, V, r, row, KT, KB, KV, grid, agg):
             KV[s, j, SUM] = 0.0
             KV[s, j, COUNT] = 0.0
             KV[s, j, LAST] = np.nan
+            KV[s, j, MEAN] = 0.0
         if grid:
             if not np.isnan(v):
                 KV[s, j, SUM] += v
                 KV[s, j, COUNT] += 1.0
                 KV[s, j, LAST] = v
+                KV[s, j, MEAN] += v / KV[s, j, COUNT] - KV[s, j, MEAN] / KV[s, j, COUNT]
         else:  # the last of duplicate times replaces the row, missing values too
             KV[s, j, LAST] = v
     KB[s, HAS_PEND] = 1
@@ -104,8 +112,9 @@ def _pend(s, b, t, V, r, row, KT, KB, KV, grid, agg):
 
 @njit(**_FLAGS)
 def order_rows(
-    slot, t, V, policy, cfg, origin, every, KT, KB, KV, flush, E, et, es, esrc, keep, counts, err
-):
+    slot, t, V, policy, cfg, origin, every, top, KT, KB, KV, flush, E, et, es, esrc, keep, counts,
+    err,
+):  # fmt: skip
     """Time policies and pending rows over ``V``, the value columns (a tuple of arrays).
 
     Without held rows (``cfg[HOLD] == 0``) sets ``keep[r]`` for each row that
@@ -115,16 +124,17 @@ def order_rows(
     and returns their number; when ``E`` is too small sets
     ``err[0] = ERR_CAPACITY`` and returns the rows needed so far.
 
-    Each accepted row is checked as it arrives, held or not: inf anywhere, and
-    missing values in columns whose policy is ``MISS_ERROR``.
+    Each accepted row is checked as it arrives, held or not: inf anywhere,
+    values beyond ``top`` (the largest of the chunks' dtype), and missing values
+    in columns whose policy is ``MISS_ERROR``.
     """
     late, dups, hold, grid, agg = cfg[LATE], cfg[DUPLICATES], cfg[HOLD], cfg[GRID], cfg[AGGREGATE]
     row0, max_empty, exact = cfg[ROW0], cfg[MAX_EMPTY], cfg[EXACT]
-    suspect = np.zeros(slot.shape[0], np.bool_)  # rows with a non-finite value
+    suspect = np.zeros(slot.shape[0], np.bool_)  # rows with a value not in [-top, top]
     for j in range(len(V)):
         col = V[j]
         for r in range(slot.shape[0]):
-            suspect[r] |= not np.isfinite(col[r])
+            suspect[r] |= not np.abs(col[r]) <= top
     n = 0
     m = 0
     need = 0
@@ -153,7 +163,8 @@ def order_rows(
                     err[0], err[1], err[3] = ERR_GAP, row0 + r, s
                     return 0
                 b = np.int64((tr - origin) // every) if exact else _float_bin(q)
-            if not KB[s, HAS_PEND] and KB[s, HAS_REL]:  # after flush(): the last row is out
+            released = not KB[s, HAS_PEND] and KB[s, HAS_REL]  # after flush(): all out
+            if released:
                 if grid and b <= KB[s, REL_BIN]:
                     if late == LATE_ERROR:
                         err[0], err[1], err[3] = ERR_RELEASED, row0 + r, s
@@ -163,15 +174,24 @@ def order_rows(
                 if not grid and tr == KT[s, T_LAST]:  # cannot replace a released row
                     counts[N_DUP] += 1
                     continue
-            if grid and KB[s, HAS_PEND] and b - KB[s, PEND_BIN] - 1 > max_empty:
-                err[0], err[1], err[3] = ERR_GAP, row0 + r, s
-                return 0
+            if grid and (KB[s, HAS_PEND] or released):
+                previous = KB[s, PEND_BIN] if KB[s, HAS_PEND] else KB[s, REL_BIN]
+                if b - previous - 1 > max_empty:
+                    err[0], err[1], err[3] = ERR_GAP, row0 + r, s
+                    return 0
         if suspect[r]:
             for j in range(len(V)):
                 v = V[j][r]
-                if np.isinf(v) or (np.isnan(v) and policy[j] == MISS_ERROR):
-                    err[0] = ERR_INF if np.isinf(v) else ERR_MISSING
-                    err[1], err[2], err[3], err[4] = row0 + r, j, s, -1
+                code = OK
+                if np.isinf(v):
+                    code = ERR_INF
+                elif np.isnan(v):
+                    if policy[j] == MISS_ERROR:
+                        code = ERR_MISSING
+                elif np.abs(v) > top:
+                    code = ERR_OVERFLOW
+                if code != OK:
+                    err[0], err[1], err[2], err[3], err[4] = code, row0 + r, j, s, -1
                     return 0
         KT[s, T_LAST] = tr
         KB[s, HAS_LAST] = 1
@@ -188,29 +208,28 @@ def order_rows(
                     counts[N_DUP] += 1
                 _pend(s, b, tr, V, r, row0 + r, KT, KB, KV, grid, agg)
                 continue
-            first_empty = KB[s, PEND_BIN] + 1
-            need += 1 + (b - first_empty if grid else 0)
-            if m >= 0:
-                m = _release(s, KT, KB, KV, grid, agg, origin, every, E, et, es, esrc, m)
-            if grid:
-                for k in range(first_empty, b):  # empty bins: missing values
-                    if m < 0 or m >= E.shape[1]:
-                        m = -1
-                        break
-                    E[:, m] = np.nan
-                    et[m] = origin + k * every
-                    es[m] = s
-                    esrc[m] = row0 + r
-                    m += 1
-                counts[N_EMPTY] += b - first_empty
+            need += 1
+            m = _release(s, KT, KB, KV, grid, agg, origin, every, E, et, es, esrc, m)
+        if grid and KB[s, HAS_REL]:  # empty bins since the key's last released one
+            first_empty = KB[s, REL_BIN] + 1
+            need += b - first_empty
+            for k in range(first_empty, b):
+                if m < 0 or m >= E.shape[1]:
+                    m = -1
+                    break
+                E[:, m] = np.nan
+                et[m] = origin + k * every
+                es[m] = s
+                esrc[m] = row0 + r
+                m += 1
+            counts[N_EMPTY] += b - first_empty
         KB[s, HAS_PEND] = 0
         _pend(s, b, tr, V, r, row0 + r, KT, KB, KV, grid, agg)
     if flush and hold:
         for s in range(KB.shape[0]):
             if KB[s, HAS_PEND]:
                 need += 1
-                if m >= 0:
-                    m = _release(s, KT, KB, KV, grid, agg, origin, every, E, et, es, esrc, m)
+                m = _release(s, KT, KB, KV, grid, agg, origin, every, E, et, es, esrc, m)
     if not hold:
         return n
     if m < 0:
@@ -243,6 +262,23 @@ def finish_rows(
     M = idx.shape[0]
     per_key, freeze = scfg[0], scfg[1]
     first_bad = M
+    if dt_cfg[0] != 0.0:
+        k = np.int64(dt_cfg[3])
+        for m in range(M):
+            s = es[m]
+            if KB[s, HAS_EMIT]:
+                gap = et[m] - KT[s, T_EMIT]
+                if not gap > 0:  # integer times that far apart wrap: take them as floats
+                    gap = np.float64(et[m]) - np.float64(KT[s, T_EMIT])
+                X[m, k] = gap * dt_cfg[1]
+                if np.isinf(X[m, k]):  # too large for X's dtype
+                    err[0], err[1], err[2], err[3], err[4] = ERR_OVERFLOW, src[m], -1, s, m
+                    first_bad = m
+                    break
+            else:
+                X[m, k] = dt_cfg[2]
+            KT[s, T_EMIT] = et[m]
+            KB[s, HAS_EMIT] = 1
     for b0 in range(0, M, BLOCK):
         b1 = min(b0 + BLOCK, M)
         for j in range(len(A)):
@@ -253,14 +289,7 @@ def finish_rows(
                 first_bad = min(first_bad, err[4])
         if first_bad < M:
             return
-    if dt_cfg[0] != 0.0:
-        k = np.int64(dt_cfg[3])
-        for m in range(M):
-            s = es[m]
-            X[m, k] = (et[m] - KT[s, T_EMIT]) * dt_cfg[1] if KB[s, HAS_EMIT] else dt_cfg[2]
-            KT[s, T_EMIT] = et[m]
-            KB[s, HAS_EMIT] = 1
-    else:
+    if dt_cfg[0] == 0.0:
         for m in range(M):
             KT[es[m], T_EMIT] = et[m]
             KB[es[m], HAS_EMIT] = 1
@@ -305,6 +334,8 @@ def _finish_column(
                 SC[g, j, 0] = c
                 SC[g, j, 1] += d / c
                 SC[g, j, 2] += d * (a - SC[g, j, 1])
+                if not (np.isfinite(SC[g, j, 1]) and np.isfinite(SC[g, j, 2])):
+                    code = ERR_SCALE
         elif pol == MISS_ERROR:
             code = ERR_MISSING
         elif pol == MISS_FILL:

@@ -22,6 +22,15 @@ from .tables import as_table
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 _POLICIES = {"error": K.MISS_ERROR, "mask": K.MISS_MASK, "ffill": K.MISS_FFILL}
+# value columns travel to the kernels as a tuple of arrays (no copy), but a tuple type
+# is compiled once per length: past this many columns they go as one 2-D array
+_TUPLE_MAX = 8
+
+
+def _packed(values):
+    """A 2-D array of value columns as the kernels take it (read-only)."""
+    values.flags.writeable = False
+    return tuple(values) if values.shape[0] <= _TUPLE_MAX else values
 
 
 def _policy(value, column):
@@ -38,9 +47,11 @@ def _policy(value, column):
         and np.isfinite(value[1])
     ):
         return K.MISS_FFILL_OR_FILL, float(value[1])
+    which = "missing" if column is None else f"the missing-value policy of column {column!r}"
     raise ConfigError(
-        f"missing-value policy for column {column!r} must be 'error', 'mask', 'ffill', "
-        f"a finite fill value, or ('ffill', fill value); got {value!r}"
+        f"{which} must be 'error', 'mask', 'ffill', a finite fill value or "
+        f"('ffill', fill value){'' if column else ', or a dict of these per column'}; "
+        f"got {value!r}"
     )
 
 
@@ -72,6 +83,11 @@ def _int64(values, what):
 def _span(value, name, time_sort):
     """A positive time span in the time column's units (ns for timestamps)."""
     if time_sort == "datetime":
+        if isinstance(value, numbers.Number):
+            raise ConfigError(
+                f"{name} for a timestamp column must be a time span such as '1h' or "
+                f"pd.Timedelta, not a bare number ({value!r})"
+            )
         try:
             ns = pd.Timedelta(value).value
         except (TypeError, ValueError):
@@ -127,9 +143,12 @@ class Feed:
         of the step from 1970-01-01 UTC, or from 0 for numeric times):
         rows are aggregated per bin, a bin is emitted at its start time once a
         row of a later bin arrives, and empty bins become rows of missing
-        values (handled by ``missing``).
+        values (handled by ``missing``). Rows at the same time are still
+        duplicates (``duplicates``), and under ``missing="error"`` a missing
+        value raises as it arrives, even in a bin with other values.
     aggregate : {"mean", "last"}
-        How a grid bin combines its rows, per column, ignoring missing values.
+        How a grid bin combines its rows, per column, ignoring missing values
+        (a bin whose values are all missing is missing).
     scale : {None, "global", "per_key"}
         Online standardisation of every feature and target (Welford): each
         value is scaled by the running mean and standard deviation of its
@@ -186,6 +205,8 @@ class Feed:
         for opt, value, accepted in options:
             if value not in accepted:
                 raise ConfigError(f"{opt} must be one of {accepted}, got {value!r}")
+        if grid is not None:  # checked now against its kind, again once the time is known
+            _span(grid, "grid", "float" if isinstance(grid, numbers.Number) else "datetime")
         if grid is not None and duplicates == "last":
             raise ConfigError(
                 "duplicates='last' does not combine with a grid; use aggregate='last' "
@@ -205,8 +226,11 @@ class Feed:
             raise ConfigError(f"freeze_after must be a positive integer, got {freeze_after!r}")
         if freeze_after is not None and scale is None:
             raise ConfigError("freeze_after applies to scaling: pass scale='global' or 'per_key'")
-        if not isinstance(missing, dict):
-            _policy(missing, "*")
+        if isinstance(missing, dict):
+            for column, value in missing.items():
+                _policy(value, column)
+        else:
+            _policy(missing, None)
         self.schema = schema
         self.dtype = _DTYPES[name]
         self.late = late
@@ -240,7 +264,7 @@ class Feed:
             value = given.get(c, "error") if isinstance(self.missing, dict) else self.missing
             policy[col[c]], fill[col[c]] = _policy(value, c)
         self._policy, self._fill = policy, fill
-        top = np.finfo(self.dtype).max
+        self._top = top = float(np.finfo(self.dtype).max)
         for c in schema.features:
             if abs(fill[col[c]]) > top:
                 raise ConfigError(
@@ -307,7 +331,7 @@ class Feed:
         self._n = 0
         self._KT = np.zeros((0, 3), tdtype)
         self._KB = np.zeros((0, 7), np.int64)
-        self._KV = np.zeros((0, C, 5))
+        self._KV = np.zeros((0, C, 6))
         self._SC = np.zeros((1, C, 3))
         self._ready = True
 
@@ -390,7 +414,16 @@ class Feed:
                     f"time column {name!r} holds a time outside what nanoseconds since 1970 "
                     f"can hold (years 1678 to 2262): {exc}"
                 ) from None
-            return col.to_numpy().view(np.int64)
+            t = col.to_numpy().view(np.int64)
+            nat = t == np.iinfo(np.int64).min  # the one value NumPy and pandas read as NaT
+            if nat.any():
+                row = int(np.flatnonzero(nat)[0])
+                raise MissingValueError(
+                    f"time column {name!r} holds the smallest int64 nanosecond value at "
+                    f"{_row_text(row0 + row, row0, len(t))}, which reads as NaT (no time); "
+                    "every row needs a time"
+                )
+            return t
         if self._time_sort == "integer":
             return _int64(col.to_numpy(), f"time column {name!r}")
         t = col.to_numpy().astype(np.float64, copy=False)
@@ -418,8 +451,8 @@ class Feed:
         for col in cols:
             if pa.types.is_dictionary(col.type):
                 col = pc.cast(col, col.type.value_type)
-            if not same:
-                col = pc.cast(col, pa.float64())
+            if not same:  # integers past 2**53 round to the nearest float, as in NumPy
+                col = pc.cast(col, pa.float64(), safe=not pa.types.is_integer(col.type))
             if col.num_chunks == 1 and not col.null_count:
                 arr = col.chunk(0).to_numpy(zero_copy_only=True)
             else:
@@ -427,6 +460,8 @@ class Feed:
             arr = np.ascontiguousarray(arr, dtype=dtype)
             arr.flags.writeable = False  # one array type, whether a view or a copy
             out.append(arr)
+        if len(out) > _TUPLE_MAX:
+            return _packed(np.stack(out))
         return tuple(out)
 
     # -- the step ---------------------------------------------------------------------------
@@ -483,9 +518,9 @@ class Feed:
         if table is None:
             slot, new_keys = np.zeros(0, np.int64), []
             t = np.zeros(0, self._KT.dtype)
-            V = tuple(np.zeros(0) for _ in self.schema.values)
-            for v in V:
-                v.flags.writeable = False
+            V = np.zeros((len(self.schema.values), 0))
+            V.flags.writeable = False
+            V = _packed(V)
         else:
             slot, new_keys = self._slots(table, N, row0)
             t = self._times(table, row0)
@@ -508,8 +543,9 @@ class Feed:
             es = np.empty(cap, np.int64)
             esrc = np.empty(cap, np.int64)
             trial = (KT.copy(), KB.copy(), KV.copy(), counts.copy())
-            m = K.order_rows(slot, t, V, self._policy, cfg, origin, every, trial[0], trial[1],
-                             trial[2], flush, E, et, es, esrc, keep, trial[3], err)  # fmt: skip
+            m = K.order_rows(slot, t, V, self._policy, cfg, origin, every, self._top, trial[0],
+                             trial[1], trial[2], flush, E, et, es, esrc, keep, trial[3],
+                             err)  # fmt: skip
             if err[0] != K.ERR_CAPACITY:
                 break
             err[:] = 0
@@ -519,7 +555,7 @@ class Feed:
             self._raise_first(table, err, row0, slot, t, new_keys, et)
         if hold:
             E.flags.writeable = False
-            A, idx, es, et, src = tuple(E), np.arange(m), es[:m], et[:m], esrc[:m]
+            A, idx, es, et, src = _packed(E), np.arange(m), es[:m], et[:m], esrc[:m]
         else:
             idx = np.flatnonzero(keep) if m < N else np.arange(N)
             A, es, et, src = V, slot[idx], t[idx], idx + row0
@@ -584,10 +620,20 @@ class Feed:
         """What :meth:`_restore` needs to undo the next call (state arrays are never
         written in place: each call makes new ones)."""
         state = dict(self.__dict__)
-        state["counts"] = {**self.counts, "missing": dict(self.counts.get("missing", {}))}
+        counts = self.counts
+        state["_counts_then"] = (counts, {**counts}, dict(counts.get("missing", {})))
         return state
 
     def _restore(self, state):
+        """Undo back to a snapshot; ``counts`` stays the same dict, with its values back."""
+        state = dict(state)
+        counts, values, missing = state.pop("_counts_then")
+        counts.clear()
+        counts.update(values)
+        if "missing" in values:
+            counts["missing"] = values["missing"]
+            counts["missing"].clear()
+            counts["missing"].update(missing)
         self.__dict__.clear()
         self.__dict__.update(state)
 
@@ -643,15 +689,27 @@ class Feed:
                 "row (or too far from the epoch for the grid); check the timestamp, or raise "
                 "max_empty_bins"
             )
+        if j < 0:  # the time since the previous row
+            raise MissingValueError(
+                f"the time since the key's previous row (column 'dt') at {at} ({where}) is "
+                f"too large for {np.dtype(self.dtype)}; use dtype='float64' or check the times"
+            )
         column = self.schema.values[j]
+        if code == K.ERR_SCALE:
+            raise MissingValueError(
+                f"column {column!r} at {at} ({where}): its running mean or variance overflows "
+                "float64, so it cannot be standardised; rescale the column first"
+            )
         if code == K.ERR_INF:
             raise MissingValueError(
                 f"column {column!r} is infinite at {at} ({where}); values must be finite"
             )
         if code == K.ERR_OVERFLOW:
+            what = "" if m < 0 else " once standardised"  # m < 0: found as the row arrived
+            fix = "use dtype='float64' or " if self.dtype == np.float32 else ""
             raise MissingValueError(
-                f"column {column!r} at {at} ({where}) is too large for {np.dtype(self.dtype)}; "
-                "use dtype='float64' or rescale the column"
+                f"column {column!r} at {at} ({where}) is too large for {np.dtype(self.dtype)}"
+                f"{what}; {fix}rescale the column"
             )
         if self.grid is not None and m >= 0 and code in (K.ERR_MISSING, K.ERR_NO_FFILL):
             at = f"the grid bin at {self._time_text(et[m])}"

@@ -235,6 +235,19 @@ class Series:
             self.feed._restore(before)
             raise
 
+    def flush(self):
+        """Release the rows the feed holds back (open grid bins, the last of duplicate
+        times) and advance over them; returns their outputs. Call it at the end of a
+        stream fed tables: until then such rows have no outputs."""
+        if self.feed is None:
+            return self._run_from(None)
+        before = self.feed._snapshot()
+        try:
+            return self._run_from(self.feed.flush())
+        except Exception:
+            self.feed._restore(before)
+            raise
+
     def _run_from(self, chunk):
         if chunk is None or not len(chunk):
             return np.empty((0, self.model.out_features), self.model.dtype)
@@ -246,8 +259,9 @@ class Series:
                     f"a Series takes the rows of one series; got keys {seen[:3]}; "
                     "use a Stream for many series"
                 )
-            self._key = plain(keys[0])
         Y = self.run(chunk.x)
+        if chunk.keys is not None:  # only once the rows are taken
+            self._key = plain(keys[0])
         loc, scale = chunk.y_loc, chunk.y_scale
         if scale is None or scale.shape[1] != self.model.out_features:
             return Y
@@ -447,7 +461,9 @@ class Stream:
         or record batch. Tables go through the stream's :attr:`feed` (made with
         default options, in the model's dtype, on first use). When the chunk's
         targets are scaled and the model has one output per target, outputs come
-        back in data units.
+        back in data units. A feed that holds rows back (a grid, or
+        ``duplicates="last"``) gives outputs for the rows it releases, which may
+        be fewer than came in; :meth:`flush` releases the rest.
 
         Parameters
         ----------
@@ -457,7 +473,8 @@ class Stream:
             key, across chunks too. None skips the time check.
         x : array, shape (N, input_size)
         outputs : {"all", "last"}
-            ``"all"`` returns one output row per input row, in input order.
+            ``"all"`` returns one output row per input row (per row of the
+            feed's chunk when a table goes through the feed), in input order.
             ``"last"`` returns ``(keys, y)``: each key of the chunk once, in
             order of first appearance, with the output at its last row.
 
@@ -551,6 +568,22 @@ class Stream:
         before = self.feed._snapshot()
         try:  # the feed's rows count only if the model takes them
             return self._update_from(self.feed(data), outputs)
+        except Exception:
+            self.feed._restore(before)
+            raise
+
+    def flush(self, outputs="all"):
+        """Release the rows the feed holds back (open grid bins, the last of duplicate
+        times) and advance over them; returns what :meth:`update` returns for them.
+        Call it at the end of a stream fed tables: until then such rows have no
+        outputs."""
+        if outputs not in ("all", "last"):
+            raise ConfigError(f"outputs must be 'all' or 'last', got {outputs!r}")
+        if self.feed is None:
+            return self._update_from(None, outputs)
+        before = self.feed._snapshot()
+        try:
+            return self._update_from(self.feed.flush(), outputs)
         except Exception:
             self.feed._restore(before)
             raise

@@ -842,6 +842,10 @@ BAD_OPTIONS = [  # Feed options, the word naming the option, the bad value, some
     ({"freeze_after": True}, "freeze_after", "True", "positive integer"),
     ({"grid": "1h", "duplicates": "last"}, "duplicates='last'", "grid", "aggregate='last'"),
     ({"dtype": "int32"}, "dtype", "'int32'", "'float32'"),
+    ({"missing": {"a": "zero"}}, "'a'", "'zero'", "'ffill'"),
+    ({"grid": "soon"}, "grid", "'soon'", "'1h'"),
+    ({"grid": -1}, "grid", "-1", "positive"),
+    ({"grid": float("nan")}, "grid", "nan", "positive"),
 ]
 
 
@@ -856,10 +860,9 @@ def test_bad_feed_options_are_config_errors_naming_the_option(options, named, va
 
 
 FIRST_CHUNK_OPTIONS = [  # checked once the columns are known
-    ({"missing": {"a": "zero"}}, ["'a'", "'zero'", "'ffill'"]),
     ({"missing": {"wind": 0.0}}, ["'wind'", "not a feature", "'a'", "'b'"]),
-    ({"grid": "soon"}, ["grid", "'soon'", "'1h'"]),
-    ({"grid": -1}, ["grid", "-1", "positive"]),
+    ({"grid": 3600}, ["grid", "3600", "'1h'", "not a bare number"]),  # the times are timestamps
+    ({"grid": 1.5, "time_delta": True}, ["grid", "1.5", "'1h'"]),
 ]
 
 
@@ -1060,3 +1063,153 @@ def test_unsigned_keys_past_int64_and_oversized_fill_values_are_refused():
         feeds.iter_parquet("anywhere.parquet", batch_rows=0)
     with pytest.raises(feeds.ConfigError, match="scale"):
         feeds.Feed(freeze_after=10)
+
+
+# -- regressions: held rows, large magnitudes, wide tables -----------------------------------
+
+
+def series_frame(t, v, **more):
+    return pd.DataFrame({"t": t, "v": v, **more})
+
+
+def fed(feed, *frames):
+    """Every chunk of ``frames`` through ``feed``, then its flush, concatenated."""
+    return feeds.concat([feed(f) for f in frames] + [feed.flush()])
+
+
+def test_a_float_grid_bins_epoch_seconds_by_their_own_step():
+    t = 1_700_000_000.0 + np.array([0.0, 0.6, 1.2, 59.0, 61.0])
+    df = series_frame(t, [1.0, 2.0, 3.0, 4.0, 5.0])
+    last = fed(feeds.Feed(feeds.Schema(time="t"), grid=1.0, aggregate="last", missing="mask",
+                          dtype="float64"), df)  # fmt: skip
+    assert last.times[:2].tolist() == [1_700_000_000.0, 1_700_000_001.0]
+    assert last.x[:2, 0].tolist() == [2.0, 3.0]
+    minutes = fed(feeds.Feed(feeds.Schema(time="t"), grid=60.0, dtype="float64"), df)
+    assert minutes.x[:, 0].tolist() == [2.0, 4.5]  # 1.7e9 s is 20 s into a minute
+    spans = [len(c) for c in feeds.iter_pandas(df, every=60.0, schema=feeds.Schema(time="t"))]
+    assert spans == [3, 2]
+    spans = [len(c) for c in feeds.iter_pandas(df, every=1.0, schema=feeds.Schema(time="t"))]
+    assert spans == [2, 1, 1, 1]
+
+
+def test_a_grid_mean_of_huge_finite_values_is_their_mean():
+    df = series_frame([0.0, 1.0, 2.0, 12.0], [1e308, 1e308, -1e308, 1.0])
+    chunk = fed(feeds.Feed(feeds.Schema(time="t"), grid=10, dtype="float64"), df)
+    assert chunk.x[0, 0] == pytest.approx(1e308 / 3, rel=1e-15) and chunk.x[1, 0] == 1.0
+
+
+def test_a_value_too_large_for_the_dtype_fails_the_chunk_it_comes_in_not_a_later_one():
+    feed = feeds.Feed(feeds.Schema(time="t"), grid=10)
+    feed(series_frame([0.0], [1.0]))
+    with pytest.raises(feeds.MissingValueError) as exc:
+        feed(series_frame([1.0, 2.0], [5.0, 1e39]))
+    says(str(exc.value), "'v'", "row 1", "float32", "dtype='float64'")
+    # the feed holds nothing it cannot release: the stream goes on
+    chunk = fed(feed, series_frame([3.0, 15.0], [3.0, 7.0]))
+    assert chunk.x[:, 0].tolist() == [2.0, 7.0]
+
+
+def test_after_flush_a_grid_still_emits_the_empty_bins_of_a_gap():
+    df = series_frame([0.0, 1.0, 5.0, 6.0], [1.0, 2.0, 3.0, 4.0])
+    whole = feeds.Feed(feeds.Schema(time="t"), grid=1, missing="mask")
+    want = fed(whole, df)
+    flushed = feeds.Feed(feeds.Schema(time="t"), grid=1, missing="mask")
+    parts = [flushed(df[:2]), flushed.flush(), flushed(df[2:]), flushed.flush()]
+    assert feeds.concat(parts).equals(want)
+    assert flushed.counts == whole.counts and whole.counts["empty_bins"] == 3
+    capped = feeds.Feed(feeds.Schema(time="t"), grid=1, missing="mask", max_empty_bins=2)
+    capped(df[:2])
+    capped.flush()
+    with pytest.raises(feeds.TimeOrderError, match="max_empty_bins=2"):
+        capped(df[2:])
+
+
+def test_time_since_the_previous_row_spans_centuries_or_says_it_does_not_fit():
+    times = pd.to_datetime(["1700-01-01", "2200-01-01"]).as_unit("ns")
+    chunk = feeds.Feed(feeds.Schema(time="t"), time_delta=True, dtype="float64")(
+        series_frame(times, [1.0, 2.0])
+    )
+    seconds = (times[1].to_pydatetime() - times[0].to_pydatetime()).total_seconds()
+    assert chunk.x[1, 1] == pytest.approx(seconds, rel=1e-12)
+    with pytest.raises(feeds.MissingValueError) as exc:
+        feeds.Feed(feeds.Schema(time="t"), time_delta=True)(series_frame([0.0, 1e39], [1, 2]))
+    says(str(exc.value), "'dt'", "row 1", "float32")
+
+
+def test_scaling_statistics_that_overflow_are_an_error_not_zeros():
+    feed = feeds.Feed(feeds.Schema(time="t"), scale="global", dtype="float64")
+    with pytest.raises(feeds.MissingValueError) as exc:
+        feed(series_frame([0.0, 1.0, 2.0], [1e200, -1e200, 5.0]))
+    says(str(exc.value), "'v'", "row 1", "standardised")
+    assert feed.counts["rows_in"] == 0
+
+
+def test_integer_features_past_the_floats_exact_range_round_to_the_nearest_float():
+    table = pa.table({"t": [0, 1], "n": pa.array([2**53 + 1, 2**63 - 1], pa.int64())})
+    chunk = feeds.Feed(feeds.Schema(time="t"), dtype="float64")(table)
+    assert chunk.x[:, 0].tolist() == [float(2**53), float(2**63)]
+    big = pa.table({"t": [0], "n": pa.array([2**64 - 1], pa.uint64())})
+    assert feeds.Feed(feeds.Schema(time="t"))(big).x[0, 0] == np.float32(2**64)
+
+
+def test_the_smallest_int64_timestamp_is_no_time():
+    table = pa.table({"t": pa.array([np.iinfo(np.int64).min, 0], pa.timestamp("ns")), "v": [1, 2]})
+    with pytest.raises(feeds.MissingValueError) as exc:
+        feeds.Feed(feeds.Schema(time="t"))(table)
+    says(str(exc.value), "'t'", "row 0", "NaT")
+
+
+def test_a_failed_chunk_leaves_the_counts_a_caller_holds_as_they_were():
+    feed = feeds.Feed(schema())
+    feed(frame(4))
+    counts = feed.counts
+    held = {**counts, "missing": dict(counts["missing"])}
+    bad = frame(4, start=4)
+    bad.loc[3, "a"] = np.inf  # rows 0-2 go through the first pass before the error
+    with pytest.raises(feeds.MissingValueError):
+        feed(bad)
+    assert counts == held and feed.counts is counts
+
+
+def test_more_value_columns_than_a_tuple_carries_give_the_same_rows():
+    rng = np.random.default_rng(3)
+    n = 40
+    df = pd.DataFrame({"t": np.sort(rng.choice(200, n, replace=False)).astype(float)})
+    for i in range(12):
+        df[f"c{i}"] = np.where(rng.random(n) < 0.2, np.nan, rng.normal(size=n))
+    options = dict(grid=5, missing="ffill-or-fill" and ("ffill", 0.0), scale="global")
+    wide = fed(feeds.Feed(feeds.Schema(time="t"), **options), df)
+    for part in ([f"c{i}" for i in range(4)], [f"c{i}" for i in range(8, 12)]):
+        narrow = fed(feeds.Feed(feeds.Schema(time="t"), **options), df[["t", *part]])
+        cols = [wide.columns.index(c) for c in part]
+        np.testing.assert_array_equal(wide.x[:, cols], narrow.x)
+    unheld = feeds.Feed(feeds.Schema(time="t"), missing=("ffill", 0.0))(df)
+    assert unheld.x.shape == (n, 12) and np.isfinite(unheld.x).all()
+
+
+def test_a_refused_series_run_does_not_bind_the_series_to_its_key():
+    series = streamrnn.Series(streamrnn.GRU(1, 4, output_size=1, seed=0), feed=feeds.Feed())
+    two_keys = pd.DataFrame({"key": ["a", "b"], "time": [0, 0], "v": [1.0, 2.0]})
+    with pytest.raises(InputError):
+        series.run(two_keys)
+    out = series.run(pd.DataFrame({"key": ["b"], "time": [1], "v": [3.0]}))
+    assert out.shape == (1, 1)
+
+
+def test_stream_and_series_flush_release_what_the_feed_holds():
+    df = pd.DataFrame({"key": ["a", "b"] * 3, "time": np.repeat([0.0, 1.0, 2.0], 2),
+                       "v": np.arange(6.0)})  # fmt: skip
+    model = streamrnn.GRU(1, 4, output_size=1, seed=0, dtype="float64")
+    want = streamrnn.Stream(model).update(df)
+    stream = streamrnn.Stream(model, feed=feeds.Feed(grid=1.0, dtype="float64"))
+    got = stream.update(df)
+    assert got.shape == (4, 1)  # the last bin of each key is still open
+    rest = stream.flush()
+    np.testing.assert_array_equal(np.concatenate([got, rest]), want)  # same order here
+    assert stream.flush().shape == (0, 1)
+    series = streamrnn.Series(model, feed=feeds.Feed(feeds.Schema(key=False), grid=1.0,
+                                                    dtype="float64"))  # fmt: skip
+    one = df[df.key == "a"].drop(columns="key")
+    first = series.run(one)
+    np.testing.assert_array_equal(np.concatenate([first, series.flush()]),
+                                  streamrnn.Series(model).run(one))  # fmt: skip
