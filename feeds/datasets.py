@@ -16,7 +16,8 @@ are naive ``datetime64[ns]`` and measurements are ``float64``.
 - :func:`load_stocks`: monthly prices of five stocks, 2000 to 2010, five keyed
   series in long format.
 - :func:`load_seattle_weather`: daily weather in Seattle, 2012 to 2015, one
-  series with several measurements.
+  series with several measurements and a text label (feed it with
+  ``feeds.Schema(key=False)``, or the label is taken as a key).
 
 Examples
 --------
@@ -164,7 +165,11 @@ def load_stocks():
 def load_seattle_weather():
     """Daily weather in Seattle, 2012-01-01 to 2015-12-31.
 
-    One series (no key column), one row per day in date order.
+    One series (no key column), one row per day in date order. The text
+    column ``weather`` is a label, not a series id, but a feed infers the one
+    text column of a table as its key: pass ``feeds.Schema(key=False)`` to
+    read the frame as one series (naming the features alone does not stop it;
+    see the example).
 
     Returns
     -------
@@ -214,6 +219,13 @@ def load_seattle_weather():
     drizzle     54
     snow        23
     Name: count, dtype: int64
+
+    One series, the measurements as features (the label is left out):
+
+    >>> import feeds
+    >>> chunk = feeds.Feed(feeds.Schema(key=False))(df)
+    >>> chunk.keys is None, len(chunk), chunk.columns
+    (True, 1461, ('precipitation', 'temp_max', 'temp_min', 'wind'))
     """
     measures = ["precipitation", "temp_max", "temp_min", "wind"]
     dtypes = {"date": _TIME, **dict.fromkeys(measures, _FLOAT), "weather": _STR}

@@ -1,14 +1,17 @@
 """Readers: generators of chunks from pandas, Arrow, Arrow IPC, Parquet and CSV.
 
 Every reader takes a :class:`~feeds.feed.Feed` (or the options to make one),
-cuts the source into chunks of ``rows`` rows or of one ``every`` time span,
-yields :class:`~feeds.chunks.Chunk` objects, and at the end yields what the feed
-held back (``flush``). Readers open files themselves only when given a path,
-and close only what they opened.
+cuts the source into tables of ``rows`` input rows or of one ``every`` time
+span, yields the :class:`~feeds.chunks.Chunk` the feed makes of each, and at
+the end yields what the feed held back (``flush``). A chunk can have fewer or
+more rows than its table: the feed holds rows back, drops late or duplicate
+rows, and adds grid rows. Readers open files themselves only when given a
+path, and close only what they opened.
 """
 
 import os
 import re
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -17,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
 
+from . import _kernels as K
 from .errors import ConfigError, MissingValueError, SchemaError
 from .feed import Feed, _span
 from .schema import Schema, kind_of
@@ -44,6 +48,15 @@ def _check_rows(rows, every):
         raise ConfigError(f"rows must be a positive integer, got {rows!r}")
 
 
+def _refuse(source, what):
+    extra = " (a dict of columns: pass pandas.DataFrame(it))" if isinstance(source, Mapping) else ""
+    raise SchemaError(
+        f"expected a DataFrame, Arrow table, record batch or reader, or an iterable of "
+        f"them, got {what} {type(source).__name__}{extra} (files: iter_parquet, iter_csv, "
+        "iter_ipc)"
+    )
+
+
 def _tables(source):
     """Arrow tables from one source or an iterable of sources, in order."""
     if isinstance(source, (pa.Table, pa.RecordBatch, pd.DataFrame)):
@@ -53,16 +66,15 @@ def _tables(source):
         for batch in source:
             yield pa.Table.from_batches([batch])
         return
-    if isinstance(source, (str, bytes, os.PathLike)) or not hasattr(source, "__iter__"):
-        raise SchemaError(
-            f"expected a DataFrame, Arrow table, record batch or reader, or an iterable of "
-            f"them, got {type(source).__name__} (files: iter_parquet, iter_csv, iter_ipc)"
-        )
+    if isinstance(source, (str, bytes, os.PathLike, Mapping)) or not hasattr(source, "__iter__"):
+        _refuse(source, "a source of type")
     for item in source:
         if isinstance(item, pa.RecordBatchReader):
             yield from _tables(item)
-        else:
+        elif isinstance(item, (pa.Table, pa.RecordBatch, pd.DataFrame)):
             yield as_table(item)
+        else:
+            _refuse(item, "an item of type")
 
 
 def _cut(tables, feed, rows, every):
@@ -71,11 +83,14 @@ def _cut(tables, feed, rows, every):
         yield from tables
         return
     buffer, held, seen = [], 0, 0
-    span = current = None
+    span = current = schema = None
     for table in tables:
         if table.num_rows == 0:
             continue
-        schema = feed.schema.bind(table.schema)  # a clear error before concatenation
+        if schema is None:  # the feed binds on its first rows; the pieces are checked now,
+            schema = feed.schema.bind(table.schema)  # before they are joined
+        else:
+            schema.check(table.schema)
         if rows is not None:
             buffer.append(table)
             held += table.num_rows
@@ -110,28 +125,68 @@ def _cut(tables, feed, rows, every):
 
 
 def _concat(tables, schema):
-    """One table of ``tables``; pieces of one kind but other Arrow types (a dictionary
-    and a plain string key, dates and timestamps, float widths) are brought to one."""
+    """One table of ``tables`` (checked against ``schema``); pieces of one kind but
+    other Arrow types (a dictionary and a plain string key, dates and timestamps,
+    integer and float values) are brought to one."""
+    if len(tables) == 1:
+        return tables[0]
     try:
         return pa.concat_tables(tables, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         pass
-    common = []
-    for table in tables:
-        columns = {}
-        for name in table.schema.names:
-            col = table.column(name)
-            if name == schema.key:
-                if pa.types.is_dictionary(col.type):
-                    col = pc.cast(col, col.type.value_type)
-                col = pc.cast(col, pa.string() if kind_of(col.type) == "string" else pa.int64())
-            elif name == schema.time and kind_of(col.type) == "time":
-                col = pc.cast(col, pa.timestamp("ns", getattr(col.type, "tz", None)))
-            elif name in schema.values:
-                col = pc.cast(col, pa.float64())
-            columns[name] = col
-        common.append(pa.table(columns))
-    return pa.concat_tables(common, promote_options="permissive")
+    common = [
+        pa.table({n: _common(t.column(n), n, schema) for n in t.schema.names}) for t in tables
+    ]
+    try:
+        return pa.concat_tables(common, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        pass
+    for name in common[0].schema.names:  # a column the schema does not use
+        types = {str(t.schema.field(name).type) for t in common if name in t.schema.names}
+        if len(types) > 1:
+            raise SchemaError(
+                f"column {name!r} is {' in one table and '.join(sorted(types))} in another; "
+                "a column keeps one type (or name the features with Schema(features=...))"
+            )
+    raise SchemaError("the tables cannot be joined into one chunk")  # not seen: a safeguard
+
+
+def _common(col, name, schema):
+    """A column in the one type that every piece of it can take."""
+    if name == schema.key:
+        if pa.types.is_dictionary(col.type):
+            col = pc.cast(col, col.type.value_type)
+        if kind_of(col.type) == "string":
+            return pc.cast(col, pa.string())
+        try:
+            return pc.cast(col, pa.int64())
+        except pa.ArrowInvalid as exc:
+            raise SchemaError(
+                f"key column {name!r} holds an integer beyond int64 ({exc}); integer keys "
+                "must fit in int64"
+            ) from None
+    if name == schema.time and pa.types.is_integer(col.type):
+        try:
+            return pc.cast(col, pa.int64())
+        except pa.ArrowInvalid as exc:
+            raise SchemaError(
+                f"time column {name!r} holds an integer beyond int64 ({exc}); integer times "
+                "must fit in int64"
+            ) from None
+    if name == schema.time and kind_of(col.type) == "time":
+        try:
+            return pc.cast(col, pa.timestamp("ns", getattr(col.type, "tz", None)))
+        except pa.ArrowInvalid:
+            raise SchemaError(
+                f"time column {name!r} holds a time outside what nanoseconds since 1970 "
+                "can hold (years 1678 to 2262)"
+            ) from None
+    if name in schema.values:
+        if pa.types.is_dictionary(col.type):
+            col = pc.cast(col, col.type.value_type)
+        # integers beyond 2**53 round to the nearest float, as in numpy and pandas
+        return pc.cast(col, pa.float64(), safe=not pa.types.is_integer(col.type))
+    return col
 
 
 def _bins(col, span, name, offset):
@@ -161,7 +216,7 @@ def _bins(col, span, name, offset):
         )
     q = t / span
     k = np.round(q)
-    on_edge = np.abs(q - k) <= 1e-9 * np.maximum(1.0, np.abs(q))  # as the feed's grid
+    on_edge = np.abs(q - k) <= K.EDGE * np.maximum(1.0, np.abs(q))  # as the feed's grid
     return np.where(on_edge, k, np.floor(q))
 
 
@@ -186,7 +241,10 @@ def iter_chunks(source, feed=None, *, rows=None, every=None, flush=True, **optio
         The feed that turns tables into chunks and keeps per-key state; made
         from ``options`` (see :class:`Feed`) when None.
     rows : int, optional
-        Rows per chunk (the last may be shorter). Default: as the source comes.
+        Input rows per table given to the feed (the last may be shorter).
+        Default: as the source comes. A chunk can have another length than
+        its table: the feed holds rows back (``duplicates="last"``, a grid),
+        drops late or duplicate rows and adds rows for empty grid bins.
     every : time span, optional
         Cut where a row's time falls in another span (multiples of ``every``
         from the epoch, or 0) than the previous row's. Rows are never reordered.
@@ -214,7 +272,8 @@ def iter_pandas(df, feed=None, *, wide=False, rows=None, every=None, flush=True,
     and one column per series (see :func:`feeds.from_wide`; its columns are
     ``key``, ``time`` and ``value``). A long frame is converted a slice at a
     time, so that the Arrow copies stay bounded by the chunk size; a wide frame
-    is first made long whole.
+    is first made long whole. ``rows`` counts input rows, as in
+    :func:`iter_chunks` (a wide frame: rows of the long format).
 
     Examples
     --------
@@ -244,6 +303,8 @@ def iter_pandas(df, feed=None, *, wide=False, rows=None, every=None, flush=True,
 def iter_arrow(data, feed=None, *, rows=None, every=None, flush=True, **options):
     """Chunks from a pyarrow Table, RecordBatch, RecordBatchReader or iterable of them.
 
+    ``rows`` counts input rows, as in :func:`iter_chunks`.
+
     Examples
     --------
     >>> import pyarrow as pa
@@ -261,7 +322,8 @@ def iter_ipc(source, feed=None, *, rows=None, every=None, flush=True, **options)
     """Chunks from Arrow IPC data, stream or file format: a path, buffer or open file.
 
     A path is opened (memory-mapped) and closed when the generator ends;
-    an open file is left open.
+    an open file is left open. ``rows`` counts input rows, as in
+    :func:`iter_chunks`.
     """
     _check_rows(rows, every)
     feed = _feed_of(feed, options)
@@ -271,7 +333,10 @@ def iter_ipc(source, feed=None, *, rows=None, every=None, flush=True, **options)
 def _ipc(source, feed, rows, every, flush):
     opened = None
     if isinstance(source, (str, os.PathLike)):
-        source = opened = pa.memory_map(os.fspath(source))
+        try:
+            source = opened = pa.memory_map(os.fspath(source))
+        except FileNotFoundError:
+            raise SchemaError(f"{os.fspath(source)}: the file does not exist") from None
     try:
         batches = None
         seekable = getattr(source, "seekable", None)
@@ -294,15 +359,16 @@ def _ipc(source, feed, rows, every, flush):
 
 
 def _filter(schema, keys, start, end):
-    expr = None
-
-    def both(a, b):
-        return b if a is None else a & b
-
+    """The scan filter as ``{column: expression}``, one condition per column."""
+    parts = {}
     if keys is not None:
         if not schema.key:
             raise ConfigError("keys= filters on the key column, but the data is one series")
         keys = [keys] if isinstance(keys, (str, int, np.integer)) else list(keys)
+        if not keys:
+            raise ConfigError(
+                "keys= is empty; pass a key or a list of one key or more, or None for all keys"
+            )
         strings = kind_of(schema._types[schema.key]) == "string"
         if strings:
             wrong = [k for k in keys if not isinstance(k, str)]
@@ -313,7 +379,7 @@ def _filter(schema, keys, start, end):
                 f"keys= holds {wrong[0]!r}, but the key column {schema.key!r} holds "
                 f"{'strings' if strings else 'integers'}"
             )
-        expr = both(expr, pc.field(schema.key).isin(keys))
+        parts[schema.key] = pc.field(schema.key).isin(keys)
     time_type = schema._types[schema.time]
     for bound, op in ((start, "ge"), (end, "lt")):
         if bound is None:
@@ -332,13 +398,33 @@ def _filter(schema, keys, start, end):
                     f"{name}={bound!r} is {'naive' if ts.tz is None else 'time-zone aware'} "
                     f"but the time column is {'in ' + repr(zone) if zone else 'naive'}"
                 )
-            value = pa.scalar(ts, type=pa.timestamp("ns", zone))
+            try:
+                value = pa.scalar(ts, type=pa.timestamp("ns", zone))
+            except (OverflowError, pa.ArrowInvalid):
+                raise ConfigError(
+                    f"{name}={bound!r} is outside the years 1678 to 2262 that a time bound "
+                    "can hold (nanoseconds since 1970); leave it None for no bound"
+                ) from None
         else:
             if isinstance(bound, bool) or not isinstance(bound, (int, float, np.number)):
                 raise ConfigError(f"{name}={bound!r} is not a number; the time column is")
+            if isinstance(bound, (float, np.floating)) and np.isnan(bound):
+                raise ConfigError(
+                    f"{name}={bound!r} is not a bound; pass a number (or None for no bound)"
+                )
             value = bound
         f = pc.field(schema.time)
-        expr = both(expr, f >= value if op == "ge" else f < value)
+        cond = f >= value if op == "ge" else f < value
+        parts[schema.time] = cond if schema.time not in parts else parts[schema.time] & cond
+    return parts
+
+
+def _all(parts, names=None):
+    """The conjunction of the filter ``parts`` on ``names`` (all when None), or None."""
+    expr = None
+    for name, cond in parts.items():
+        if names is None or name in names:
+            expr = cond if expr is None else expr & cond
     return expr
 
 
@@ -361,11 +447,19 @@ def iter_parquet(
     Only the schema's columns are read (column projection; other columns never
     leave the file). ``keys`` keeps rows of those keys, ``start`` and ``end``
     rows with ``start <= time < end``; both filters are pushed into the scan.
-    Files of a directory are read in the dataset's order (sorted paths).
+    Files of a directory are read in the dataset's order (sorted paths), one
+    file after another: each key's times must increase across files. A
+    directory partitioned Hive-style (``sensor=a/...``, as written by
+    ``pyarrow.parquet.write_to_dataset(..., partition_cols=["sensor"])``) has
+    its partition column as an ordinary column (text values as strings).
 
     Parameters
     ----------
     path : str or path-like
+    rows : int, optional
+        Input rows per table given to the feed (the last may be shorter);
+        a chunk can have other lengths, since the feed holds back, drops or
+        adds rows. Default: as the batches come.
     batch_rows : int
         Rows per batch read from disk. Files are read one row group at a time,
         so memory is bounded by the larger of a row group and a chunk.
@@ -380,15 +474,22 @@ def iter_parquet(
     ):
         raise ConfigError(f"batch_rows must be a positive integer, got {batch_rows!r}")
     feed = _feed_of(feed, options)
+    partitioning = ds.HivePartitioning.discover(infer_dictionary=True)
     try:
-        dataset = ds.dataset(os.fspath(path), format="parquet")
+        dataset = ds.dataset(os.fspath(path), format="parquet", partitioning=partitioning)
         fragments = list(dataset.get_fragments())
+    except FileNotFoundError:
+        raise SchemaError(f"{os.fspath(path)}: the file or directory does not exist") from None
     except (pa.ArrowInvalid, OSError) as exc:
         raise SchemaError(f"{os.fspath(path)}: not Parquet data that can be read: {exc}") from None
     schema = feed.schema.bind(dataset.schema)  # the feed binds on its first rows
     for fragment in fragments:  # footers only: each file against the schema
         try:
-            schema.check(fragment.physical_schema)
+            physical = fragment.physical_schema
+            for name in ds.get_partition_keys(fragment.partition_expression):
+                if name not in physical.names:  # a partition column, from the path
+                    physical = physical.append(dataset.schema.field(name))
+            schema.check(physical)
         except (SchemaError, pa.ArrowInvalid, OSError) as exc:
             raise SchemaError(f"{fragment.path}: {exc}") from None
     columns = [schema.time, *([schema.key] if schema.key else []), *schema.values]
@@ -396,22 +497,27 @@ def iter_parquet(
         fmt = ds.ParquetFileFormat(
             read_options=ds.ParquetReadOptions(dictionary_columns=[schema.key])
         )
-        dataset = ds.dataset(os.fspath(path), format=fmt)
-    batches = _row_groups(dataset, columns, _filter(schema, keys, start, end), batch_rows, threads)
+        dataset = ds.dataset(os.fspath(path), format=fmt, partitioning=partitioning)
+    parts = _filter(schema, keys, start, end)
+    batches = _row_groups(dataset, columns, parts, batch_rows, threads)
     return _run(_scanned(batches, path), feed, rows, every, flush)
 
 
-def _row_groups(dataset, columns, expr, batch_rows, threads):
+def _row_groups(dataset, columns, parts, batch_rows, threads):
     """Record batches of a Parquet dataset, one row group at a time.
 
-    Row groups whose statistics rule out the filter are skipped; each is read
-    only when the previous one is used up and without pre-buffering, so that
-    memory stays bounded by a row group and a batch, however large the data.
+    Files (partitions) and row groups whose statistics rule out the filter are
+    skipped; each row group is read only when the previous one is used up and
+    without pre-buffering, so that memory stays bounded by a row group and a
+    batch, however large the data.
     """
     scan = ds.ParquetFragmentScanOptions(pre_buffer=False)
+    expr = _all(parts)
     for fragment in dataset.get_fragments(filter=expr):
-        for piece in fragment.split_by_row_group(expr):
+        stored = _all(parts, fragment.physical_schema.names)  # not the partition columns
+        for piece in fragment.split_by_row_group(stored):
             yield from piece.to_batches(
+                schema=dataset.schema,  # partition columns are filled in from the path
                 columns=columns,
                 filter=expr,
                 batch_size=batch_rows,
@@ -444,7 +550,13 @@ def iter_csv(
     Column types are inferred from the first block and then held (a later
     value that does not fit raises :class:`SchemaError`); ``column_types``
     ({name: Arrow type}) fixes them up front. Timestamps in ISO 8601 are read
-    as timestamps.
+    as timestamps. Text is read as written (a key ``"NA"`` is Namibia), except
+    that an empty field is missing; in numeric columns Arrow's spellings of a
+    missing value (empty, ``NA``, ``N/A``, ``null``, ``nan``, ...) are
+    missing. A column whose first block holds only such spellings has no type
+    to infer: name its type in ``column_types`` (``pa.string()`` for a key).
+
+    ``rows`` counts input rows, as in :func:`iter_chunks`.
     """
     _check_rows(rows, every)
     feed = _feed_of(feed, options)
@@ -453,9 +565,11 @@ def iter_csv(
 
 def _csv(path, feed, rows, every, flush, block_size, column_types):
     read = pacsv.ReadOptions(block_size=block_size)
-    convert = pacsv.ConvertOptions(column_types=column_types or {}, strings_can_be_null=True)
+    convert = pacsv.ConvertOptions(column_types=column_types or {})  # text as written
     try:
         reader = pacsv.open_csv(os.fspath(path), read_options=read, convert_options=convert)
+    except FileNotFoundError:
+        raise SchemaError(f"{os.fspath(path)}: the file does not exist") from None
     except (pa.ArrowInvalid, OSError) as exc:  # empty, or a first block that cannot be read
         raise SchemaError(f"{os.fspath(path)}: cannot read it as CSV: {exc}") from None
     try:
@@ -480,4 +594,9 @@ def _csv_tables(reader, path):
                 f"{os.fspath(path)}: {text}; the column's type was inferred from the first "
                 "block: pass column_types= to read it as the wider type"
             ) from None
-        yield pa.Table.from_batches([batch])
+        table = pa.Table.from_batches([batch])
+        for i, field in enumerate(table.schema):  # an empty text field is missing
+            if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+                col = table.column(i)
+                table = table.set_column(i, field, pc.if_else(pc.equal(col, ""), None, col))
+        yield table

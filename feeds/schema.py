@@ -2,7 +2,7 @@
 
 import pyarrow as pa
 
-from .errors import MissingValueError, SchemaError
+from .errors import ConfigError, MissingValueError, SchemaError
 
 _KEY_NAMES = ("key", "id", "series", "symbol", "sensor", "station", "city", "ticker")
 
@@ -30,6 +30,13 @@ def kind_of(dtype):
     if pa.types.is_null(dtype):
         return "null"
     return "other"
+
+
+def _names(cols):
+    """A tuple of column names; one name (a str) is one column, not its letters."""
+    if cols is None:
+        return None
+    return (cols,) if isinstance(cols, str) else tuple(cols)
 
 
 def _describe(dtype):
@@ -61,17 +68,24 @@ class Schema:
     ----------
     time : str, optional
         The time column: timestamps of any unit (time-zone aware or not), dates,
-        integers or floats. Inferred when exactly one column holds timestamps
-        or dates; integer and float times must be named.
+        integers or floats. Inferred as the one timestamp or date column; when
+        there is none, as the one column named ``time`` or ``timestamp`` (any
+        case, of any type). Several candidates are an error: name it.
     key : str or False, optional
         The series id column (strings, categoricals, dictionary-encoded strings
-        or integers). Inferred when exactly one column holds strings; False
-        means the table is one series. Integer keys must be named.
-    features : sequence of str, optional
-        Model inputs, in order. Inferred as every numeric column other than the
-        key and the time, in table order (targets included).
-    targets : sequence of str, optional
-        Columns the model's outputs stand for; none by default.
+        or integers). Inferred as the one string (or dictionary) column other
+        than the time; among several, as the one named ``key``, ``id``,
+        ``series``, ``symbol``, ``sensor``, ``station``, ``city`` or ``ticker``
+        (any case). With no string column, an integer column with one of those
+        names is the key (only one may have such a name). Otherwise the table is
+        one series. False means the table is one series.
+    features : str or sequence of str, optional
+        Model inputs, in order (a str is one column). Inferred as every numeric
+        column other than the key and the time, in table order (targets
+        included).
+    targets : str or sequence of str, optional
+        Columns the model's outputs stand for (a str is one column); none by
+        default.
 
     Examples
     --------
@@ -87,8 +101,8 @@ class Schema:
     def __init__(self, time=None, key=None, features=None, targets=None):
         self.time = time
         self.key = key
-        self.features = None if features is None else tuple(features)
-        self.targets = None if targets is None else tuple(targets)
+        self.features = _names(features)
+        self.targets = _names(targets)
         for name, cols in (("features", self.features), ("targets", self.targets)):
             if cols is not None and (
                 any(not isinstance(c, str) for c in cols) or len(set(cols)) != len(cols)
@@ -98,6 +112,15 @@ class Schema:
             raise SchemaError(f"time must be a column name, got {time!r}")
         if key is not None and key is not False and not isinstance(key, str):
             raise SchemaError(f"key must be a column name or False (one series), got {key!r}")
+        if key is not None and key == time:
+            raise ConfigError(f"column {key!r} cannot be both the time and the key")
+        for name, cols in (("features", self.features), ("targets", self.targets)):
+            for role, c in (("time", time), ("key", key)):
+                if c and c in (cols or ()):
+                    raise ConfigError(
+                        f"column {c!r} is the {role} and cannot be one of the {name}; "
+                        f"{name} are other (numeric) columns"
+                    )
         self._types = None
         self._inferred_features = features is None
 
@@ -159,6 +182,17 @@ class Schema:
                         "name it with Schema(key=...)"
                     )
                 strings = named
+            if not strings:  # integer ids: a key only when named as one
+                strings = [
+                    n
+                    for n in names
+                    if kinds[n] == "integer" and n not in taken and n.lower() in _KEY_NAMES
+                ]
+                if len(strings) > 1:
+                    raise SchemaError(
+                        f"cannot tell the key column among integer columns {strings}; "
+                        "name it with Schema(key=...), or Schema(key=False) for one series"
+                    )
             out.key = strings[0] if strings else False
         if out.key:
             taken.add(out.key)

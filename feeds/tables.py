@@ -11,8 +11,8 @@ def as_table(data):
     """A ``pyarrow.Table`` for a DataFrame, Table or RecordBatch (long format).
 
     A DataFrame's index becomes a column when it is named (a time index,
-    say); an unnamed index holds row labels and is left out. Column types are
-    Arrow's reading of pandas'.
+    say); an unnamed index, or an unnamed level of a MultiIndex, holds row
+    labels and is left out. Column types are Arrow's reading of pandas'.
     """
     if isinstance(data, pa.Table):
         return data
@@ -32,6 +32,10 @@ def _from_pandas(df):
             f"column names must be strings, got {bad!r}; for one column per series "
             "(wide format) use feeds.from_wide"
         )
+    if df.columns.has_duplicates:
+        dup = df.columns[df.columns.duplicated()][0]
+        raise SchemaError(f"column {dup!r} appears twice; column names must be distinct")
+    df = _named_index(df)
     for name in df.columns:  # Arrow would put timestamps of several zones in one, silently
         col = df[name]
         if col.dtype == object and pd.api.types.infer_dtype(col, skipna=True) == "datetime":
@@ -48,17 +52,48 @@ def _from_pandas(df):
     named = any(name is not None for name in df.index.names)
     try:  # a named index is a column (a time index, say); row labels are not data
         return pa.Table.from_pandas(df, preserve_index=named)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError):
+    except _REFUSED:
         pass
     for name in df.columns:  # find the column Arrow refuses, and say what is in it
         try:
             pa.array(df[name], from_pandas=True)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError):
-            raise SchemaError(f"column {name!r} {_mixed(df[name])}") from None
-    raise SchemaError(f"the index {df.index.name!r} {_mixed(df.index.to_series())}")
+        except _REFUSED as exc:
+            raise SchemaError(f"column {name!r} {_mixed(df[name], exc)}") from None
+    index = df.index.to_frame(index=False)
+    for name in index.columns:
+        try:
+            pa.array(index[name], from_pandas=True)
+        except _REFUSED as exc:
+            raise SchemaError(f"the index {name!r} {_mixed(index[name], exc)}") from None
+    raise SchemaError("Arrow cannot convert this DataFrame")
 
 
-def _mixed(series):
+_REFUSED = (
+    pa.ArrowInvalid,
+    pa.ArrowTypeError,
+    pa.ArrowNotImplementedError,
+    ValueError,
+    TypeError,  # Decimal("Infinity"), say
+    OverflowError,  # a Python int beyond 64 bits
+)
+
+
+def _named_index(df):
+    """``df`` without its unnamed index levels; an index named like a column is refused."""
+    names = list(df.index.names)
+    for name in names:
+        if name is not None and name in df.columns:
+            raise SchemaError(
+                f"the index {name!r} has the name of a column; drop the index with "
+                "df.reset_index(drop=True) or rename it with df.rename_axis(...)"
+            )
+    unnamed = [i for i, name in enumerate(names) if name is None]
+    if 0 < len(unnamed) < len(names):
+        df = df.droplevel(unnamed)
+    return df
+
+
+def _mixed(series, exc):
     values = series.to_numpy(dtype=object)
     kinds = {}
     for i, v in enumerate(values[:100_000]):
@@ -68,6 +103,11 @@ def _mixed(series):
         if isinstance(v, pd.Timestamp):
             kind = f"Timestamp[{v.tz}]"
         kinds.setdefault(kind, i)
+    if len(kinds) <= 1:
+        return (
+            f"holds {', '.join(kinds) or 'values'} that Arrow cannot convert ({exc}); a column "
+            "holds numbers (within 64-bit integers or floats), strings or timestamps"
+        )
     listed = ", ".join(f"{k} (first at row {i})" for k, i in kinds.items())
     return (
         f"mixes values of several types: {listed}; a column holds one type "
