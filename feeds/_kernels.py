@@ -34,7 +34,8 @@ MISS_ERROR, MISS_MASK, MISS_FFILL, MISS_FILL, MISS_FFILL_OR_FILL, MISS_KEEP = ra
 # KB columns (int64 flags per slot) and KT columns (times per slot)
 HAS_LAST, HAS_EMIT, HAS_PEND, PEND_BIN, PEND_ROW, HAS_REL, REL_BIN = range(7)
 T_LAST, T_EMIT, T_PEND = range(3)
-# KV planes (float64 per slot and column); MEAN: the bin's running mean, for when SUM overflows
+# KV planes (float64 per slot and column); MEAN: the bin's running mean, kept only once
+# its SUM has overflowed (SUM is then inf)
 FF, HAS_FF, SUM, COUNT, LAST, MEAN = range(6)
 # a float time this close to a bin edge, relative to its distance from the origin in
 # steps, is on the edge: a few ulps, whatever the magnitude of the times
@@ -96,13 +97,17 @@ def _pend(s, b, t, V, r, row, KT, KB, KV, grid, agg):
             KV[s, j, SUM] = 0.0
             KV[s, j, COUNT] = 0.0
             KV[s, j, LAST] = np.nan
-            KV[s, j, MEAN] = 0.0
         if grid:
             if not np.isnan(v):
-                KV[s, j, SUM] += v
-                KV[s, j, COUNT] += 1.0
+                c = KV[s, j, COUNT] + 1.0
+                total = KV[s, j, SUM] + v
+                if not np.isfinite(total):  # values finite but huge: a running mean from here
+                    if np.isfinite(KV[s, j, SUM]):
+                        KV[s, j, MEAN] = KV[s, j, SUM] / (c - 1.0)
+                    KV[s, j, MEAN] += v / c - KV[s, j, MEAN] / c  # never beyond the values
+                KV[s, j, SUM] = total
+                KV[s, j, COUNT] = c
                 KV[s, j, LAST] = v
-                KV[s, j, MEAN] += v / KV[s, j, COUNT] - KV[s, j, MEAN] / KV[s, j, COUNT]
         else:  # the last of duplicate times replaces the row, missing values too
             KV[s, j, LAST] = v
     KB[s, HAS_PEND] = 1

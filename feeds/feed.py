@@ -27,6 +27,14 @@ _POLICIES = {"error": K.MISS_ERROR, "mask": K.MISS_MASK, "ffill": K.MISS_FFILL}
 _TUPLE_MAX = 8
 
 
+def _float64(col):
+    """An Arrow value column as float64; integers past 2**53 round to the nearest
+    float, as in NumPy and pandas (Arrow's safe cast would refuse them)."""
+    if pa.types.is_dictionary(col.type):
+        col = pc.cast(col, col.type.value_type)
+    return pc.cast(col, pa.float64(), safe=not pa.types.is_integer(col.type))
+
+
 def _packed(values):
     """A 2-D array of value columns as the kernels take it (read-only)."""
     values.flags.writeable = False
@@ -449,19 +457,18 @@ class Feed:
         dtype = np.float32 if types == {pa.float32()} else np.float64
         out = []
         for col in cols:
-            if pa.types.is_dictionary(col.type):
-                col = pc.cast(col, col.type.value_type)
-            if not same:  # integers past 2**53 round to the nearest float, as in NumPy
-                col = pc.cast(col, pa.float64(), safe=not pa.types.is_integer(col.type))
+            if not same:
+                col = _float64(col)
             if col.num_chunks == 1 and not col.null_count:
                 arr = col.chunk(0).to_numpy(zero_copy_only=True)
             else:
                 arr = col.to_numpy()
-            arr = np.ascontiguousarray(arr, dtype=dtype)
-            arr.flags.writeable = False  # one array type, whether a view or a copy
             out.append(arr)
         if len(out) > _TUPLE_MAX:
-            return _packed(np.stack(out))
+            return _packed(np.stack(out, dtype=dtype))  # one copy, into the 2-D array
+        for q, arr in enumerate(out):
+            out[q] = arr = np.ascontiguousarray(arr, dtype=dtype)
+            arr.flags.writeable = False  # one array type, whether a view or a copy
         return tuple(out)
 
     # -- the step ---------------------------------------------------------------------------
@@ -518,9 +525,7 @@ class Feed:
         if table is None:
             slot, new_keys = np.zeros(0, np.int64), []
             t = np.zeros(0, self._KT.dtype)
-            V = np.zeros((len(self.schema.values), 0))
-            V.flags.writeable = False
-            V = _packed(V)
+            V = _packed(np.zeros((len(self.schema.values), 0)))
         else:
             slot, new_keys = self._slots(table, N, row0)
             t = self._times(table, row0)
@@ -620,20 +625,19 @@ class Feed:
         """What :meth:`_restore` needs to undo the next call (state arrays are never
         written in place: each call makes new ones)."""
         state = dict(self.__dict__)
-        counts = self.counts
-        state["_counts_then"] = (counts, {**counts}, dict(counts.get("missing", {})))
+        counts, missing = self.counts, self.counts.get("missing")
+        state["_counts_then"] = (counts, dict(counts), missing, dict(missing or {}))
         return state
 
     def _restore(self, state):
         """Undo back to a snapshot; ``counts`` stays the same dict, with its values back."""
         state = dict(state)
-        counts, values, missing = state.pop("_counts_then")
+        counts, values, missing, missing_values = state.pop("_counts_then")
         counts.clear()
         counts.update(values)
-        if "missing" in values:
-            counts["missing"] = values["missing"]
-            counts["missing"].clear()
-            counts["missing"].update(missing)
+        if missing is not None:
+            missing.clear()
+            missing.update(missing_values)
         self.__dict__.clear()
         self.__dict__.update(state)
 

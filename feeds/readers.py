@@ -22,7 +22,7 @@ import pyarrow.dataset as ds
 
 from . import _kernels as K
 from .errors import ConfigError, MissingValueError, SchemaError
-from .feed import Feed, _span
+from .feed import Feed, _float64, _span
 from .schema import Schema, kind_of
 from .tables import as_table, from_wide
 
@@ -158,21 +158,9 @@ def _common(col, name, schema):
             col = pc.cast(col, col.type.value_type)
         if kind_of(col.type) == "string":
             return pc.cast(col, pa.string())
-        try:
-            return pc.cast(col, pa.int64())
-        except pa.ArrowInvalid as exc:
-            raise SchemaError(
-                f"key column {name!r} holds an integer beyond int64 ({exc}); integer keys "
-                "must fit in int64"
-            ) from None
+        return _int64_column(col, f"key column {name!r}", "keys")
     if name == schema.time and pa.types.is_integer(col.type):
-        try:
-            return pc.cast(col, pa.int64())
-        except pa.ArrowInvalid as exc:
-            raise SchemaError(
-                f"time column {name!r} holds an integer beyond int64 ({exc}); integer times "
-                "must fit in int64"
-            ) from None
+        return _int64_column(col, f"time column {name!r}", "times")
     if name == schema.time and kind_of(col.type) == "time":
         try:
             return pc.cast(col, pa.timestamp("ns", getattr(col.type, "tz", None)))
@@ -182,11 +170,17 @@ def _common(col, name, schema):
                 "can hold (years 1678 to 2262)"
             ) from None
     if name in schema.values:
-        if pa.types.is_dictionary(col.type):
-            col = pc.cast(col, col.type.value_type)
-        # integers beyond 2**53 round to the nearest float, as in numpy and pandas
-        return pc.cast(col, pa.float64(), safe=not pa.types.is_integer(col.type))
+        return _float64(col)
     return col
+
+
+def _int64_column(col, what, plural):
+    try:
+        return pc.cast(col, pa.int64())
+    except pa.ArrowInvalid as exc:
+        raise SchemaError(
+            f"{what} holds an integer beyond int64 ({exc}); integer {plural} must fit in int64"
+        ) from None
 
 
 def _bins(col, span, name, offset):

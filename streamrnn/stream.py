@@ -78,6 +78,17 @@ def _forecast(model, S, Xlast, has_input, fb, horizon, future, labels):
     return Y
 
 
+def _through(feed, make, take):
+    """``take(make())``; the feed's changes are undone when either raises, so that its
+    rows count only if the model takes them."""
+    before = feed._snapshot()
+    try:
+        return take(make())
+    except Exception:
+        feed._restore(before)
+        raise
+
+
 class Series:
     """The state of one series, advanced a step or a chunk at a time.
 
@@ -228,12 +239,7 @@ class Series:
             return self._run_from(data)
         if self.feed is None:
             self.feed = feeds.Feed(feeds.Schema(key=False), dtype=self.model.dtype)
-        before = self.feed._snapshot()
-        try:  # the feed's rows count only if the model takes them
-            return self._run_from(self.feed(data))
-        except Exception:
-            self.feed._restore(before)
-            raise
+        return _through(self.feed, lambda: self.feed(data), self._run_from)
 
     def flush(self):
         """Release the rows the feed holds back (open grid bins, the last of duplicate
@@ -241,12 +247,7 @@ class Series:
         stream fed tables: until then such rows have no outputs."""
         if self.feed is None:
             return self._run_from(None)
-        before = self.feed._snapshot()
-        try:
-            return self._run_from(self.feed.flush())
-        except Exception:
-            self.feed._restore(before)
-            raise
+        return _through(self.feed, self.feed.flush, self._run_from)
 
     def _run_from(self, chunk):
         if chunk is None or not len(chunk):
@@ -565,12 +566,7 @@ class Stream:
             return self._update_from(data, outputs)
         if self.feed is None:
             self.feed = feeds.Feed(dtype=self.model.dtype)
-        before = self.feed._snapshot()
-        try:  # the feed's rows count only if the model takes them
-            return self._update_from(self.feed(data), outputs)
-        except Exception:
-            self.feed._restore(before)
-            raise
+        return _through(self.feed, lambda: self.feed(data), lambda c: self._update_from(c, outputs))
 
     def flush(self, outputs="all"):
         """Release the rows the feed holds back (open grid bins, the last of duplicate
@@ -581,12 +577,7 @@ class Stream:
             raise ConfigError(f"outputs must be 'all' or 'last', got {outputs!r}")
         if self.feed is None:
             return self._update_from(None, outputs)
-        before = self.feed._snapshot()
-        try:
-            return self._update_from(self.feed.flush(), outputs)
-        except Exception:
-            self.feed._restore(before)
-            raise
+        return _through(self.feed, self.feed.flush, lambda c: self._update_from(c, outputs))
 
     def _update_from(self, chunk, outputs):
         if chunk is None or not len(chunk):
