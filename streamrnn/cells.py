@@ -85,3 +85,100 @@ def lstm_update(g, h, c, H):
         cj = f * c[j] + i * gg
         c[j] = cj
         h[j] = o * tanh(cj)
+
+
+# -- training: the same steps, keeping what the backward pass needs -------------
+#
+# ``a`` holds one step's activations of one layer: GRU ``r, z, n, gh_n`` (the
+# hidden part of the n gate, ``b_hn + W_hn h``); LSTM ``i, f, g, o, tanh(c')``;
+# the Elman cell keeps nothing (its output is the new ``h``). Backward steps
+# take ``dh`` (the loss gradient reaching the new ``h``) and give the gradients
+# of the gate pre-activations: ``dai`` for the input part, ``dah`` for the hidden
+# part (they differ only in GRU's n gate, ``dah_n = r * dai_n``).
+
+#: Activations kept per unit and step (``a`` above).
+SAVED_PER_UNIT = 5
+
+
+@njit(**config.JIT_FLAGS)
+def gru_update_save(gi, gh, h, H, a):
+    """:func:`gru_update`, keeping ``r, z, n, gh_n`` in ``a``."""
+    for j in range(H):
+        r = sigmoid(gi[j] + gh[j])
+        z = sigmoid(gi[H + j] + gh[H + j])
+        n = tanh(gi[2 * H + j] + r * gh[2 * H + j])
+        a[j] = r
+        a[H + j] = z
+        a[2 * H + j] = n
+        a[3 * H + j] = gh[2 * H + j]
+        h[j] = n + z * (h[j] - n)
+
+
+@njit(**config.JIT_FLAGS)
+def gru_backward(a, h_prev, dh, dai, dah, dh_prev, H):
+    """GRU step backward; ``dh_prev`` gets the direct part ``z * dh`` (the part
+    through ``W_hh`` is added by the caller)."""
+    for j in range(H):
+        r = a[j]
+        z = a[H + j]
+        n = a[2 * H + j]
+        d = dh[j]
+        dn = d * (1 - z) * (1 - n * n)
+        dr = dn * a[3 * H + j] * r * (1 - r)
+        dz = d * (h_prev[j] - n) * z * (1 - z)
+        dai[j] = dr
+        dai[H + j] = dz
+        dai[2 * H + j] = dn
+        dah[j] = dr
+        dah[H + j] = dz
+        dah[2 * H + j] = dn * r
+        dh_prev[j] = d * z
+
+
+@njit(**config.JIT_FLAGS)
+def lstm_update_save(g, h, c, H, a):
+    """:func:`lstm_update`, keeping ``i, f, g, o, tanh(c')`` in ``a``."""
+    for j in range(H):
+        i = sigmoid(g[j])
+        f = sigmoid(g[H + j])
+        gg = tanh(g[2 * H + j])
+        o = sigmoid(g[3 * H + j])
+        cj = f * c[j] + i * gg
+        tc = tanh(cj)
+        a[j] = i
+        a[H + j] = f
+        a[2 * H + j] = gg
+        a[3 * H + j] = o
+        a[4 * H + j] = tc
+        c[j] = cj
+        h[j] = o * tc
+
+
+@njit(**config.JIT_FLAGS)
+def lstm_backward(a, c_prev, dh, dc, da, H):
+    """LSTM step backward. ``dc`` holds the gradient reaching the new ``c`` from
+    later steps and is replaced by the gradient reaching ``c_prev``."""
+    for j in range(H):
+        i = a[j]
+        f = a[H + j]
+        gg = a[2 * H + j]
+        o = a[3 * H + j]
+        tc = a[4 * H + j]
+        dct = dc[j] + dh[j] * o * (1 - tc * tc)
+        da[j] = dct * gg * i * (1 - i)
+        da[H + j] = dct * c_prev[j] * f * (1 - f)
+        da[2 * H + j] = dct * i * (1 - gg * gg)
+        da[3 * H + j] = dh[j] * tc * o * (1 - o)
+        dc[j] = dct * f
+
+
+@njit(**config.JIT_FLAGS)
+def rnn_backward(kind, h, dh, da, H):
+    """Elman step backward from the new ``h``: ``tanh' = 1 - h**2``; ``relu'`` is 1
+    where ``h > 0``, else 0 (as PyTorch)."""
+    if kind == RNN_TANH:
+        for j in range(H):
+            da[j] = dh[j] * (1 - h[j] * h[j])
+    else:
+        for j in range(H):
+            da[j] = dh[j] if h[j] > 0.0 else 0.0

@@ -108,3 +108,73 @@ def pack(params, spec, size, dtype):
         _put_matrix(P, spec[6], ld_o, params["head.weight"].T)
         P[spec[7] : spec[7] + params["head.bias"].size] = params["head.bias"]
     return P
+
+
+def make_back_spec(spec, dtype):
+    """Layout of ``PT``, the weights the backward pass multiplies by, untransposed.
+
+    For each layer ``W_ih (G*H, n_in)`` and ``W_hh (G*H, H)``, then the head's
+    ``W (O, H)``, rows padded to whole cache lines. Returns the int64 ``bspec``
+    ``[ld_h, head, then per layer: w_ih, w_hh, ld_in]`` and the buffer's length.
+    """
+    line = ALIGN_BYTES // np.dtype(dtype).itemsize
+    I, H, L, O = (int(v) for v in spec[1:5])
+    GW = CELLS_BY_KIND_GATES[int(spec[0])] * H
+    ld_h = _round_up(H, line)
+    bspec = np.zeros(2 + 3 * L, np.int64)
+    pos = 0
+    for layer in range(L):
+        ld_in = _round_up(I if layer == 0 else H, line)
+        bspec[2 + 3 * layer : 5 + 3 * layer] = (pos, pos + GW * ld_in, ld_in)
+        pos += GW * ld_in + GW * ld_h
+    bspec[0] = ld_h
+    bspec[1] = pos
+    pos += O * ld_h
+    return bspec, pos
+
+
+#: gates per unit, by kernel cell kind
+CELLS_BY_KIND_GATES = {kind: gates for kind, gates, _ in CELLS.values()}
+
+
+def trainable_ranges(spec, bias):
+    """``(n, 2)`` int64 ``(start, length)`` ranges of ``P`` that training changes:
+    weights and biases without their padding, never the derived ``b_ih + b_hh``."""
+    I, H, L, O = (int(v) for v in spec[1:5])
+    GW = CELLS_BY_KIND_GATES[int(spec[0])] * H
+    ld_g, ld_o = int(spec[8]), int(spec[9])
+    out = []
+    for layer in range(L):
+        at = _HEAD + _PER_LAYER * layer
+        n_in = I if layer == 0 else H
+        for w, rows in ((spec[at], n_in), (spec[at + 1], H)):
+            out += [(int(w) + r * ld_g, GW) for r in range(rows)]
+        if bias:
+            out += [(int(spec[at + 2]), GW), (int(spec[at + 3]), GW)]
+    if spec[5]:
+        out += [(int(spec[6]) + r * ld_o, O) for r in range(H)]
+        out.append((int(spec[7]), O))
+    return np.array(out, np.int64).reshape(-1, 2)
+
+
+def unpack(P, spec, shapes):
+    """PyTorch-shaped arrays (copies) from a buffer laid out as :func:`pack` lays
+    out ``P``; ``shapes`` as from :func:`param_shapes`."""
+    ld_g, ld_o = int(spec[8]), int(spec[9])
+    out = {}
+    for layer in range(int(spec[3])):
+        at = _HEAD + _PER_LAYER * layer
+        for name, off in (("weight_ih", spec[at]), ("weight_hh", spec[at + 1])):
+            rows, cols = shapes[f"{name}_l{layer}"]
+            block = P[off : off + cols * ld_g].reshape(cols, ld_g)[:, :rows]
+            out[f"{name}_l{layer}"] = block.T.copy()
+        if f"bias_ih_l{layer}" in shapes:
+            n = shapes[f"bias_ih_l{layer}"][0]
+            out[f"bias_ih_l{layer}"] = P[spec[at + 2] : spec[at + 2] + n].copy()
+            out[f"bias_hh_l{layer}"] = P[spec[at + 3] : spec[at + 3] + n].copy()
+    if spec[5]:
+        O, H = shapes["head.weight"]
+        block = P[spec[6] : spec[6] + H * ld_o].reshape(H, ld_o)[:, :O]
+        out["head.weight"] = block.T.copy()
+        out["head.bias"] = P[spec[7] : spec[7] + O].copy()
+    return out

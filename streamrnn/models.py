@@ -327,6 +327,87 @@ class RecurrentModel:
 
     __call__ = forward
 
+    def gradients(self, x, y, state=None, loss="mse"):
+        """Loss over a sequence and its gradient with respect to every parameter.
+
+        Backpropagation through all the steps of ``x``, with the kernels that
+        online learning uses; the results match PyTorch's autograd.
+
+        Parameters
+        ----------
+        x : array, shape (T, input_size) or (T, batch, input_size)
+        y : array, shape (T, targets) or (T, batch, targets)
+            Labels of each step's output; NaN where a step has no label.
+        state : optional
+            Initial state, as for :meth:`forward`.
+        loss : str or streamrnn.losses.Loss, default "mse"
+            The mean over labeled entries (see :mod:`streamrnn.losses`).
+
+        Returns
+        -------
+        loss : float
+        grads : dict of arrays, keyed like :meth:`state_dict`
+        state : the state after the last step, as :meth:`forward` returns it
+
+        Examples
+        --------
+        >>> import numpy as np, streamrnn
+        >>> model = streamrnn.LSTM(2, 4, output_size=1, dtype="float64", seed=0)
+        >>> x, y = np.ones((6, 2)), np.full((6, 1), 0.5)
+        >>> value, grads, _ = model.gradients(x, y, loss="huber")
+        >>> round(value, 6), grads["weight_hh_l0"].shape
+        (0.063281, (16, 4))
+        """
+        from . import bptt
+        from .layout import unpack
+        from .losses import as_loss
+
+        loss = as_loss(loss)
+        x = as_float_array(x, self.dtype, "x")
+        if x.ndim not in (2, 3):
+            raise InputError(
+                f"x must have shape (T, input_size) or (T, batch, input_size), got {x.shape}"
+            )
+        self._check_rows(x)
+        check_finite(x, "x", ("time step", "series", "column") if x.ndim == 3 else None)
+        batched = x.ndim == 3
+        T = x.shape[0]
+        B = x.shape[1] if batched else 1
+        n_targets = loss.targets(self.out_features)
+        y = as_float_array(y, self.dtype, "y")
+        want = (T, B, n_targets) if batched else (T, n_targets)
+        if y.shape != want:
+            raise InputError(
+                f"y has shape {y.shape}, expected {want}: one label row per step "
+                f"({n_targets} targets for {self.out_features} outputs with {loss!r})"
+            )
+        if np.isinf(y).any():
+            raise InputError("y holds inf; labels must be finite (NaN where a step has none)")
+        loss.check_targets(y, self.out_features, "y")
+        S = self._pack_state(state, B if batched else None)
+        bspec, PT = bptt.window_args(self)
+        G = np.zeros_like(self._P)
+        W = np.empty(bptt.scratch_size(self._spec, T), self.dtype)
+        kind, par = loss.kernel_args()
+        xs = x.reshape(T, B, self.input_size)
+        ys = y.reshape(T, B, n_targets)
+        empty = np.zeros(0, self.dtype)
+        total, count = 0.0, 0
+        for b in range(B):
+            s_end = np.empty(self.state_size, self.dtype)
+            s, c = bptt.window(
+                self._spec, self._P, bspec, PT, S[b], np.ascontiguousarray(xs[:, b]).ravel(),
+                T, np.ascontiguousarray(ys[:, b]).ravel(), 0, kind, par, G, W, s_end, empty,
+                empty,
+            )  # fmt: skip
+            S[b] = s_end if T else S[b]
+            total += s
+            count += c
+        if count:
+            G /= G.dtype.type(count)
+        grads = unpack(G, self._spec, self._shapes())
+        return (total / count if count else 0.0), grads, self._unpack_state(S, batched)
+
     def _run(self, X, order, starts, lens, slots, S, Y):
         """Advance series ``q`` over rows ``order[starts[q]:starts[q] + lens[q]]``
         with state ``S[slots[q]]``; series must come longest first."""
