@@ -267,7 +267,7 @@ class CrossEntropy(Loss):
         lab = y[~np.isnan(y)]
         bad = (lab < 0) | (lab >= n_classes) | (lab != np.floor(lab))
         if bad.any():
-            v = lab[bad][0]
+            v = float(lab[bad][0])
             raise InputError(
                 f"{where} holds {v!r}, which is no class index: cross_entropy takes integers "
                 f"0 .. {n_classes - 1} (NaN where a step has no label)"

@@ -204,3 +204,270 @@ def feed_rows(
         x += [float(np.isnan(vals[c])) for c in features if policies[c] == "mask"]
         out.append((key, t, x, y))
     return out
+
+
+# -- backpropagation through time ------------------------------------------------------------
+
+LOSS_DEFAULTS = {
+    "mse": {},
+    "mae": {},
+    "huber": {"delta": 1.0},
+    "pinball": {"quantiles": (0.1, 0.5, 0.9)},
+    "cross_entropy": {},
+}
+_LOSS_CLASSES = {"mse": "mse", "mae": "mae", "huber": "huber", "pinball": "pinball",
+                 "crossentropy": "cross_entropy"}  # fmt: skip
+
+
+def loss_spec(loss):
+    """``(name, options)`` from a name, a ``(name, options)`` pair or a loss object.
+
+    A loss object is read by its class name (``MSE``, ``Huber``, ``CrossEntropy`` ...)
+    and its ``delta`` / ``quantiles`` attributes.
+    """
+    if isinstance(loss, str):
+        name, given = loss, {}
+    elif isinstance(loss, tuple):
+        name, given = loss
+    else:
+        name = _LOSS_CLASSES[type(loss).__name__.lower()]
+        given = {k: getattr(loss, k) for k in LOSS_DEFAULTS[name] if hasattr(loss, k)}
+    options = dict(LOSS_DEFAULTS[name], **given)
+    if "quantiles" in options:
+        options["quantiles"] = tuple(float(q) for q in np.ravel(options["quantiles"]))
+    return name, options
+
+
+def loss_and_grad(loss, yhat, y):
+    """Mean loss over labeled entries and its gradient with respect to ``yhat``.
+
+    ``yhat`` is (T, B, out), ``y`` is (T, B, n_targets) with NaN where there is
+    no label. Each entry is handled on its own, in plain loops.
+    """
+    name, options = loss_spec(loss)
+    T, B, O = yhat.shape
+    total, count = 0.0, 0
+    dyhat = np.zeros_like(yhat)  # gradient of the sum; divided by count at the end
+    for t in range(T):
+        for b in range(B):
+            if name == "cross_entropy":
+                label = y[t, b, 0]
+                if np.isnan(label):
+                    continue
+                k = int(label)
+                top = max(yhat[t, b])
+                exps = [np.exp(v - top) for v in yhat[t, b]]
+                log_sum = top + np.log(sum(exps))
+                total += log_sum - yhat[t, b, k]
+                count += 1
+                for j in range(O):
+                    dyhat[t, b, j] = exps[j] / sum(exps) - (1.0 if j == k else 0.0)
+                continue
+            for j in range(y.shape[2]):
+                label = y[t, b, j]
+                if np.isnan(label):
+                    continue
+                if name == "pinball":
+                    qs = options["quantiles"]
+                    for k, q in enumerate(qs):
+                        col = j * len(qs) + k
+                        u = label - yhat[t, b, col]
+                        total += max(q * u, (q - 1.0) * u)
+                        dyhat[t, b, col] = -q if u > 0 else 1.0 - q
+                        count += 1
+                    continue
+                d = yhat[t, b, j] - label
+                if name == "mse":
+                    total += d * d
+                    dyhat[t, b, j] = 2.0 * d
+                elif name == "mae":
+                    total += abs(d)
+                    dyhat[t, b, j] = float(np.sign(d))
+                elif name == "huber":
+                    delta = options["delta"]
+                    if abs(d) < delta:
+                        total += 0.5 * d * d
+                        dyhat[t, b, j] = d
+                    else:
+                        total += delta * (abs(d) - 0.5 * delta)
+                        dyhat[t, b, j] = delta * float(np.sign(d))
+                else:
+                    raise ValueError(name)
+                count += 1
+    if count == 0:
+        return 0.0, np.zeros_like(yhat)
+    return total / count, dyhat / count
+
+
+def cell_backward(cell, p, layer, saved, dh, dc, grads):
+    """Backward through one step of one layer.
+
+    ``saved`` holds the step's input ``x``, previous ``h``/``c`` and its
+    activations; ``dh``/``dc`` are the gradients reaching the new ``h``/``c``.
+    Adds the parameter gradients into ``grads`` and returns the gradients of
+    the step's input and of the previous ``h`` and ``c``.
+    """
+    W_ih = p[f"weight_ih_l{layer}"]
+    W_hh = p[f"weight_hh_l{layer}"]
+    x, h_prev, c_prev = saved["x"], saved["h_prev"], saved["c_prev"]
+    dc_prev = np.zeros_like(dc)
+    if cell == "rnn_tanh":
+        h = saved["h"]
+        da = dh * (1.0 - h * h)  # tanh' = 1 - tanh^2
+        dgi = dgh = da
+    elif cell == "rnn_relu":
+        da = dh * (saved["a"] > 0.0)  # relu' = 1 above 0, else 0
+        dgi = dgh = da
+    elif cell == "gru":
+        r, z, n, gh_n = saved["r"], saved["z"], saved["n"], saved["gh_n"]
+        # h' = (1 - z) n + z h_prev
+        dn = dh * (1.0 - z)
+        dz = dh * (h_prev - n)
+        # n = tanh(gi_n + r * gh_n)
+        dn_pre = dn * (1.0 - n * n)
+        dr = dn_pre * gh_n
+        dr_pre = dr * r * (1.0 - r)
+        dz_pre = dz * z * (1.0 - z)
+        dgi = np.concatenate([dr_pre, dz_pre, dn_pre], axis=1)
+        dgh = np.concatenate([dr_pre, dz_pre, dn_pre * r], axis=1)
+    elif cell == "lstm":
+        i, f, g, o, c = saved["i"], saved["f"], saved["g"], saved["o"], saved["c"]
+        tc = np.tanh(c)
+        # h = o tanh(c);  c = f c_prev + i g
+        do = dh * tc
+        dc = dc + dh * o * (1.0 - tc * tc)
+        di = dc * g
+        df = dc * c_prev
+        dg = dc * i
+        dc_prev = dc * f
+        da = np.concatenate(
+            [di * i * (1.0 - i), df * f * (1.0 - f), dg * (1.0 - g * g), do * o * (1.0 - o)],
+            axis=1,
+        )
+        dgi = dgh = da
+    else:
+        raise ValueError(cell)
+    grads[f"weight_ih_l{layer}"] += dgi.T @ x
+    grads[f"weight_hh_l{layer}"] += dgh.T @ h_prev
+    if f"bias_ih_l{layer}" in grads:
+        grads[f"bias_ih_l{layer}"] += dgi.sum(axis=0)
+        grads[f"bias_hh_l{layer}"] += dgh.sum(axis=0)
+    dx = dgi @ W_ih
+    dh_prev = dgh @ W_hh
+    if cell == "gru":
+        dh_prev = dh_prev + dh * z
+    return dx, dh_prev, dc_prev
+
+
+def cell_forward_saving(cell, p, layer, x, h_prev, c_prev):
+    """One step of one layer, keeping what :func:`cell_backward` needs."""
+    W_ih = p[f"weight_ih_l{layer}"]
+    W_hh = p[f"weight_hh_l{layer}"]
+    b_ih = p.get(f"bias_ih_l{layer}", np.zeros(W_ih.shape[0]))
+    b_hh = p.get(f"bias_hh_l{layer}", np.zeros(W_hh.shape[0]))
+    H = h_prev.shape[1]
+    gi = x @ W_ih.T + b_ih
+    gh = h_prev @ W_hh.T + b_hh
+    saved = {"x": x, "h_prev": h_prev, "c_prev": c_prev}
+    c = c_prev
+    if cell == "rnn_tanh":
+        h = np.tanh(gi + gh)
+    elif cell == "rnn_relu":
+        saved["a"] = gi + gh
+        h = np.maximum(gi + gh, 0.0)
+    elif cell == "gru":
+        r = sigmoid(gi[:, :H] + gh[:, :H])
+        z = sigmoid(gi[:, H : 2 * H] + gh[:, H : 2 * H])
+        n = np.tanh(gi[:, 2 * H :] + r * gh[:, 2 * H :])
+        h = (1.0 - z) * n + z * h_prev
+        saved.update(r=r, z=z, n=n, gh_n=gh[:, 2 * H :])
+    elif cell == "lstm":
+        a = gi + gh
+        i = sigmoid(a[:, :H])
+        f = sigmoid(a[:, H : 2 * H])
+        g = np.tanh(a[:, 2 * H : 3 * H])
+        o = sigmoid(a[:, 3 * H :])
+        c = f * c_prev + i * g
+        h = o * np.tanh(c)
+        saved.update(i=i, f=f, g=g, o=o, c=c)
+    else:
+        raise ValueError(cell)
+    saved["h"] = h
+    return h, c, saved
+
+
+def backprop(model, x, y, state=None, loss="mse"):
+    """Forward in float64 keeping every activation, then backward by hand.
+
+    Returns ``(loss_value, grads, final_state, state_grad)``: ``grads`` keyed
+    like ``model.state_dict()``, ``final_state`` and ``state_grad`` (the
+    gradient with respect to the initial state) in the layout of
+    ``model.zero_state()``. Everything is float64.
+    """
+    cell, L = model.cell, model.num_layers
+    p = {k: np.asarray(v, np.float64) for k, v in model.state_dict().items()}
+    x = np.asarray(x, np.float64)
+    y = np.asarray(y, np.float64)
+    batched = x.ndim == 3
+    if not batched:
+        x, y = x[:, None, :], y[:, None, :]
+    T, B, _ = x.shape
+    H = model.hidden_size
+    lstm = cell == "lstm"
+    if state is None:
+        h0, c0 = np.zeros((L, B, H)), np.zeros((L, B, H))
+    else:
+        h0, c0 = state if lstm else (state, np.zeros_like(np.asarray(state)))
+        h0 = np.asarray(h0, np.float64).reshape(L, B, H)
+        c0 = np.asarray(c0, np.float64).reshape(L, B, H)
+
+    # forward
+    saved = [[None] * L for _ in range(T)]
+    h = [h0[layer] for layer in range(L)]
+    c = [c0[layer] for layer in range(L)]
+    tops, yhat = [], []
+    for t in range(T):
+        inp = x[t]
+        for layer in range(L):
+            h[layer], c[layer], saved[t][layer] = cell_forward_saving(
+                cell, p, layer, inp, h[layer], c[layer]
+            )
+            inp = h[layer]
+        tops.append(inp)
+        yhat.append(inp @ p["head.weight"].T + p["head.bias"] if "head.weight" in p else inp)
+    value, dyhat = loss_and_grad(loss, np.stack(yhat), y)
+
+    # backward
+    grads = {k: np.zeros_like(v) for k, v in p.items()}
+    dh_next = [np.zeros((B, H)) for _ in range(L)]
+    dc_next = [np.zeros((B, H)) for _ in range(L)]
+    for t in reversed(range(T)):
+        if "head.weight" in p:
+            grads["head.weight"] += dyhat[t].T @ tops[t]
+            grads["head.bias"] += dyhat[t].sum(axis=0)
+            from_above = dyhat[t] @ p["head.weight"]
+        else:
+            from_above = dyhat[t]
+        for layer in reversed(range(L)):
+            dh = dh_next[layer] + from_above
+            from_above, dh_next[layer], dc_next[layer] = cell_backward(
+                cell, p, layer, saved[t][layer], dh, dc_next[layer], grads
+            )
+
+    def layout(parts):
+        parts = [np.stack(v) if batched else np.stack(v)[:, 0] for v in parts]
+        return tuple(parts) if lstm else parts[0]
+
+    final = layout([h, c] if lstm else [h])
+    state_grad = layout([dh_next, dc_next] if lstm else [dh_next])
+    return value, grads, final, state_grad
+
+
+def gradients(model, x, y, state=None, loss="mse"):
+    """Reference for ``model.gradients``: ``(loss_value, grads, final_state)`` in float64.
+
+    ``loss`` is a name, a ``(name, options)`` pair such as ``("huber", {"delta": 0.5})``,
+    or a loss object (see :func:`loss_spec`).
+    """
+    value, grads, final, _ = backprop(model, x, y, state, loss)
+    return value, grads, final
