@@ -6,6 +6,7 @@ state from one chunk of a stream to the next, for one series or many keyed
 series.
 """
 
+from . import losses, optim
 from .errors import (
     ConfigError,
     InputError,
@@ -15,6 +16,7 @@ from .errors import (
     TimeOrderError,
     UnknownKeyError,
 )
+from .learner import OnlineLearner
 from .models import GRU, LSTM, RNN, RecurrentModel
 from .stream import Series, Stream
 from .torch_io import from_torch
@@ -22,6 +24,7 @@ from .torch_io import from_torch
 __all__ = [
     "GRU",
     "LSTM",
+    "OnlineLearner",
     "RNN",
     "RecurrentModel",
     "Series",
@@ -34,6 +37,8 @@ __all__ = [
     "StreamrnnError",
     "TimeOrderError",
     "UnknownKeyError",
+    "losses",
+    "optim",
 ]
 
 __version__ = "0.1.0"

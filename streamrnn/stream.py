@@ -1,5 +1,6 @@
 """Streaming state: one series (:class:`Series`) or many keyed series (:class:`Stream`)."""
 
+import collections
 import operator
 
 import numpy as np
@@ -76,6 +77,11 @@ def _forecast(model, S, Xlast, has_input, fb, horizon, future, labels):
     Y = np.empty((n, horizon, model.out_features), model.dtype)
     kernels.forecast(model._spec, model._P, S, Xlast, fb, future, Y)
     return Y
+
+
+_Rows = collections.namedtuple(
+    "_Rows", "x keys kind times time_kind slot_rows new_keys order seg slots last_rows"
+)
 
 
 def _through(feed, make, take):
@@ -349,15 +355,15 @@ class Stream:
         self._tlast = np.zeros(capacity, np.float64 if self._time_kind == "float" else np.int64)
         self._has_time = np.zeros(capacity, bool)
 
+    #: Arrays with one entry per slot: grown, and compacted on remove, together.
+    _SLOT_ARRAYS = ("_keys", "_S", "_xlast", "_has_input", "_tlast", "_has_time")
+
     def _grow(self, need):
-        old = (self._keys, self._S, self._xlast, self._has_input, self._tlast, self._has_time)
+        old = {name: getattr(self, name) for name in self._SLOT_ARRAYS}
         self._allocate(max(need, 2 * len(self._keys), 16))
         n = self._n
-        for new, arr in zip(
-            (self._keys, self._S, self._xlast, self._has_input, self._tlast, self._has_time),
-            old,
-        ):
-            new[:n] = arr[:n]
+        for name, arr in old.items():
+            getattr(self, name)[:n] = arr[:n]
 
     def _add_keys(self, new_keys):
         n, k = self._n, len(new_keys)
@@ -448,7 +454,8 @@ class Stream:
         keep = np.ones(self._n, bool)
         keep[slot] = False
         n = self._n - 1
-        for arr in (self._keys, self._S, self._xlast, self._has_input, self._tlast, self._has_time):
+        for name in self._SLOT_ARRAYS:
+            arr = getattr(self, name)
             arr[:n] = arr[: self._n][keep]
         self._n = n
         self._index = pd.Index(self._keys[:n])
@@ -506,6 +513,22 @@ class Stream:
                     f"DataFrame or an Arrow table; got {type(keys).__name__} and no x"
                 )
             return self._update_chunk(keys, outputs)
+        rows = self._rows(keys, times, x)
+        model = self.model
+        if rows is None:
+            empty = np.empty((0, model.out_features), model.dtype)
+            return empty if outputs == "all" else ([], empty)
+        Y = np.empty((len(rows.x), model.out_features), model.dtype)
+        self._commit_keys(rows)
+        self._advance(rows, Y)
+        self._commit_rows(rows)
+        if outputs == "all":
+            return Y
+        return rows.keys[rows.order[rows.seg[:-1]]].tolist(), Y[rows.last_rows]
+
+    def _rows(self, keys, times, x):
+        """Checked rows of a chunk, grouped by series (None when there are none);
+        changes nothing."""
         model = self.model
         x = as_float_array(x, model.dtype, "x")
         if x.ndim != 2:
@@ -516,9 +539,9 @@ class Stream:
         if N == 0:
             if times is not None and np.size(times) != 0:
                 raise InputError(f"times has {np.size(times)} entries but x has 0 rows")
-            empty = np.empty((0, model.out_features), model.dtype)
-            return empty if outputs == "all" else ([], empty)
+            return None
         self._check_key_kind(kind)
+        time_kind = None
         if times is not None:
             times, time_kind = as_times(times, N)
             if self._time_kind is not None and time_kind != self._time_kind:
@@ -534,32 +557,38 @@ class Stream:
         if self._seg_of.shape[0] < need:
             self._seg_of = np.full(max(need, 2 * self._seg_of.shape[0]), -1, np.int64)
         order, seg, slots = kernels.group_rows(slot_rows, self._seg_of)
-        counts = np.diff(seg)
-        last_rows = order[seg[1:] - 1]
         if times is not None:
             self._check_times(keys, slots, times, time_kind, order, seg)
+        return _Rows(x, keys, kind, times, time_kind, slot_rows, new_keys, order, seg, slots,
+                     order[seg[1:] - 1])  # fmt: skip
 
-        # everything is valid: commit
-        self._key_kind = self._key_kind or kind
-        if new_keys is not None:
-            self._add_keys(new_keys)
-        Y = np.empty((N, model.out_features), model.dtype)
+    def _commit_keys(self, rows):
+        self._key_kind = self._key_kind or rows.kind
+        if rows.new_keys is not None:
+            self._add_keys(rows.new_keys)
+
+    def _advance(self, rows, Y):
+        """Run the model over the rows from the series' states (outputs into ``Y``)."""
+        counts = np.diff(rows.seg)
+        order, seg, slots = rows.order, rows.seg, rows.slots
         if counts.min() == counts.max():  # e.g. one row per key: already longest first
-            model._run(x, order, seg[:-1], counts, slots, self._S, Y)
+            self.model._run(rows.x, order, seg[:-1], counts, slots, self._S, Y)
         else:
             longest = np.argsort(-counts, kind="stable")
-            model._run(x, order, seg[:-1][longest], counts[longest], slots[longest], self._S, Y)
-        self._xlast[slots] = x[last_rows]
+            self.model._run(rows.x, order, seg[:-1][longest], counts[longest], slots[longest],
+                            self._S, Y)  # fmt: skip
+
+    def _commit_rows(self, rows):
+        """Remember each series' last input and time."""
+        slots, last_rows, times = rows.slots, rows.last_rows, rows.times
+        self._xlast[slots] = rows.x[last_rows]
         self._has_input[slots] = True
         if times is not None:
             if self._time_kind is None:
-                self._time_kind = time_kind
+                self._time_kind = rows.time_kind
                 self._tlast = self._tlast.astype(times.dtype)
             self._tlast[slots] = times[last_rows]
             self._has_time[slots] = True
-        if outputs == "all":
-            return Y
-        return keys[order[seg[:-1]]].tolist(), Y[last_rows]  # in order of first appearance
 
     def _update_chunk(self, data, outputs):
         if isinstance(data, feeds.Chunk):

@@ -1,0 +1,438 @@
+"""Online learning: a :class:`~streamrnn.Stream` whose model learns while the stream flows."""
+
+import os
+import pickle
+import tempfile
+import types
+import warnings
+
+import numba
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+import feeds
+
+from . import tbptt as kernels_tbptt
+from ._validate import as_float_array, positive_int
+from .bptt import refresh, window_args
+from .errors import ConfigError, InputError, StateError
+from .layout import trainable_ranges, unpack
+from .losses import Pinball, as_loss
+from .optim import Adam, Optimizer
+from .stream import Stream, _through
+
+_TABLES = (feeds.Chunk, pd.DataFrame, pa.Table, pa.RecordBatch)
+
+
+def _tbptt(value):
+    try:
+        k1, k2 = value
+    except (TypeError, ValueError):
+        raise ConfigError(f"tbptt must be a pair (k1, k2) of integers, got {value!r}") from None
+    k1 = positive_int(k1, "tbptt k1")
+    k2 = positive_int(k2, "tbptt k2")
+    if k2 < k1:
+        raise ConfigError(f"tbptt needs k2 >= k1 (backpropagate at least k1 steps), got {value!r}")
+    return k1, k2
+
+
+class OnlineLearner(Stream):
+    """Learn from a stream of many keyed series with truncated backpropagation
+    through time, predicting each row before learning from it.
+
+    The model's weights are shared by every series (or, with ``per_key=True``,
+    each key trains its own copy). Every ``k1`` steps of a series, a window
+    closes: the series backpropagates through its last ``k2`` steps (across
+    chunk edges: each series keeps its recent inputs, targets and states) with
+    the loss of its last ``k1`` steps. After every ``batch`` windows, counted in
+    the order their closing rows arrive, the gradients are combined in a fixed
+    order and the optimizer updates the weights; rows before that are predicted
+    with the old weights, rows after with the new. **The weights learned from
+    a stream are the same bit for bit however it is cut into chunks** (see
+    :mod:`streamrnn.tbptt` for the rule).
+
+    Parameters
+    ----------
+    model : RNN, GRU or LSTM
+        Trained in place: ``model.state_dict()`` follows the learning.
+    tbptt : (int, int), default (32, 32)
+        ``(k1, k2)``: a window closes every ``k1`` steps and reaches ``k2 >= k1``
+        steps back.
+    loss : str or streamrnn.losses.Loss, default "mse"
+    optimizer : streamrnn.optim.Optimizer, default ``Adam()``
+    horizon : int, default 1
+        The output at step ``t`` is labeled by the targets of step ``t + horizon``
+        (held per series until that row arrives): 1 learns next-step forecasts
+        when the targets are the series themselves; 0 labels each row with its
+        own targets.
+    batch : int, default 1
+        Windows per update. With ``n`` series in step, ``batch=n`` makes one
+        update from all of them, as a mini-batch of ``n`` sequences.
+    feedback, feed :
+        As for :class:`~streamrnn.Stream`.
+
+    Examples
+    --------
+    >>> import numpy as np, streamrnn
+    >>> model = streamrnn.GRU(1, 8, output_size=1, seed=0)
+    >>> learner = streamrnn.OnlineLearner(model, tbptt=(4, 8), horizon=1)
+    >>> wave = np.sin(np.arange(64) / 3.0)[:, None]
+    >>> y = learner.predict_learn(np.zeros(64, int), None, wave, wave)
+    >>> y.shape, learner.counts["updates"]
+    ((64, 1), 15)
+
+    The same stream cut anywhere learns the same weights:
+
+    >>> other = streamrnn.OnlineLearner(streamrnn.GRU(1, 8, output_size=1, seed=0),
+    ...                                 tbptt=(4, 8), horizon=1)
+    >>> for part in np.array_split(np.arange(64), 5):
+    ...     _ = other.learn(np.zeros(len(part), int), None, wave[part], wave[part])
+    >>> all((other.model.state_dict()[k] == v).all() for k, v in model.state_dict().items())
+    True
+    """
+
+    _SLOT_ARRAYS = Stream._SLOT_ARRAYS + ("_ring", "_steps")
+
+    def __init__(
+        self,
+        model,
+        tbptt=(32, 32),
+        loss="mse",
+        optimizer=None,
+        horizon=1,
+        batch=1,
+        feedback=None,
+        feed=None,
+    ):
+        self.tbptt = _tbptt(tbptt)
+        self.loss = as_loss(loss)
+        self.horizon = positive_int(horizon, "horizon", 0)
+        self.batch = positive_int(batch, "batch")
+        if optimizer is None:
+            optimizer = Adam()
+        if not isinstance(optimizer, Optimizer):
+            raise ConfigError(
+                f"optimizer must be a streamrnn.optim optimizer (SGD, Adam, AdamW), "
+                f"got {optimizer!r}"
+            )
+        self.optimizer = optimizer
+        self._n_targets = self.loss.targets(model.out_features)
+        k1, k2 = self.tbptt
+        self._C = k2 + self.horizon + 1  # ring length: steps a window may reach back
+        self._ring_width = model.input_size + self._n_targets + model.state_size
+        super().__init__(model, feedback=feedback, feed=feed)
+        size = model._P.shape[0]
+        self._segs = trainable_ranges(model._spec, model.bias)
+        slots = optimizer.slots
+        self._M1 = np.zeros(size if slots >= 1 else 0, model.dtype)
+        self._M2 = np.zeros(size if slots >= 2 else 0, model.dtype)
+        self._t = np.zeros(2, np.int64)
+        self._LG = np.zeros((kernels_tbptt.LANES, size), model.dtype)
+        self._lane_loss = np.zeros(kernels_tbptt.LANES)
+        self._lane_count = np.zeros(kernels_tbptt.LANES, np.int64)
+        self._pending = 0
+        self._counts = np.zeros(4, np.int64)
+        self._bind()
+
+    def _bind(self):
+        """Buffers rebuilt from the weights: never saved."""
+        self._bspec, self._PT = window_args(self.model)
+        self._scratch = kernels_tbptt.lane_scratch(
+            self.model._spec, self.tbptt[1], kernels_tbptt.LANES, self.model._P
+        )
+
+    # -- storage -------------------------------------------------------------
+    def _allocate(self, capacity):
+        super()._allocate(capacity)
+        self._ring = np.zeros((capacity, self._C, self._ring_width), self.model.dtype)
+        self._steps = np.zeros(capacity, np.int64)
+
+    def _restart(self, slots):
+        """Histories of ``slots`` start again from their current states."""
+        m = self.model
+        self._steps[slots] = 0
+        self._ring[slots, 0, m.input_size + self._n_targets :] = self._S[slots]
+
+    def _add_keys(self, new_keys):
+        slots = super()._add_keys(new_keys)
+        self._restart(slots)
+        return slots
+
+    def set_state(self, key, state):
+        super().set_state(key, state)
+        keys, _ = self._one_key(key)
+        self._restart(self._slots(keys))
+
+    def reset(self, key=None):
+        super().reset(key)
+        if key is None:
+            self._restart(np.arange(self._n))
+        else:
+            keys, _ = self._one_key(key)
+            self._restart(self._slots(keys))
+
+    def __getstate__(self):
+        self._sync_model()
+        state = self.__dict__.copy()
+        for name in ("_bspec", "_PT", "_scratch"):
+            del state[name]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._bind()
+
+    def _sync_model(self):
+        """The model's PyTorch-named parameters from the weights being learned."""
+        m = self.model
+        m._params.update(unpack(m._P, m._spec, m._shapes()))
+
+    # -- public ----------------------------------------------------------------
+    @property
+    def counts(self):
+        """``updates`` applied, ``skipped`` (non-finite loss or gradient: the weights
+        were kept), ``labels`` learned from, ``windows`` closed."""
+        u, s, lab, w = (int(v) for v in self._counts)
+        return {"updates": u, "skipped": s, "labels": lab, "windows": w}
+
+    def predict(self, keys, times=None, x=None, outputs="all"):
+        """Advance the series and return their outputs without learning.
+
+        As :meth:`Stream.update`. The series' histories start again after these
+        rows: later windows do not reach back over rows that were only predicted.
+        """
+        return self.update(keys, times, x, outputs)
+
+    def learn(self, keys, times=None, x=None, y=None):
+        """Learn from a chunk: ``(keys, times, x, y)`` arrays or one chunk (a
+        :class:`feeds.Chunk`, DataFrame or Arrow table, whose targets are the labels).
+        Returns nothing; see :meth:`predict_learn`."""
+        self.predict_learn(keys, times, x, y)
+
+    def predict_learn(self, keys, times=None, x=None, y=None):
+        """Predict every row, then learn from it (prequential): the output of each
+        row comes from the weights before any update that its label takes part in.
+
+        Parameters
+        ----------
+        keys, times, x :
+            As for :meth:`Stream.update`; or one chunk in ``keys``.
+        y : array, shape (N, targets)
+            Targets of each row (NaN where missing). The output at a series' step
+            ``t`` learns from the targets of its step ``t + horizon``.
+
+        Returns
+        -------
+        array (N, outputs): each row's output, in data units when the feed scales
+        the targets.
+        """
+        if x is None:
+            if times is not None or y is not None or not isinstance(keys, _TABLES):
+                raise InputError(
+                    "predict_learn takes keys, times, x and y, or one chunk: a feeds.Chunk, "
+                    f"a pandas DataFrame or an Arrow table; got {type(keys).__name__} and no x"
+                )
+            if isinstance(keys, feeds.Chunk):
+                return self._learn_from(keys)
+            if self.feed is None:
+                self.feed = feeds.Feed(dtype=self.model.dtype)
+            return _through(self.feed, lambda: self.feed(keys), self._learn_from)
+        return self._learn_arrays(keys, times, x, y)
+
+    def flush(self, outputs="all"):
+        """Release the rows the feed holds back and learn from them (see
+        :meth:`Stream.flush`); returns their outputs."""
+        if outputs not in ("all", "last"):
+            raise ConfigError(f"outputs must be 'all' or 'last', got {outputs!r}")
+        if self.feed is None:
+            return np.empty((0, self.model.out_features), self.model.dtype)
+        return _through(self.feed, self.feed.flush, self._learn_from)
+
+    def _learn_from(self, chunk):
+        if chunk is None or not len(chunk):
+            return np.empty((0, self.model.out_features), self.model.dtype)
+        if chunk.y is None:
+            raise InputError(
+                "the chunk has no targets to learn from; name them in feeds.Schema(targets=[...])"
+            )
+        keys = chunk.keys if chunk.keys is not None else np.zeros(len(chunk), np.int64)
+        Y = self._learn_arrays(keys, chunk.times, chunk.x, chunk.y)
+        if chunk.y_scale is None:
+            return Y
+        j = self._out_target()
+        if j is None:
+            return Y
+        return (Y * chunk.y_scale[:, j] + chunk.y_loc[:, j]).astype(Y.dtype, copy=False)
+
+    def _out_target(self):
+        """The target each output stands for (None when outputs are no target values)."""
+        O = self.model.out_features
+        if isinstance(self.loss, Pinball):
+            return np.arange(O) // len(self.loss.quantiles)
+        if self._n_targets != O or self.loss.name == "cross_entropy":
+            return None
+        return np.arange(O)
+
+    def _labels(self, y, N):
+        if y is None:
+            raise InputError("learning needs targets y, shape (N, targets)")
+        y = as_float_array(y, self.model.dtype, "y")
+        if y.ndim == 1 and self._n_targets == 1:
+            y = y[:, None]
+        if y.shape != (N, self._n_targets):
+            raise InputError(
+                f"y has shape {y.shape}, expected {(N, self._n_targets)}: one row of "
+                f"{self._n_targets} targets per input row for {self.loss!r}"
+            )
+        bad = np.isinf(y)
+        if bad.any():
+            row = int(np.flatnonzero(bad.any(axis=1))[0])
+            raise InputError(
+                f"y holds inf at row {row}; targets must be finite (NaN where missing)"
+            )
+        self.loss.check_targets(y, self.model.out_features, "y")
+        return y
+
+    def _learn_arrays(self, keys, times, x, y):
+        rows = self._rows(keys, times, x)
+        m = self.model
+        if rows is None:
+            self._labels(y, 0)
+            return np.empty((0, m.out_features), m.dtype)
+        y = self._labels(y, len(rows.x))
+        self._commit_keys(rows)
+        Y = np.empty((len(rows.x), m.out_features), m.dtype)
+        self._learn_rows(rows, y, Y)
+        self._commit_rows(rows)
+        return Y
+
+    def _learn_rows(self, rows, y, Y):
+        m = self.model
+        k1, k2 = self.tbptt
+        h = self.horizon
+        win_rows, win_index, upd_rows = kernels_tbptt.plan(
+            rows.slot_rows, self._steps, h, k1, self.batch, self._pending
+        )
+        t = self._t
+        t[1] = t[0] + 1
+        lrs = np.array([self.optimizer.lr_at(int(t[1]) + j) for j in range(len(upd_rows))])
+        okind, hyper = self.optimizer.kernel_args()
+        lkind, lpar = self.loss.kernel_args()
+        skipped = self._counts[1]
+        kernels_tbptt.learn_chunk(
+            (m._spec, m._P, self._bspec, self._PT),
+            (okind, hyper, lrs, self._M1, self._M2, self._segs, t),
+            (lkind, lpar, self._n_targets),
+            (rows.x, y, rows.slot_rows, Y, self._seg_of),
+            (self._S, self._ring, self._steps),
+            (win_rows, win_index, upd_rows),
+            (self._LG, self._lane_loss, self._lane_count, self._scratch),
+            np.array([h, k1, k2, self.batch, numba.get_num_threads()], np.int64),
+            self._counts,
+        )
+        self._pending = (self._pending + len(win_rows)) % self.batch
+        if len(upd_rows):
+            self._sync_model()
+        if self._counts[1] > skipped:
+            warnings.warn(
+                f"{int(self._counts[1] - skipped)} update(s) skipped: non-finite loss or "
+                "gradient; the weights were kept (see counts['skipped'])",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+
+    def _advance(self, rows, Y):
+        super()._advance(rows, Y)
+        self._restart(rows.slots)
+
+    # -- offline warm-up -----------------------------------------------------------
+    def fit(self, data, epochs=1):
+        """Learn from history, ``epochs`` times over, with the same kernels, before
+        going live.
+
+        ``data`` is a chunk, a DataFrame or Arrow table, a list of them, or a
+        function that returns a fresh iterable of them (to stream a file once per
+        epoch). Before each epoch after the first, the series are forgotten
+        (states, histories, times) and the feed goes back to where it was before
+        the first; the weights and the optimizer carry on. After the last epoch
+        the series' states are those at the end of the history. Returns ``self``.
+        """
+        epochs = positive_int(epochs, "epochs")
+        if callable(data):
+            source = data
+        elif isinstance(data, (list, tuple) + _TABLES):
+            items = list(data) if isinstance(data, (list, tuple)) else [data]
+            source = lambda: items  # noqa: E731
+        elif isinstance(data, types.GeneratorType) or hasattr(data, "__next__"):
+            if epochs > 1:
+                raise ConfigError(
+                    "fit over more than one epoch needs data it can read again: a list of "
+                    "chunks, a table, or a function returning an iterable (got an iterator)"
+                )
+            source = lambda: data  # noqa: E731
+        else:
+            raise InputError(
+                "fit takes a chunk, a DataFrame or Arrow table, a list of them or a function "
+                f"returning an iterable of them; got {type(data).__name__}"
+            )
+        start = self.feed._snapshot() if self.feed is not None else None
+        for epoch in range(epochs):
+            if epoch:
+                self._forget_series()
+                if start is not None:
+                    self.feed._restore(start)
+            for part in source():
+                self.learn(part)
+            if self.feed is not None:
+                self.flush()
+        return self
+
+    def _forget_series(self):
+        self._n = 0
+        self._key_kind = None
+        self._time_kind = None
+        self._index = pd.Index([])
+        self._allocate(0)
+
+    # -- saving --------------------------------------------------------------------
+    def save(self, path):
+        """Write the learner (weights, optimizer state, every key's state and history,
+        the feed and its scaling) to ``path`` atomically: a reader sees the old file
+        or the new one, never a part."""
+        path = os.fspath(path)
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".learner")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                pickle.dump(self, f, protocol=pickle.HIGHEST_PROTOCOL)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        if hasattr(os, "O_DIRECTORY"):
+            dfd = os.open(folder, os.O_DIRECTORY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+
+    @classmethod
+    def load(cls, path):
+        """A learner written by :meth:`save`."""
+        with open(path, "rb") as f:
+            try:
+                learner = pickle.load(f)
+            except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:
+                raise StateError(f"{path} holds no saved learner ({exc})") from None
+        if not isinstance(learner, cls):
+            raise StateError(f"{path} holds a {type(learner).__name__}, not a {cls.__name__}")
+        return learner
+
+
+def _check_refresh(learner):
+    """Rebuild derived buffers (tests use it after editing weights by hand)."""
+    m = learner.model
+    refresh(m._spec, m._P, learner._bspec, learner._PT)
