@@ -6,7 +6,7 @@ state from one chunk of a stream to the next, for one series or many keyed
 series.
 """
 
-from . import losses, optim
+from . import evaluate, losses, optim
 from .errors import (
     ConfigError,
     InputError,
@@ -37,6 +37,7 @@ __all__ = [
     "StreamrnnError",
     "TimeOrderError",
     "UnknownKeyError",
+    "evaluate",
     "losses",
     "optim",
 ]

@@ -43,6 +43,17 @@ from .losses import loss_grad
 _FLAGS = config.JIT_FLAGS
 
 
+@njit(inline="always")
+def _transpose(src, at, ld, rows, cols, dst, to, ld_to):
+    """``dst[to:]`` viewed ``(cols, ld_to)`` = ``src[at:]`` viewed ``(rows, ld)``, transposed."""
+    S2 = src[at : at + rows * ld].reshape(rows, ld)
+    D2 = dst[to : to + cols * ld_to].reshape(cols, ld_to)
+    for c in range(cols):
+        out = D2[c]
+        for r in range(rows):
+            out[r] = S2[r, c]
+
+
 @njit(**_FLAGS)
 def refresh(spec, P, bspec, PT):
     """After ``P``'s weights change: its ``b_ih + b_hh`` blocks, and ``PT``."""
@@ -57,17 +68,10 @@ def refresh(spec, P, bspec, PT):
         for g in range(GW):
             P[spec[at + 4] + g] = P[spec[at + 2] + g] + P[spec[at + 3] + g]
         w_ih, w_hh, ld_in = bspec[2 + 3 * layer], bspec[3 + 3 * layer], bspec[4 + 3 * layer]
-        for j in range(n_in):
-            for g in range(GW):
-                PT[w_ih + g * ld_in + j] = P[spec[at] + j * ld + g]
-        for j in range(H):
-            for g in range(GW):
-                PT[w_hh + g * ld_h + j] = P[spec[at + 1] + j * ld + g]
+        _transpose(P, spec[at], ld, n_in, GW, PT, w_ih, ld_in)
+        _transpose(P, spec[at + 1], ld, H, GW, PT, w_hh, ld_h)
     if spec[5]:
-        O = spec[4]
-        for j in range(H):
-            for o in range(O):
-                PT[bspec[1] + o * ld_h + j] = P[spec[6] + j * spec[9] + o]
+        _transpose(P, spec[6], spec[9], H, spec[4], PT, bspec[1], ld_h)
 
 
 @njit(**_FLAGS)
@@ -80,11 +84,12 @@ def scratch_size(spec, T):
     GW = _gate_width(spec)
     per_layer = 2 * (T + 1) * H + T * SAVED_PER_UNIT * H + 2 * T * GW
     wide = max(GW, H, O, I)
-    return L * per_layer + T * O + O + 2 * GW + 2 * L * H + 4 * H + wide + max(I, H) * T
+    return L * per_layer + T * O + O + 2 * GW + 2 * L * H + 4 * H + wide + max(I, H) * T + T
 
 
 @njit(**_FLAGS)
-def window(spec, P, bspec, PT, s0, X, T, Y, loss0, lkind, lpar, G, W, s_end, dS_end, dS0):
+def window(spec, P, bspec, PT, s0, X, T, Y, loss0, lkind, lpar, G, W, s_end, dS_end, dS0, S_out,
+           Y_out):  # fmt: skip
     """Forward and backward over ``T`` steps of one series; returns ``(loss, labels)``.
 
     ``s0`` is the state before the first step (``D`` numbers); ``X`` holds ``T``
@@ -93,8 +98,9 @@ def window(spec, P, bspec, PT, s0, X, T, Y, loss0, lkind, lpar, G, W, s_end, dS_
     ``lkind`` (parameters ``lpar``); the gradient of their summed loss is
     added to ``G``. ``W`` is scratch of :func:`scratch_size`. When not empty,
     ``s_end`` receives the state after the last step, ``dS_end`` is a gradient
-    reaching that state from outside the window, and ``dS0`` receives the
-    gradient reaching ``s0``.
+    reaching that state from outside the window, ``dS0`` receives the
+    gradient reaching ``s0``, and ``S_out`` and ``Y_out`` receive the state
+    (``D`` numbers) and the output (``O``) after every step.
     """
     kind = spec[0]
     I = spec[1]
@@ -106,6 +112,7 @@ def window(spec, P, bspec, PT, s0, X, T, Y, loss0, lkind, lpar, G, W, s_end, dS_
     ld_o = spec[9]
     ld_h = bspec[0]
     KH = _state_width(spec)
+    D = L * KH
     GW = _gate_width(spec)
     Oy = Y.shape[0] // T if T > 0 else 0
     A = SAVED_PER_UNIT * H
@@ -124,8 +131,11 @@ def window(spec, P, bspec, PT, s0, X, T, Y, loss0, lkind, lpar, G, W, s_end, dS_
     DX = DHD + H  # gradient reaching the layer below
     ZERO = DX + H
     UT = ZERO + max(GW, H, O, I)
+    ONES = UT + max(I, H) * T
     for j in range(max(GW, H, O, I)):
         W[ZERO + j] = 0.0
+    for t in range(T):
+        W[ONES + t] = 1.0
 
     # forward, keeping activations
     for layer in range(L):
@@ -174,6 +184,15 @@ def window(spec, P, bspec, PT, s0, X, T, Y, loss0, lkind, lpar, G, W, s_end, dS_
             yhat = W[YH : YH + O]
         else:
             yhat = W[top : top + O]
+        if S_out.shape[0]:
+            for layer in range(L):
+                hs = hs0 + layer * per_layer + (t + 1) * H
+                for j in range(H):
+                    S_out[t * D + layer * KH + j] = W[hs + j]
+                    if kind == LSTM:
+                        S_out[t * D + layer * KH + H + j] = W[hs + (T + 1) * H + j]
+            for j in range(O):
+                Y_out[t * O + j] = yhat[j]
         dy = W[DY + t * O : DY + (t + 1) * O]
         if t >= loss0:
             s, c = loss_grad(lkind, lpar, yhat, Y[t * Oy : (t + 1) * Oy], dy)
@@ -268,21 +287,16 @@ def window(spec, P, bspec, PT, s0, X, T, Y, loss0, lkind, lpar, G, W, s_end, dS_
                 W[UT + j * T + t] = W[hs + t * H + j]
         w = spec[at + 1]
         gemm(W, dah, GW, W, UT, T, H, T, GW, G, w, ld, G, w, ld)
-        b_ih = spec[at + 2]
-        b_hh = spec[at + 3]
-        for t in range(T):
-            for g in range(GW):
-                G[b_ih + g] += W[dai + t * GW + g]
-                G[b_hh + g] += W[dah + t * GW + g]
+        # bias gradients: sums over the steps, in step order (a product with ones)
+        gemm(W, dai, GW, W, ONES, 0, 1, T, GW, G, spec[at + 2], 0, G, spec[at + 2], 0)
+        gemm(W, dah, GW, W, ONES, 0, 1, T, GW, G, spec[at + 3], 0, G, spec[at + 3], 0)
     if has_head:
         top = hs0 + (L - 1) * per_layer + H
         for t in range(T):
             for j in range(H):
                 W[UT + j * T + t] = W[top + t * H + j]
         gemm(W, DY, O, W, UT, T, H, T, O, G, spec[6], ld_o, G, spec[6], ld_o)
-        for t in range(T):
-            for o in range(O):
-                G[spec[7] + o] += W[DY + t * O + o]
+        gemm(W, DY, O, W, ONES, 0, 1, T, O, G, spec[7], 0, G, spec[7], 0)
     return loss, count
 
 

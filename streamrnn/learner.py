@@ -92,7 +92,14 @@ class OnlineLearner(Stream):
     True
     """
 
-    _SLOT_ARRAYS = Stream._SLOT_ARRAYS + ("_ring", "_steps")
+    _SLOT_ARRAYS = Stream._SLOT_ARRAYS + (
+        "_ring",
+        "_ring_row",
+        "_steps",
+        "_done",
+        "_vsince",
+        "_ssince",
+    )
 
     def __init__(
         self,
@@ -123,7 +130,13 @@ class OnlineLearner(Stream):
         self._ring_width = model.input_size + self._n_targets + model.state_size
         super().__init__(model, feedback=feedback, feed=feed)
         size = model._P.shape[0]
-        self._segs = trainable_ranges(model._spec, model.bias)
+        # With biases, the optimizer can sweep the whole buffer: padding has zero
+        # gradient and state, so it stays zero; the derived b_ih + b_hh is rebuilt.
+        self._segs = (
+            np.array([[0, size]], np.int64)
+            if model.bias
+            else trainable_ranges(model._spec, model.bias)
+        )
         slots = optimizer.slots
         self._M1 = np.zeros(size if slots >= 1 else 0, model.dtype)
         self._M2 = np.zeros(size if slots >= 2 else 0, model.dtype)
@@ -131,6 +144,7 @@ class OnlineLearner(Stream):
         self._LG = np.zeros((kernels_tbptt.LANES, size), model.dtype)
         self._lane_loss = np.zeros(kernels_tbptt.LANES)
         self._lane_count = np.zeros(kernels_tbptt.LANES, np.int64)
+        self._lane_used = np.zeros(kernels_tbptt.LANES, np.int64)
         self._pending = 0
         self._counts = np.zeros(4, np.int64)
         self._bind()
@@ -138,20 +152,24 @@ class OnlineLearner(Stream):
     def _bind(self):
         """Buffers rebuilt from the weights: never saved."""
         self._bspec, self._PT = window_args(self.model)
-        self._scratch = kernels_tbptt.lane_scratch(
-            self.model._spec, self.tbptt[1], kernels_tbptt.LANES, self.model._P
-        )
+        self._scratch = kernels_tbptt.lane_scratch(self.model._spec, self.tbptt[1], self.model._P)
 
     # -- storage -------------------------------------------------------------
     def _allocate(self, capacity):
         super()._allocate(capacity)
         self._ring = np.zeros((capacity, self._C, self._ring_width), self.model.dtype)
-        self._steps = np.zeros(capacity, np.int64)
+        self._ring_row = np.zeros((capacity, self._C), np.int64)  # chunk row of a pending step
+        self._steps = np.zeros(capacity, np.int64)  # steps stored
+        self._done = np.zeros(capacity, np.int64)  # steps run forward
+        self._vsince = np.full(capacity, -1, np.int64)  # update count when ...
+        self._ssince = np.zeros(capacity, np.int64)  # ... this step and later were run
 
     def _restart(self, slots):
         """Histories of ``slots`` start again from their current states."""
         m = self.model
         self._steps[slots] = 0
+        self._done[slots] = 0
+        self._vsince[slots] = -1
         self._ring[slots, 0, m.input_size + self._n_targets :] = self._S[slots]
 
     def _add_keys(self, new_keys):
@@ -311,7 +329,7 @@ class OnlineLearner(Stream):
         m = self.model
         k1, k2 = self.tbptt
         h = self.horizon
-        win_rows, win_index, upd_rows = kernels_tbptt.plan(
+        win_rows, upd_rows = kernels_tbptt.plan(
             rows.slot_rows, self._steps, h, k1, self.batch, self._pending
         )
         t = self._t
@@ -325,9 +343,17 @@ class OnlineLearner(Stream):
             (okind, hyper, lrs, self._M1, self._M2, self._segs, t),
             (lkind, lpar, self._n_targets),
             (rows.x, y, rows.slot_rows, Y, self._seg_of),
-            (self._S, self._ring, self._steps),
-            (win_rows, win_index, upd_rows),
-            (self._LG, self._lane_loss, self._lane_count, self._scratch),
+            (
+                self._S,
+                self._ring,
+                self._ring_row,
+                self._steps,
+                self._done,
+                self._vsince,
+                self._ssince,
+            ),
+            (win_rows, upd_rows),
+            (self._LG, self._lane_loss, self._lane_count, self._lane_used, self._scratch),
             np.array([h, k1, k2, self.batch, numba.get_num_threads()], np.int64),
             self._counts,
         )

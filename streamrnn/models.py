@@ -398,7 +398,7 @@ class RecurrentModel:
             s, c = bptt.window(
                 self._spec, self._P, bspec, PT, S[b], np.ascontiguousarray(xs[:, b]).ravel(),
                 T, np.ascontiguousarray(ys[:, b]).ravel(), 0, kind, par, G, W, s_end, empty,
-                empty,
+                empty, empty, empty,
             )  # fmt: skip
             S[b] = s_end if T else S[b]
             total += s

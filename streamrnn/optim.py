@@ -604,8 +604,32 @@ class AdamW(Adam):
 
 
 @njit(**_FLAGS)
+def _sum_squares(G, segs):
+    """Sum of squares over the ranges in float64: entry ``i`` of a range goes to
+    partial sum ``i % 16``, and the 16 are added in order at the end (a fixed
+    order, so the result is always the same, and one that vectorises)."""
+    acc = np.zeros(16)
+    for s in range(segs.shape[0]):
+        a = segs[s, 0]
+        v = G[a : a + segs[s, 1]]
+        n = v.shape[0]
+        full = n - n % 16
+        for i in range(0, full, 16):
+            for u in range(16):
+                x = np.float64(v[i + u])
+                acc[u] += x * x
+        for i in range(full, n):
+            x = np.float64(v[i])
+            acc[i - full] += x * x
+    total = 0.0
+    for u in range(16):
+        total += acc[u]
+    return total
+
+
+@njit(**_FLAGS)
 def grad_norm(G, segs):
-    """L2 norm of ``G`` over the trained ranges, summed in float64 in index order.
+    """L2 norm of ``G`` over the trained ranges, summed in float64 in a fixed order.
 
     Non-finite when an entry in the ranges is: nan if any is nan, else inf.
     Entries outside ``segs`` are not read. Should the sum of squares overflow
@@ -632,12 +656,7 @@ def grad_norm(G, segs):
     >>> grad_norm(np.array([3.0, 0.0, np.nan]), segs)
     nan
     """
-    total = 0.0
-    for s in range(segs.shape[0]):
-        start = segs[s, 0]
-        for i in range(start, start + segs[s, 1]):
-            x = np.float64(G[i])
-            total += x * x
+    total = _sum_squares(G, segs)
     if total < np.inf:
         return np.sqrt(total)
     # A non-finite entry, or overflow: look for the largest magnitude.
@@ -719,35 +738,67 @@ _EXACT_FLAGS = {**_FLAGS, "fastmath": False}
 
 
 @njit(**_EXACT_FLAGS)
+def _sgd_range(P, G, M1, c, weight_decay, momentum, neg_lr, first, has_momentum, nesterov):
+    """SGD over one range (views, so that indices start at 0 and the loop vectorises).
+
+    A gradient scale of 1 and a weight decay of 0 change nothing exactly, so
+    they need no branch.
+    """
+    n = P.shape[0]
+    if not has_momentum:
+        for i in range(n):
+            p = P[i]
+            g = _fma(weight_decay, p, G[i] * c)  # grad.mul_(clip).add(param, alpha=wd)
+            P[i] = _fma(neg_lr, g, p)  # param.add_(grad, alpha=-lr)
+    elif first:
+        for i in range(n):
+            p = P[i]
+            g = _fma(weight_decay, p, G[i] * c)
+            M1[i] = g  # buf = grad.clone()
+            g = _fma(momentum, g, g) if nesterov else g  # grad.add(buf, alpha=momentum)
+            P[i] = _fma(neg_lr, g, p)
+    else:
+        for i in range(n):
+            p = P[i]
+            g = _fma(weight_decay, p, G[i] * c)
+            buf = M1[i] * momentum + g  # buf.mul_(momentum).add_(grad)
+            M1[i] = buf
+            g = _fma(momentum, buf, g) if nesterov else buf
+            P[i] = _fma(neg_lr, g, p)
+
+
+@njit(**_EXACT_FLAGS)
 def _sgd_update(hyper, t, lr, scale, P, G, M1, segs):
     cast = P.dtype.type
     momentum = cast(hyper[HYPER_MOMENTUM])
     weight_decay = cast(hyper[HYPER_WEIGHT_DECAY])
     has_momentum = hyper[HYPER_MOMENTUM] != 0.0
-    has_decay = hyper[HYPER_WEIGHT_DECAY] != 0.0
     nesterov = hyper[HYPER_NESTEROV] != 0.0
-    first = t == 1
-    scaled = scale != 1.0
-    c = cast(scale)
-    neg_lr = cast(-lr)
     for s in range(segs.shape[0]):
-        start = segs[s, 0]
-        for i in range(start, start + segs[s, 1]):
-            g = G[i] * c if scaled else G[i]  # grad.mul_(clip_coef)
-            p = P[i]
-            if has_decay:
-                g = _fma(weight_decay, p, g)  # grad.add(param, alpha=weight_decay)
-            if has_momentum:
-                if first:
-                    buf = g  # buf = grad.clone()
-                else:
-                    buf = M1[i] * momentum + g  # buf.mul_(momentum).add_(grad)
-                M1[i] = buf
-                if nesterov:
-                    g = _fma(momentum, buf, g)  # grad.add(buf, alpha=momentum)
-                else:
-                    g = buf
-            P[i] = _fma(neg_lr, g, p)  # param.add_(grad, alpha=-lr)
+        a = segs[s, 0]
+        b = a + segs[s, 1]
+        _sgd_range(P[a:b], G[a:b], M1[a:b] if has_momentum else M1, cast(scale), weight_decay,
+                   momentum, cast(-lr), t == 1, has_momentum, nesterov)  # fmt: skip
+
+
+@njit(**_EXACT_FLAGS)
+def _adam_range(P, G, M1, M2, c, l2, shrink, lerp_coef, small_w, b2, c2, eps, neg_step, bc2_sqrt):
+    """Adam or AdamW over one range (views: indices from 0, so the loop vectorises).
+
+    The clipping scale, the L2 term and the decoupled decay are applied with
+    neutral values (1, 0, 1) when unused: exact, and branch-free.
+    """
+    for i in range(P.shape[0]):
+        p = P[i] * shrink  # param.mul_(1 - lr * weight_decay)  (AdamW)
+        g = _fma(l2, p, G[i] * c)  # grad.mul_(clip).add(param, alpha=weight_decay)  (Adam)
+        m = M1[i]
+        m = _fma(lerp_coef, g - m, m if small_w else g)  # exp_avg.lerp_(grad, 1 - beta1)
+        M1[i] = m
+        # exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        v = _fma(c2 * g, g, M2[i] * b2)
+        M2[i] = v
+        denom = np.sqrt(v) / bc2_sqrt + eps  # (exp_avg_sq.sqrt() / bc2_sqrt).add_(eps)
+        P[i] = p + (neg_step * m) / denom  # param.addcdiv_(exp_avg, denom, -step_size)
 
 
 @njit(**_EXACT_FLAGS)
@@ -756,39 +807,21 @@ def _adam_update(decoupled, hyper, t, lr, scale, P, G, M1, M2, segs):
     beta1 = hyper[HYPER_BETA1]
     beta2 = hyper[HYPER_BETA2]
     weight_decay = hyper[HYPER_WEIGHT_DECAY]
-    has_decay = weight_decay != 0.0
-    l2 = cast(weight_decay)
-    shrink = cast(1.0 - lr * weight_decay)
+    l2 = cast(0.0 if decoupled else weight_decay)
+    shrink = cast(1.0 - lr * weight_decay) if decoupled else cast(1.0)
     # torch.lerp(m, g, w) = fma(w, g - m, m) for w < 0.5, else fma(w - 1, g - m, g)
     w = cast(1.0 - beta1)
     small_w = w < 0.5
     lerp_coef = w if small_w else w - cast(1.0)
-    b2 = cast(beta2)
-    c2 = cast(1.0 - beta2)
-    eps = cast(hyper[HYPER_EPS])
     step = np.float64(t)
-    neg_step_size = cast(-(lr / (1.0 - beta1**step)))
+    neg_step = cast(-(lr / (1.0 - beta1**step)))
     bc2_sqrt = cast((1.0 - beta2**step) ** 0.5)
-    scaled = scale != 1.0
-    c = cast(scale)
     for s in range(segs.shape[0]):
-        start = segs[s, 0]
-        for i in range(start, start + segs[s, 1]):
-            g = G[i] * c if scaled else G[i]  # grad.mul_(clip_coef)
-            p = P[i]
-            if has_decay:
-                if decoupled:
-                    p = p * shrink  # param.mul_(1 - lr * weight_decay)
-                else:
-                    g = _fma(l2, p, g)  # grad.add(param, alpha=weight_decay)
-            m = M1[i]
-            m = _fma(lerp_coef, g - m, m if small_w else g)  # exp_avg.lerp_(grad, 1 - beta1)
-            M1[i] = m
-            # exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-            v = _fma(c2 * g, g, M2[i] * b2)
-            M2[i] = v
-            denom = np.sqrt(v) / bc2_sqrt + eps  # (exp_avg_sq.sqrt() / bc2_sqrt).add_(eps)
-            P[i] = p + (neg_step_size * m) / denom  # param.addcdiv_(exp_avg, denom, -step_size)
+        a = segs[s, 0]
+        b = a + segs[s, 1]
+        _adam_range(P[a:b], G[a:b], M1[a:b], M2[a:b], cast(scale), l2, shrink, lerp_coef,
+                    small_w, cast(beta2), cast(1.0 - beta2), cast(hyper[HYPER_EPS]), neg_step,
+                    bc2_sqrt)  # fmt: skip
 
 
 @njit(**_FLAGS)

@@ -1,22 +1,37 @@
 """Kernels of online learning: truncated backpropagation through time, TBPTT(k1, k2).
 
-Each series counts its steps ``c`` since its history began. The output at step
-``t`` is labeled by the targets of step ``t + h`` (``h`` the horizon), so at step
-``c`` the label of step ``m = c - h`` arrives. Whenever ``m`` is a multiple of
-``k1``, a *window* closes: the series backpropagates through steps
-``a + 1 .. m`` (``a = max(0, m - k2)``), starting from its state at step ``a``,
-with the loss of its last ``k1`` steps. Each series keeps, per step, its input,
-its targets and its state after the step for the last ``k2 + h + 1`` steps (the
-*ring*), so a window never depends on where chunks were cut.
+The rule
+--------
+Each series counts its steps ``c = 1, 2, ...`` since its history began. The
+output at step ``t`` is labeled by the targets of step ``t + h`` (``h`` the
+horizon), so at step ``c`` the label of step ``m = c - h`` arrives. Whenever
+``m`` is a multiple of ``k1`` a *window* closes: starting from the series'
+state after step ``a = max(0, m - k2)``, the network runs forward over steps
+``a + 1 .. m`` with the current weights and backpropagates the summed loss of
+the last ``k1`` of them. Each series keeps, for its last ``k2 + h + 1`` steps,
+the input, the targets and the state after the step (its *ring*), so a window
+never depends on where chunks were cut.
 
 Windows are counted over the whole stream in the order their closing rows
-arrive. Their gradients go to ``LANES`` buffers, window ``i`` of a batch to
-buffer ``i % LANES``, each buffer summing its windows in order; after every
-``batch`` windows the buffers are summed in buffer order, the sum is divided by
-the number of labeled entries, and the optimizer updates the weights. Rows
-between two updates are predicted with the same weights. Nothing here depends
-on chunk sizes, on thread count or on schedule, so the weights learned from a
-stream are the same bit for bit however it is cut.
+arrive. After every ``batch`` windows, the gradients of those windows are
+summed, divided by the number of labeled entries, and the optimizer updates
+the weights. Every row is predicted with the weights current when it arrives.
+
+The sum is deterministic: series ``s`` sends its windows to buffer
+``s % LANES``, each buffer adds its windows in arrival order, and at an update
+the buffers that received windows are added in buffer order. Nothing depends
+on chunk sizes, on the thread count or on scheduling, so the weights learned
+from a stream are the same bit for bit however it is cut.
+
+How the work is done
+--------------------
+Rows are first only stored in the rings. A closing window computes the states
+and outputs of its steps anyway; when those steps are still pending (not yet
+run) or were run with the same weights from the same state, its results are
+the online results, bit for bit, and are used as such. Whatever is still
+pending when the weights are about to change, or when the chunk ends, is run
+forward for many series at once. So in the common case (``k1 == k2``, the
+series in step) every step is computed once forward and once backward.
 """
 
 import numpy as np
@@ -25,13 +40,13 @@ from numba import njit, prange
 from . import config
 from ._simd import ROW_BLOCK
 from .bptt import refresh, scratch_size, window
-from .kernels import advance_block, group_rows, readout_block
+from .kernels import _gate_width, advance_block, readout_block
 from .optim import apply_update, clip_scale, grad_norm
 
 _FLAGS = config.JIT_FLAGS
 
-#: Gradient buffers a batch of windows is spread over (fixed, so that sums do not
-#: depend on the number of threads).
+#: Gradient buffers (series ``s`` uses buffer ``s % LANES``). Fixed, so that sums
+#: never depend on the number of threads.
 LANES = 8
 
 
@@ -39,15 +54,14 @@ LANES = 8
 def plan(slot_rows, steps, h, k1, batch, pending):
     """Where windows close and updates happen in a chunk.
 
-    ``steps`` are the series' step counts before the chunk (not changed).
-    Returns ``(win_rows, win_index, update_rows)``: the row where each window
-    closes, its position in its batch, and the rows after which the weights
-    are updated.
+    ``steps`` are the series' step counts before the chunk (not changed);
+    ``pending`` the windows already in the current batch. Returns
+    ``(win_rows, update_rows)``: the rows where windows close, and the rows
+    after which the weights are updated.
     """
     c = steps.copy()
     N = slot_rows.shape[0]
     win_rows = np.empty(N, np.int64)
-    win_index = np.empty(N, np.int64)
     upd = np.empty(N, np.int64)
     nw = 0
     nu = 0
@@ -57,59 +71,27 @@ def plan(slot_rows, steps, h, k1, batch, pending):
         m = c[s] - h
         if m >= k1 and m % k1 == 0:
             win_rows[nw] = r
-            win_index[nw] = pending
             nw += 1
             pending += 1
             if pending == batch:
                 upd[nu] = r
                 nu += 1
                 pending = 0
-    return win_rows[:nw].copy(), win_index[:nw].copy(), upd[:nu].copy()
-
-
-@njit(inline="always")
-def _record(s, x, y, state, ring, steps, h, k2, w, WS, WX, WY, Wlen):
-    """Push one step of series ``s`` into its ring; copy out window ``w`` if it closes."""
-    C = ring.shape[1]
-    I = x.shape[0]
-    Oy = y.shape[0]
-    D = state.shape[0]
-    steps[s] += 1
-    c = steps[s]
-    e = ring[s, c % C]
-    for j in range(I):
-        e[j] = x[j]
-    for j in range(Oy):
-        e[I + j] = y[j]
-    for j in range(D):
-        e[I + Oy + j] = state[j]
-    if w < 0:
-        return
-    m = c - h
-    a = max(0, m - k2)
-    T = m - a
-    Wlen[w] = T
-    start = ring[s, a % C]
-    for j in range(D):
-        WS[w, j] = start[I + Oy + j]
-    for t in range(T):
-        src = ring[s, (a + 1 + t) % C]
-        for j in range(I):
-            WX[w, t * I + j] = src[j]
-        lab = ring[s, (a + 1 + t + h) % C]
-        for j in range(Oy):
-            WY[w, t * Oy + j] = lab[I + j]
+    return win_rows[:nw].copy(), upd[:nu].copy()
 
 
 @njit(**_FLAGS)
-def _forward_groups(spec, P, X, Yl, row0, order, starts, lens, slots, S, Ypred, ring, steps,
-                    h, k2, win_at, WS, WX, WY, Wlen, first, stride):  # fmt: skip
-    """Advance groups of series over their rows, predicting each row and recording
-    it; like :func:`streamrnn.kernels._run_groups` with the ring added."""
+def _run_pending(spec, P, hist, Ypred, slots, lens, version, first, stride):
+    """Run forward the pending steps of ``slots`` (``lens`` of them each, longest
+    first), groups ``first, first + stride, ...`` of up to ``ROW_BLOCK`` series:
+    their states go to the rings and ``S``, their outputs to ``Ypred``."""
+    S, ring, ring_row, steps, done, vsince, ssince = hist
     I = spec[1]
     O = spec[4]
     D = S.shape[1]
-    GW = (3 if spec[0] == 2 else (4 if spec[0] == 3 else 1)) * spec[2]
+    C = ring.shape[1]
+    GW = _gate_width(spec)
+    at_state = ring.shape[2] - D
     Sb = np.empty(ROW_BLOCK * D, P.dtype)
     Xb = np.empty(ROW_BLOCK * I, P.dtype)
     Yb = np.empty(ROW_BLOCK * O, P.dtype)
@@ -127,58 +109,149 @@ def _forward_groups(spec, P, X, Yl, row0, order, starts, lens, slots, S, Ypred, 
             while lens[q0 + active - 1] <= t:
                 active -= 1
             for i in range(active):
-                x = X[row0 + order[starts[q0 + i] + t]]
+                s = slots[q0 + i]
+                e = ring[s, (done[s] + 1 + t) % C]
                 for j in range(I):
-                    Xb[i * I + j] = x[j]
+                    Xb[i * I + j] = e[j]
             advance_block(spec, P, Xb, Sb, active, GI, GH)
             readout_block(spec, P, Sb, active, Yb)
             for i in range(active):
-                r = row0 + order[starts[q0 + i] + t]
+                s = slots[q0 + i]
+                k = (done[s] + 1 + t) % C
+                e = ring[s, k]
+                for j in range(D):
+                    e[at_state + j] = Sb[i * D + j]
+                y = Ypred[ring_row[s, k]]
                 for j in range(O):
-                    Ypred[r, j] = Yb[i * O + j]
-                _record(slots[q0 + i], X[r], Yl[r], Sb[i * D : (i + 1) * D], ring, steps, h, k2,
-                        win_at[r], WS, WX, WY, Wlen)  # fmt: skip
+                    y[j] = Yb[i * O + j]
         for i in range(m):
-            s = S[slots[q0 + i]]
+            s = slots[q0 + i]
             for j in range(D):
-                s[j] = Sb[i * D + j]
+                S[s, j] = Sb[i * D + j]
+            if vsince[s] != version:
+                vsince[s] = version
+                ssince[s] = done[s] + 1
+            done[s] = done[s] + lens[q0 + i]
 
 
 @njit(parallel=True, **_FLAGS)
-def _forward_parallel(spec, P, X, Yl, row0, order, starts, lens, slots, S, Ypred, ring, steps,
-                      h, k2, win_at, WS, WX, WY, Wlen, workers):  # fmt: skip
+def _run_pending_parallel(spec, P, hist, Ypred, slots, lens, version, workers):
     for w in prange(workers):
-        _forward_groups(spec, P, X, Yl, row0, order, starts, lens, slots, S, Ypred, ring, steps,
-                        h, k2, win_at, WS, WX, WY, Wlen, w, workers)  # fmt: skip
+        _run_pending(spec, P, hist, Ypred, slots, lens, version, w, workers)
 
 
 @njit(**_FLAGS)
-def _lane_windows(net, work, w0, w1, lane, k1, loss, G, scratch, lane_loss, lane_count):
-    """Windows ``w0 .. w1 - 1`` that belong to ``lane``, in order, into its buffer ``G``."""
+def _flush(spec, P, hist, Ypred, seg_slots, version, threads):
+    """Run every pending step of the series in ``seg_slots``."""
+    steps, done = hist[3], hist[4]
+    lens = steps[seg_slots] - done[seg_slots]
+    keep = lens > 0
+    slots = seg_slots[keep]
+    lens = lens[keep]
+    if slots.shape[0] == 0:
+        return
+    longest = np.argsort(-lens, kind="mergesort")
+    slots = slots[longest]
+    lens = lens[longest]
+    workers = min(threads, (slots.shape[0] + ROW_BLOCK - 1) // ROW_BLOCK)
+    if workers > 1:
+        _run_pending_parallel(spec, P, hist, Ypred, slots, lens, version, workers)
+    else:
+        _run_pending(spec, P, hist, Ypred, slots, lens, version, 0, 1)
+
+
+@njit(**_FLAGS)
+def _lane_pass(net, loss, data, hist, r0, end, is_win, lane, cfg, version, buf, lanes_):
+    """Store the rows ``r0 .. end`` of the series of ``lane`` in their rings and
+    run the windows they close, in arrival order, into the lane's buffer."""
     spec, P, bspec, PT = net
-    WS, WX, WY, Wlen, wlane = work
-    lkind, lpar, Oy = loss
+    lkind, lpar, _ = loss
+    X, Yl, slot_rows, Ypred = data[0], data[1], data[2], data[3]
+    S, ring, ring_row, steps, done, vsince, ssince = hist
+    LG, lane_loss, lane_count, lane_used, scratch = lanes_
+    h, k1, k2 = cfg[0], cfg[1], cfg[2]
+    I = X.shape[1]
+    Oy = Yl.shape[1]
+    O = Ypred.shape[1]
+    D = S.shape[1]
+    C = ring.shape[1]
+    at_state = I + Oy
+    WS = buf[0, :D]
+    WX = buf[1, : k2 * I]
+    WY = buf[2, : k2 * Oy]
+    SO = buf[3, : k2 * D]
+    YO = buf[4, : k2 * O]
     empty = np.zeros(0, P.dtype)
-    for w in range(w0, w1):
-        if wlane[w] != lane:
+    one = np.zeros(1, np.int64)
+    for r in range(r0, end + 1):
+        s = slot_rows[r]
+        if s % LANES != lane:
             continue
-        T = Wlen[w]
-        s, c = window(spec, P, bspec, PT, WS[w], WX[w], T, WY[w, : T * Oy], T - k1, lkind, lpar,
-                      G, scratch, empty, empty, empty)  # fmt: skip
-        lane_loss[lane] += s
-        lane_count[lane] += c
+        steps[s] += 1
+        c = steps[s]
+        e = ring[s, c % C]
+        for j in range(I):
+            e[j] = X[r, j]
+        for j in range(Oy):
+            e[I + j] = Yl[r, j]
+        ring_row[s, c % C] = r
+        if not is_win[r]:
+            continue
+        m = c - h
+        a = max(0, m - k2)
+        T = m - a
+        # the window's results are the online ones when its steps are pending, or
+        # were run with these weights from the same state
+        same = done[s] <= a or (vsince[s] == version and ssince[s] <= a + 1)
+        if not same and done[s] < c:
+            one[0] = s
+            _run_pending(spec, P, hist, Ypred, one, steps[one] - done[one], version, 0, 1)
+        start = ring[s, a % C]
+        for j in range(D):
+            WS[j] = start[at_state + j]
+        for t in range(T):
+            src = ring[s, (a + 1 + t) % C]
+            for j in range(I):
+                WX[t * I + j] = src[j]
+            lab = ring[s, (a + 1 + t + h) % C]
+            for j in range(Oy):
+                WY[t * Oy + j] = lab[I + j]
+        so = SO[: T * D] if same else empty
+        yo = YO[: T * O] if same else empty
+        total, count = window(spec, P, bspec, PT, WS, WX[: T * I], T, WY[: T * Oy], T - k1,
+                              lkind, lpar, LG[lane], scratch[lane], empty, empty, empty, so,
+                              yo)  # fmt: skip
+        lane_loss[lane] += total
+        lane_count[lane] += count
+        lane_used[lane] = 1
+        if same and done[s] < m:
+            for j in range(done[s] + 1, m + 1):
+                t = j - a - 1
+                k = j % C
+                e = ring[s, k]
+                for u in range(D):
+                    e[at_state + u] = SO[t * D + u]
+                y = Ypred[ring_row[s, k]]
+                for u in range(O):
+                    y[u] = YO[t * O + u]
+            for u in range(D):
+                S[s, u] = SO[(T - 1) * D + u]
+            if vsince[s] != version:
+                vsince[s] = version
+                ssince[s] = done[s] + 1
+            done[s] = m
 
 
 @njit(parallel=True, **_FLAGS)
-def _windows_parallel(net, work, w0, w1, lanes, k1, loss, LG, scratch, lane_loss, lane_count):
-    for lane in prange(lanes):
-        _lane_windows(net, work, w0, w1, lane, k1, loss, LG[lane], scratch[lane], lane_loss,
-                      lane_count)  # fmt: skip
+def _lanes_parallel(net, loss, data, hist, r0, end, is_win, cfg, version, bufs, lanes_):
+    for lane in prange(LANES):
+        _lane_pass(net, loss, data, hist, r0, end, is_win, lane, cfg, version, bufs[lane], lanes_)
 
 
 @njit(**_FLAGS)
-def _update(net, opt, LG, lanes, lane_loss, lane_count, counts):
-    """Sum the lanes in order, average, check, clip and step; empty the lanes.
+def _update(net, opt, lanes_, counts):
+    """Sum the buffers that received windows, in buffer order; average, check,
+    clip and step; empty the buffers.
 
     ``counts``: ``[updates, skipped, labels, windows]``; ``opt`` is
     ``(kind, hyper, lrs, M1, M2, segs, t)`` with ``t[0]`` the updates so far;
@@ -186,17 +259,26 @@ def _update(net, opt, LG, lanes, lane_loss, lane_count, counts):
     """
     spec, P, bspec, PT = net
     okind, hyper, lrs, M1, M2, segs, t = opt
+    LG, lane_loss, lane_count, lane_used, _ = lanes_
     G = LG[0]
-    total = lane_loss[0]
-    count = lane_count[0]
-    for lane in range(1, lanes):
-        Gl = LG[lane]
-        for j in range(G.shape[0]):
-            G[j] += Gl[j]
+    total = 0.0
+    count = 0
+    first = True
+    for lane in range(LANES):
+        if not lane_used[lane]:
+            continue
+        if first:
+            if lane:
+                G[:] = LG[lane]
+            first = False
+        else:
+            Gl = LG[lane]
+            for j in range(G.shape[0]):
+                G[j] += Gl[j]
         total += lane_loss[lane]
         count += lane_count[lane]
     if count > 0:
-        inv = 1.0 / count
+        inv = P.dtype.type(1.0 / count)
         for j in range(G.shape[0]):
             G[j] *= inv
         norm = grad_norm(G, segs)
@@ -209,90 +291,69 @@ def _update(net, opt, LG, lanes, lane_loss, lane_count, counts):
             counts[2] += count
         else:
             counts[1] += 1
-    for lane in range(lanes):
-        LG[lane][:] = 0.0
+    G[:] = 0.0
+    for lane in range(LANES):
+        if lane_used[lane]:
+            LG[lane][:] = 0.0
         lane_loss[lane] = 0.0
         lane_count[lane] = 0
+        lane_used[lane] = 0
 
 
 @njit(**_FLAGS)
 def learn_chunk(net, opt, loss, data, hist, plan_, lanes_, cfg, counts):
-    """Predict every row of a chunk, learning as windows close (see the module doc).
+    """Predict every row of a chunk and learn as windows close (see the module doc).
 
-    ``data = (X, Yl, slot_rows, Ypred, seg_of)``; ``hist = (S, ring, steps)``;
-    ``plan_`` is :func:`plan`'s result; ``lanes_ = (LG, lane_loss, lane_count,
-    scratch)``; ``cfg = [h, k1, k2, batch, threads]``.
+    ``data = (X, Yl, slot_rows, Ypred, seg_of)``; ``hist = (S, ring, ring_row,
+    steps, done, vsince, ssince)``; ``plan_`` is :func:`plan`'s result;
+    ``lanes_ = (LG, lane_loss, lane_count, lane_used, scratch)``;
+    ``cfg = [h, k1, k2, batch, threads]``.
     """
-    spec, P, bspec, PT = net
+    spec, P = net[0], net[1]
     X, Yl, slot_rows, Ypred, seg_of = data
-    S, ring, steps = hist
-    win_rows, win_index, upd_rows = plan_
-    LG, lane_loss, lane_count, scratch = lanes_
-    h, k1, k2, batch, threads = cfg[0], cfg[1], cfg[2], cfg[3], cfg[4]
+    win_rows, upd_rows = plan_
+    k2, threads = cfg[2], cfg[4]
     N = X.shape[0]
-    D = S.shape[1]
-    I = X.shape[1]
-    Oy = Yl.shape[1]
-    lanes = min(LG.shape[0], batch)
-    nw = win_rows.shape[0]
-    win_at = np.full(N, -1, np.int64)
-    # windows of one segment share the work buffers: size them for the largest
-    most = 0
-    w0 = 0
+    D = hist[0].shape[1]
+    t = opt[6]
+    is_win = np.zeros(N, np.bool_)
+    for w in range(win_rows.shape[0]):
+        is_win[win_rows[w]] = True
+    width = max(D, k2 * max(X.shape[1], Yl.shape[1], D, Ypred.shape[1]))
+    bufs = np.empty((LANES, 5, width), P.dtype)
     r0 = 0
-    for k in range(upd_rows.shape[0] + 1):
-        end = upd_rows[k] if k < upd_rows.shape[0] else N - 1
-        w1 = w0
-        while w1 < nw and win_rows[w1] <= end:
-            w1 += 1
-        most = max(most, w1 - w0)
-        w0 = w1
-    WS = np.empty((most, D), P.dtype)
-    WX = np.empty((most, k2 * I), P.dtype)
-    WY = np.empty((most, k2 * Oy), P.dtype)
-    Wlen = np.empty(most, np.int64)
-    wlane = np.empty(most, np.int64)
-    work = (WS, WX, WY, Wlen, wlane)
-    w0 = 0
     for k in range(upd_rows.shape[0] + 1):
         end = upd_rows[k] if k < upd_rows.shape[0] else N - 1
         if end < r0:
             break
-        w1 = w0
-        while w1 < nw and win_rows[w1] <= end:
-            win_at[win_rows[w1]] = w1 - w0
-            wlane[w1 - w0] = win_index[w1] % LANES
-            w1 += 1
-        order, seg, slots = group_rows(slot_rows[r0 : end + 1], seg_of)
-        lens = seg[1:] - seg[:-1]
-        longest = np.argsort(-lens, kind="mergesort")
-        starts = seg[:-1][longest]
-        lens = lens[longest]
-        slots = slots[longest]
-        n_groups = (slots.shape[0] + ROW_BLOCK - 1) // ROW_BLOCK
-        workers = min(threads, n_groups)
-        if workers > 1:
-            _forward_parallel(spec, P, X, Yl, r0, order, starts, lens, slots, S, Ypred, ring,
-                              steps, h, k2, win_at, WS, WX, WY, Wlen, workers)  # fmt: skip
+        # the segment's series, for the flush at its end
+        n_seg = 0
+        seg_slots = np.empty(end + 1 - r0, np.int64)
+        for r in range(r0, end + 1):
+            s = slot_rows[r]
+            if seg_of[s] < 0:
+                seg_of[s] = n_seg
+                seg_slots[n_seg] = s
+                n_seg += 1
+        seg_slots = seg_slots[:n_seg]
+        for q in range(n_seg):
+            seg_of[seg_slots[q]] = -1
+        version = t[0]
+        if threads > 1 and n_seg > 1:
+            _lanes_parallel(net, loss, (X, Yl, slot_rows, Ypred), hist, r0, end, is_win, cfg,
+                            version, bufs, lanes_)  # fmt: skip
         else:
-            _forward_groups(spec, P, X, Yl, r0, order, starts, lens, slots, S, Ypred, ring,
-                            steps, h, k2, win_at, WS, WX, WY, Wlen, 0, 1)  # fmt: skip
-        n = w1 - w0
-        if n > 1 and threads > 1:
-            _windows_parallel(net, work, 0, n, lanes, k1, loss, LG, scratch, lane_loss,
-                              lane_count)  # fmt: skip
-        elif n > 0:
-            for lane in range(lanes):
-                _lane_windows(net, work, 0, n, lane, k1, loss, LG[lane], scratch[lane],
-                              lane_loss, lane_count)  # fmt: skip
-        w0 = w1
+            for lane in range(LANES):
+                _lane_pass(net, loss, (X, Yl, slot_rows, Ypred), hist, r0, end, is_win, lane,
+                           cfg, version, bufs[lane], lanes_)  # fmt: skip
+        _flush(spec, P, hist, Ypred, seg_slots, version, threads)
         if k < upd_rows.shape[0]:
-            _update(net, opt, LG, lanes, lane_loss, lane_count, counts)
+            _update(net, opt, lanes_, counts)
         r0 = end + 1
-    counts[3] += nw
+    counts[3] += win_rows.shape[0]
 
 
 @njit(**_FLAGS)
-def lane_scratch(spec, k2, lanes, dtype_like):
-    """Scratch of :func:`streamrnn.bptt.window` for ``lanes`` windows of ``k2`` steps."""
-    return np.empty((lanes, scratch_size(spec, k2)), dtype_like.dtype)
+def lane_scratch(spec, k2, like):
+    """Scratch of :func:`streamrnn.bptt.window` for each lane, windows of ``k2`` steps."""
+    return np.empty((LANES, scratch_size(spec, k2)), like.dtype)
