@@ -17,7 +17,7 @@ from . import tbptt as kernels_tbptt
 from ._validate import as_float_array, positive_int
 from .bptt import refresh, window_args
 from .errors import ConfigError, InputError, StateError
-from .layout import trainable_ranges, unpack
+from .layout import trainable_ranges
 from .losses import Pinball, as_loss
 from .optim import Adam, Optimizer
 from .stream import Stream, _through
@@ -152,6 +152,7 @@ class OnlineLearner(Stream):
     def _bind(self):
         """Buffers rebuilt from the weights: never saved."""
         self._bspec, self._PT = window_args(self.model)
+        self._P_seen = self.model._P
         self._scratch = kernels_tbptt.lane_scratch(self.model._spec, self.tbptt[1], self.model._P)
 
     # -- storage -------------------------------------------------------------
@@ -193,7 +194,7 @@ class OnlineLearner(Stream):
     def __getstate__(self):
         self._sync_model()
         state = self.__dict__.copy()
-        for name in ("_bspec", "_PT", "_scratch"):
+        for name in ("_bspec", "_PT", "_scratch", "_P_seen"):
             del state[name]
         return state
 
@@ -203,8 +204,7 @@ class OnlineLearner(Stream):
 
     def _sync_model(self):
         """The model's PyTorch-named parameters from the weights being learned."""
-        m = self.model
-        m._params.update(unpack(m._P, m._spec, m._shapes()))
+        self.model._sync()
 
     # -- public ----------------------------------------------------------------
     @property
@@ -327,6 +327,9 @@ class OnlineLearner(Stream):
 
     def _learn_rows(self, rows, y, Y):
         m = self.model
+        if m._P is not self._P_seen:  # new weights were loaded into the model
+            refresh(m._spec, m._P, self._bspec, self._PT)
+            self._P_seen = m._P
         k1, k2 = self.tbptt
         h = self.horizon
         win_rows, upd_rows = kernels_tbptt.plan(
@@ -359,7 +362,7 @@ class OnlineLearner(Stream):
         )
         self._pending = (self._pending + len(win_rows)) % self.batch
         if len(upd_rows):
-            self._sync_model()
+            m._trained()
         if self._counts[1] > skipped:
             warnings.warn(
                 f"{int(self._counts[1] - skipped)} update(s) skipped: non-finite loss or "
@@ -419,6 +422,7 @@ class OnlineLearner(Stream):
         self._key_kind = None
         self._time_kind = None
         self._index = pd.Index([])
+        self._lookup = None  # key -> slot, built when needed
         self._allocate(0)
 
     # -- saving --------------------------------------------------------------------
@@ -456,9 +460,3 @@ class OnlineLearner(Stream):
         if not isinstance(learner, cls):
             raise StateError(f"{path} holds a {type(learner).__name__}, not a {cls.__name__}")
         return learner
-
-
-def _check_refresh(learner):
-    """Rebuild derived buffers (tests use it after editing weights by hand)."""
-    m = learner.model
-    refresh(m._spec, m._P, learner._bspec, learner._PT)

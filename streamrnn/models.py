@@ -145,7 +145,20 @@ class RecurrentModel:
     def _repack(self):
         self._P = pack(self._params, self._spec, self._size, self.dtype)
 
+    def _trained(self):
+        """Called after the kernels change ``_P`` in place (online learning): the
+        PyTorch-named copies are rebuilt when next read."""
+        self._stale = True
+
+    def _sync(self):
+        if self.__dict__.get("_stale"):
+            from .layout import unpack
+
+            self._params = unpack(self._P, self._spec, self._shapes())
+            self._stale = False
+
     def __getstate__(self):
+        self._sync()
         state = self.__dict__.copy()
         del state["_P"]  # rebuilt, aligned, on load
         return state
@@ -156,6 +169,7 @@ class RecurrentModel:
 
     def state_dict(self):
         """Copies of the parameters, keyed by PyTorch's names."""
+        self._sync()
         return {name: value.copy() for name, value in self._params.items()}
 
     def load_state_dict(self, state_dict):
@@ -206,6 +220,7 @@ class RecurrentModel:
                 )
             new[name] = arr
         self._params = new
+        self._stale = False
         self._repack()
 
     def to_torch(self):

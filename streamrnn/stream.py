@@ -342,6 +342,7 @@ class Stream:
         self._key_kind = None
         self._time_kind = None
         self._index = pd.Index([])
+        self._lookup = None  # key -> slot, built when needed
         self._seg_of = np.full(0, -1, np.int64)  # scratch for kernels.group_rows
         self._allocate(0)
 
@@ -375,6 +376,7 @@ class Stream:
         self._has_time[n : n + k] = False
         self._n = n + k
         self._index = pd.Index(self._keys[: self._n])
+        self._lookup = None  # key -> slot, built when needed
         return np.arange(n, n + k)
 
     def _check_key_kind(self, kind):
@@ -459,6 +461,7 @@ class Stream:
             arr[:n] = arr[: self._n][keep]
         self._n = n
         self._index = pd.Index(self._keys[:n])
+        self._lookup = None  # key -> slot, built when needed
 
     # -- streaming ---------------------------------------------------------------
     def update(self, keys, times=None, x=None, outputs="all"):
@@ -633,7 +636,13 @@ class Stream:
             uniq = keys.categories.to_numpy(dtype=np.int64 if kind == "int" else object)
         else:
             codes, uniq = None, keys
-        slots = self._index.get_indexer(uniq) if self._n else np.full(len(uniq), -1)
+        if codes is None and len(uniq) <= 64 and self._n:  # small chunks: skip pandas
+            if getattr(self, "_lookup", None) is None:
+                self._lookup = {k: i for i, k in enumerate(self._keys[: self._n].tolist())}
+            get = self._lookup.get
+            slots = np.array([get(k, -1) for k in uniq.tolist()], np.int64)
+        else:
+            slots = self._index.get_indexer(uniq) if self._n else np.full(len(uniq), -1)
         slots = slots.astype(np.int64)
         if codes is not None:
             slots = slots[codes]

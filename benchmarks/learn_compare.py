@@ -1,0 +1,188 @@
+"""Online learning, streamrnn against PyTorch's recipe on the CPU, same process.
+
+PyTorch's recipe for truncated backpropagation through time: run ``k`` steps,
+take the mean squared error, ``backward()``, one Adam step, detach the state.
+streamrnn runs the same schedule with ``OnlineLearner(tbptt=(k, k), batch=n)``
+(one update from the windows of the ``n`` series), float32, Adam, MSE.
+
+Prints a table and, last, one JSON document. Ratios are ``streamrnn steps/s /
+PyTorch steps/s`` from medians of interleaved repeats.
+
+    python benchmarks/learn_compare.py            # GRU and LSTM, H=64, k=32
+    python benchmarks/learn_compare.py --quick
+"""
+
+import argparse
+import json
+import os
+import platform
+
+import numba
+import numpy as np
+import torch
+from suite.common import median_times
+
+import streamrnn
+
+I = 8
+K = 32
+TARGETS = {  # minimum speed-up at H=64, k1 = k2 = 32
+    ("one series", "gru"): 40,
+    ("one series", "lstm"): 10,
+    ("64 series", "gru"): 2,
+    ("64 series", "lstm"): 2,
+    ("10,000 keyed", "gru"): 10,
+    ("10,000 keyed", "lstm"): 10,
+}
+
+
+def threads(n):
+    torch.set_num_threads(n)
+    numba.set_num_threads(n)
+
+
+def pair(cell, H, n_series):
+    """A fresh learner and its PyTorch twin (same initial weights) with Adam."""
+    cls = streamrnn.GRU if cell == "gru" else streamrnn.LSTM
+    model = cls(I, H, output_size=1, dtype="float32", seed=0)
+    rnn, head = model.to_torch()
+    learner = streamrnn.OnlineLearner(
+        model, tbptt=(K, K), loss="mse", optimizer=streamrnn.optim.Adam(), horizon=0,
+        batch=n_series,
+    )  # fmt: skip
+    opt = torch.optim.Adam(list(rnn.parameters()) + list(head.parameters()), lr=1e-3)
+    return learner, rnn, head, opt
+
+
+def detach(state):
+    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+
+
+def bench_lockstep(cell, H, repeats, n_series, T):
+    """``n_series`` series in step for ``T`` steps. PyTorch takes ``K`` steps at a
+    time (its recipe); streamrnn chunks of at least 1,024 rows (any cut gives the
+    same weights)."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((T, n_series, I)).astype(np.float32)
+    y = rng.standard_normal((T, n_series, 1)).astype(np.float32)
+    span = max(K, 1024 // n_series)
+    keys = np.tile(np.arange(n_series), span)
+    chunks = [
+        (x[t : t + span].reshape(-1, I), y[t : t + span].reshape(-1, 1)) for t in range(0, T, span)
+    ]
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+
+    def run_ours():
+        learner = pair(cell, H, n_series)[0]
+        for xc, yc in chunks:
+            learner.learn(keys, None, xc, yc)
+
+    def run_peer():
+        _, rnn, head, opt = pair(cell, H, n_series)
+        state = None
+        for t in range(0, T, K):
+            out, state = rnn(xt[t : t + K], state)
+            loss = torch.nn.functional.mse_loss(head(out), yt[t : t + K])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            state = detach(state)
+
+    run_ours()
+    t_ours, t_peer = median_times([run_ours, run_peer], repeats)
+    steps = T * n_series
+    return steps / t_ours, steps / t_peer
+
+
+def bench_keyed(cell, H, repeats, n_keys=10_000, n_chunks=2 * K):
+    """Every chunk holds each key once, in a fresh random order (a fleet reporting);
+    one update from all keys every ``K`` chunks."""
+    rng = np.random.default_rng(3)
+    chunks = [
+        (
+            rng.permutation(n_keys),
+            rng.standard_normal((n_keys, I)).astype(np.float32),
+            rng.standard_normal((n_keys, 1)).astype(np.float32),
+        )
+        for _ in range(n_chunks)
+    ]
+
+    def run_ours():
+        learner = pair(cell, H, n_keys)[0]
+        for keys, x, y in chunks:
+            learner.learn(keys, None, x, y)
+
+    def run_peer():
+        _, rnn, head, opt = pair(cell, H, n_keys)
+        zero = torch.zeros(rnn.num_layers, n_keys, H)
+        hs = zero.clone()
+        cs = zero.clone()
+        losses = []
+        for i, (keys, x, y) in enumerate(chunks):
+            idx = torch.from_numpy(keys)
+            h = hs[:, idx]
+            if cell == "gru":
+                out, hn = rnn(torch.from_numpy(x)[None], h)
+            else:
+                out, (hn, cn) = rnn(torch.from_numpy(x)[None], (h, cs[:, idx]))
+                cs = cs.index_copy(1, idx, cn)
+            hs = hs.index_copy(1, idx, hn)
+            losses.append(torch.nn.functional.mse_loss(head(out[0]), torch.from_numpy(y)))
+            if (i + 1) % K == 0:
+                opt.zero_grad()
+                torch.stack(losses).mean().backward()
+                opt.step()
+                losses = []
+                hs, cs = hs.detach(), cs.detach()
+
+    run_ours()
+    t_ours, t_peer = median_times([run_ours, run_peer], repeats)
+    rows = n_keys * n_chunks
+    return rows / t_ours, rows / t_peer
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--cells", nargs="+", default=["gru", "lstm"])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    args = parser.parse_args()
+    rep = 3 if args.quick else 5
+    H = args.hidden
+    cores = os.cpu_count()
+    rows = []
+    for cell in args.cells:
+        work = [
+            ("one series", 1, bench_lockstep, (cell, H, rep, 1, 4096)),
+            ("64 series", cores, bench_lockstep, (cell, H, rep, 64, 1024)),
+            ("10,000 keyed", cores, bench_keyed, (cell, H, max(2, rep - 2))),
+        ]
+        for name, n_threads, fn, fn_args in work:
+            threads(n_threads)
+            ours, peer = fn(*fn_args)
+            ratio = ours / peer
+            target = TARGETS.get((name, cell)) if H == 64 else None
+            rows.append(
+                dict(workload=name, cell=cell, hidden=H, threads=n_threads,
+                     unit="series-steps/s", streamrnn=ours, pytorch=peer,
+                     speedup=round(ratio, 2), target=target,
+                     met=None if target is None else bool(ratio >= target))
+            )  # fmt: skip
+            mark = "" if target is None else (" ok" if ratio >= target else " MISSED")
+            print(
+                f"{name:13s} {cell:4s} H={H:<3d} threads={n_threads}  streamrnn {ours:11,.0f}  "
+                f"pytorch {peer:11,.0f} series-steps/s  x{ratio:6.2f}"
+                + ("" if target is None else f"  (target x{target}{mark})"),
+                flush=True,
+            )
+    meta = dict(
+        machine=platform.machine(), processor=platform.processor(), cpus=cores,
+        torch=torch.__version__, numba=numba.__version__, numpy=np.__version__,
+        streamrnn=streamrnn.__version__, input_size=I, k1=K, k2=K, dtype="float32",
+        optimizer="Adam(lr=1e-3)", loss="mse",
+    )  # fmt: skip
+    print(json.dumps(dict(meta=meta, results=rows), indent=1))
+
+
+if __name__ == "__main__":
+    main()
