@@ -75,32 +75,37 @@ def refresh(spec, P, bspec, PT):
 
 
 @njit(**_FLAGS)
-def scratch_size(spec, T):
-    """Length of the scratch :func:`window` needs for ``T`` steps."""
+def scratch_size(spec, n, T):
+    """Length of the scratch :func:`window` needs for ``n`` windows of ``T`` steps."""
     I = spec[1]
     H = spec[2]
     L = spec[3]
     O = spec[4]
     GW = _gate_width(spec)
-    per_layer = 2 * (T + 1) * H + T * SAVED_PER_UNIT * H + 2 * T * GW
+    per_layer = n * (2 * (T + 1) * H + T * SAVED_PER_UNIT * H + 2 * T * GW)
     wide = max(GW, H, O, I)
-    return L * per_layer + T * O + O + 2 * GW + 2 * L * H + 4 * H + wide + max(I, H) * T + T
+    return (
+        L * per_layer + n * (T * O + O + 2 * GW + 2 * L * H + 3 * H + T) + wide + max(I, H) * n * T
+    )
 
 
 @njit(**_FLAGS)
-def window(spec, P, bspec, PT, s0, X, T, Y, loss0, lkind, lpar, G, W, s_end, dS_end, dS0, S_out,
-           Y_out):  # fmt: skip
-    """Forward and backward over ``T`` steps of one series; returns ``(loss, labels)``.
+def window(spec, P, bspec, PT, n, S0, X, T, Y, loss0, lkind, lpar, G, W, lossc, s_end, dS_end,
+           dS0, S_out, Y_out):  # fmt: skip
+    """Forward and backward over ``T`` steps of ``n`` series at once.
 
-    ``s0`` is the state before the first step (``D`` numbers); ``X`` holds ``T``
-    input rows and ``Y`` ``T`` label rows back to back (``Y.shape[0] // T`` per
-    step, NaN for no label). Steps ``t >= loss0`` are scored with loss
-    ``lkind`` (parameters ``lpar``); the gradient of their summed loss is
-    added to ``G``. ``W`` is scratch of :func:`scratch_size`. When not empty,
-    ``s_end`` receives the state after the last step, ``dS_end`` is a gradient
-    reaching that state from outside the window, ``dS0`` receives the
-    gradient reaching ``s0``, and ``S_out`` and ``Y_out`` receive the state
-    (``D`` numbers) and the output (``O``) after every step.
+    ``S0`` holds the states before the first step (``n`` rows of ``D``); ``X``
+    the inputs (``n`` blocks of ``T`` rows of ``I``), ``Y`` the labels (``n``
+    blocks of ``T`` rows, NaN for no label). Steps ``t >= loss0`` are scored
+    with loss ``lkind`` (parameters ``lpar``): ``lossc[w]`` gets window ``w``'s
+    summed loss and label count, and the gradient of the summed loss is added
+    to ``G``, window after window: each weight's sum runs over window 0's steps
+    in order, then window 1's, ..., exactly as if the windows were run one at a
+    time. ``W`` is scratch of :func:`scratch_size`. When not empty, ``s_end``
+    receives the states after the last step, ``dS_end`` holds gradients reaching
+    them from outside, ``dS0`` receives the gradients reaching ``S0``, and
+    ``S_out`` and ``Y_out`` receive each window's state (``D`` numbers) and
+    output (``O``) after every step. Every row is computed as it would be alone.
     """
     kind = spec[0]
     I = spec[1]
@@ -114,190 +119,227 @@ def window(spec, P, bspec, PT, s0, X, T, Y, loss0, lkind, lpar, G, W, s_end, dS_
     KH = _state_width(spec)
     D = L * KH
     GW = _gate_width(spec)
-    Oy = Y.shape[0] // T if T > 0 else 0
+    Oy = Y.shape[0] // (n * T) if T > 0 else 0
     A = SAVED_PER_UNIT * H
+    nH = n * H
+    nT = n * T
 
-    # scratch layout: per layer h (T+1 rows), c (T+1 rows), activations, dA_i, dA_h
-    per_layer = 2 * (T + 1) * H + T * A + 2 * T * GW
-    hs0 = 0
-    DY = L * per_layer
-    YH = DY + T * O
-    GI = YH + O
-    GH = GI + GW
-    DHR = GH + GW  # gradient reaching each layer's h from the next step
-    DCR = DHR + L * H  # ... and its c (LSTM)
-    DHI = DCR + L * H  # gradient reaching the current layer's new h
-    DHD = DHI + H  # the part of dh_prev that bypasses W_hh (GRU)
-    DX = DHD + H  # gradient reaching the layer below
-    ZERO = DX + H
+    # scratch, per layer: h and c ([t][w], T + 1 steps), activations ([t][w]),
+    # dA_i and dA_h ([w][t]: the order in which weight gradients are summed)
+    HC = (T + 1) * nH
+    per_layer = 2 * HC + T * n * A + 2 * nT * GW
+    DY = L * per_layer  # [w][t]
+    YH = DY + nT * O
+    GI = YH + n * O
+    GH = GI + n * GW
+    DHR = GH + n * GW  # gradient reaching each layer's h from the next step, [layer][w]
+    DCR = DHR + L * nH  # ... and its c (LSTM)
+    DHI = DCR + L * nH  # gradient reaching the current layer's new h
+    DHD = DHI + nH  # the part of dh_prev that bypasses W_hh (GRU)
+    DX = DHD + nH  # gradient reaching the layer below
+    ONES = DX + nH
+    ZERO = ONES + nT
     UT = ZERO + max(GW, H, O, I)
-    ONES = UT + max(I, H) * T
     for j in range(max(GW, H, O, I)):
         W[ZERO + j] = 0.0
-    for t in range(T):
-        W[ONES + t] = 1.0
+    for k in range(nT):
+        W[ONES + k] = 1.0
+    for w in range(n):
+        lossc[w, 0] = 0.0
+        lossc[w, 1] = 0.0
 
     # forward, keeping activations
     for layer in range(L):
-        hs = hs0 + layer * per_layer
-        for j in range(H):
-            W[hs + j] = s0[layer * KH + j]
-            W[hs + (T + 1) * H + j] = s0[layer * KH + H + j] if kind == LSTM else 0.0
-    loss = 0.0
-    count = 0
+        hs = layer * per_layer
+        for w in range(n):
+            for j in range(H):
+                W[hs + w * H + j] = S0[w * D + layer * KH + j]
+                W[hs + HC + w * H + j] = S0[w * D + layer * KH + H + j] if kind == LSTM else 0.0
     for t in range(T):
         for layer in range(L):
             at = _HEAD + _PER_LAYER * layer
-            hs = hs0 + layer * per_layer
-            cs = hs + (T + 1) * H
-            ac = cs + (T + 1) * H + t * A
-            hp = hs + t * H
-            hn = hp + H
-            for j in range(H):
+            hs = layer * per_layer
+            cs = hs + HC
+            ac = cs + HC + t * n * A
+            hp = hs + t * nH
+            hn = hp + nH
+            for j in range(nH):
                 W[hn + j] = W[hp + j]
             if layer == 0:
                 src = X
                 src_at = t * I
+                stride = T * I
                 n_in = I
             else:
                 src = W
-                src_at = hs - per_layer + (t + 1) * H
+                src_at = hs - per_layer + (t + 1) * nH
+                stride = H
                 n_in = H
             if kind == GRU:
-                gemm(P, spec[at], ld, src, src_at, n_in, 1, n_in, GW, P, spec[at + 2], 0, W, GI, GW)
-                gemm(P, spec[at + 1], ld, W, hp, H, 1, H, GW, P, spec[at + 3], 0, W, GH, GW)
-                gru_update_save(W[GI : GI + GW], W[GH : GH + GW], W[hn : hn + H], H, W[ac : ac + A])
+                gemm(P, spec[at], ld, src, src_at, stride, n, n_in, GW, P, spec[at + 2], 0, W, GI,
+                     GW)  # fmt: skip
+                gemm(P, spec[at + 1], ld, W, hp, H, n, H, GW, P, spec[at + 3], 0, W, GH, GW)
+                for w in range(n):
+                    gru_update_save(W[GI + w * GW : GI + (w + 1) * GW],
+                                    W[GH + w * GW : GH + (w + 1) * GW],
+                                    W[hn + w * H : hn + (w + 1) * H], H,
+                                    W[ac + w * A : ac + (w + 1) * A])  # fmt: skip
             else:
-                gemm(P, spec[at], ld, src, src_at, n_in, 1, n_in, GW, P, spec[at + 4], 0, W, GI, GW)
-                gemm(P, spec[at + 1], ld, W, hp, H, 1, H, GW, W, GI, GW, W, GI, GW)
+                gemm(P, spec[at], ld, src, src_at, stride, n, n_in, GW, P, spec[at + 4], 0, W, GI,
+                     GW)  # fmt: skip
+                gemm(P, spec[at + 1], ld, W, hp, H, n, H, GW, W, GI, GW, W, GI, GW)
                 if kind == LSTM:
-                    cp = cs + t * H
-                    for j in range(H):
-                        W[cp + H + j] = W[cp + j]
-                    lstm_update_save(W[GI : GI + GW], W[hn : hn + H], W[cp + H : cp + 2 * H], H,
-                                     W[ac : ac + A])  # fmt: skip
+                    cp = cs + t * nH
+                    for j in range(nH):
+                        W[cp + nH + j] = W[cp + j]
+                    for w in range(n):
+                        lstm_update_save(W[GI + w * GW : GI + (w + 1) * GW],
+                                         W[hn + w * H : hn + (w + 1) * H],
+                                         W[cp + nH + w * H : cp + nH + (w + 1) * H], H,
+                                         W[ac + w * A : ac + (w + 1) * A])  # fmt: skip
                 else:
-                    rnn_update(kind, W[GI : GI + GW], W[hn : hn + H], H)
-        top = hs0 + (L - 1) * per_layer + (t + 1) * H
+                    for w in range(n):
+                        rnn_update(kind, W[GI + w * GW : GI + (w + 1) * GW],
+                                   W[hn + w * H : hn + (w + 1) * H], H)  # fmt: skip
+        top = (L - 1) * per_layer + (t + 1) * nH
         if has_head:
-            gemm(P, spec[6], ld_o, W, top, H, 1, H, O, P, spec[7], 0, W, YH, O)
-            yhat = W[YH : YH + O]
+            gemm(P, spec[6], ld_o, W, top, H, n, H, O, P, spec[7], 0, W, YH, O)
+            out = YH
+            ostride = O
         else:
-            yhat = W[top : top + O]
-        if S_out.shape[0]:
-            for layer in range(L):
-                hs = hs0 + layer * per_layer + (t + 1) * H
-                for j in range(H):
-                    S_out[t * D + layer * KH + j] = W[hs + j]
-                    if kind == LSTM:
-                        S_out[t * D + layer * KH + H + j] = W[hs + (T + 1) * H + j]
-            for j in range(O):
-                Y_out[t * O + j] = yhat[j]
-        dy = W[DY + t * O : DY + (t + 1) * O]
-        if t >= loss0:
-            s, c = loss_grad(lkind, lpar, yhat, Y[t * Oy : (t + 1) * Oy], dy)
-            loss += s
-            count += c
-        else:
-            for j in range(O):
-                dy[j] = 0.0
+            out = top
+            ostride = H
+        for w in range(n):
+            yhat = W[out + w * ostride : out + w * ostride + O]
+            if S_out.shape[0]:
+                base = (w * T + t) * D
+                for layer in range(L):
+                    hs = layer * per_layer + (t + 1) * nH + w * H
+                    for j in range(H):
+                        S_out[base + layer * KH + j] = W[hs + j]
+                        if kind == LSTM:
+                            S_out[base + layer * KH + H + j] = W[hs + HC + j]
+                for j in range(O):
+                    Y_out[(w * T + t) * O + j] = yhat[j]
+            dy = W[DY + (w * T + t) * O : DY + (w * T + t + 1) * O]
+            if t >= loss0:
+                lab = Y[(w * T + t) * Oy : (w * T + t + 1) * Oy]
+                v, c = loss_grad(lkind, lpar, yhat, lab, dy)
+                lossc[w, 0] += v
+                lossc[w, 1] += c
+            else:
+                for j in range(O):
+                    dy[j] = 0.0
 
     if s_end.shape[0]:
         for layer in range(L):
-            hs = hs0 + layer * per_layer
-            for j in range(H):
-                s_end[layer * KH + j] = W[hs + T * H + j]
-                if kind == LSTM:
-                    s_end[layer * KH + H + j] = W[hs + (T + 1) * H + T * H + j]
+            hs = layer * per_layer + T * nH
+            for w in range(n):
+                for j in range(H):
+                    s_end[w * D + layer * KH + j] = W[hs + w * H + j]
+                    if kind == LSTM:
+                        s_end[w * D + layer * KH + H + j] = W[hs + HC + w * H + j]
 
     # backward through the steps
     for layer in range(L):
-        for j in range(H):
-            W[DHR + layer * H + j] = dS_end[layer * KH + j] if dS_end.shape[0] else 0.0
-            W[DCR + layer * H + j] = (
-                dS_end[layer * KH + H + j] if dS_end.shape[0] and kind == LSTM else 0.0
-            )
+        for w in range(n):
+            for j in range(H):
+                e = w * D + layer * KH + j
+                W[DHR + layer * nH + w * H + j] = dS_end[e] if dS_end.shape[0] else 0.0
+                W[DCR + layer * nH + w * H + j] = (
+                    dS_end[e + H] if dS_end.shape[0] and kind == LSTM else 0.0
+                )
     for t in range(T - 1, -1, -1):
         for layer in range(L - 1, -1, -1):
-            at = _HEAD + _PER_LAYER * layer
-            hs = hs0 + layer * per_layer
-            cs = hs + (T + 1) * H
-            ac = cs + (T + 1) * H + t * A
-            dai = cs + (T + 1) * H + T * A + t * GW
-            dah = dai + T * GW
-            dhr = DHR + layer * H
+            hs = layer * per_layer
+            cs = hs + HC
+            ac = cs + HC + t * n * A
+            dai = cs + HC + T * n * A + t * GW  # row w at + w * T * GW
+            dah = dai + nT * GW
+            dhr = DHR + layer * nH
             if layer == L - 1:
                 if has_head:
-                    gemm(PT, bspec[1], ld_h, W, DY + t * O, O, 1, O, H, W, dhr, 0, W, DHI, H)
+                    gemm(PT, bspec[1], ld_h, W, DY + t * O, T * O, n, O, H, W, dhr, H, W, DHI, H)
                 else:
-                    for j in range(H):
-                        W[DHI + j] = W[dhr + j] + W[DY + t * O + j]
+                    for w in range(n):
+                        for j in range(H):
+                            W[DHI + w * H + j] = W[dhr + w * H + j] + W[DY + (w * T + t) * O + j]
             else:
-                for j in range(H):
+                for j in range(nH):
                     W[DHI + j] = W[dhr + j] + W[DX + j]
-            dh = W[DHI : DHI + H]
             w_hh = bspec[3 + 3 * layer]
-            if kind == GRU:
-                gru_backward(W[ac : ac + A], W[hs + t * H : hs + t * H + H], dh,
-                             W[dai : dai + GW], W[dah : dah + GW], W[DHD : DHD + H], H)  # fmt: skip
-                gemm(PT, w_hh, ld_h, W, dah, GW, 1, GW, H, W, DHD, 0, W, dhr, 0)
-            else:
-                if kind == LSTM:
-                    lstm_backward(W[ac : ac + A], W[cs + t * H : cs + t * H + H], dh,
-                                  W[DCR + layer * H : DCR + layer * H + H], W[dai : dai + GW],
-                                  H)  # fmt: skip
+            for w in range(n):
+                dh = W[DHI + w * H : DHI + (w + 1) * H]
+                a = W[ac + w * A : ac + (w + 1) * A]
+                da = W[dai + w * T * GW : dai + w * T * GW + GW]
+                if kind == GRU:
+                    gru_backward(a, W[hs + t * nH + w * H : hs + t * nH + (w + 1) * H], dh, da,
+                                 W[dah + w * T * GW : dah + w * T * GW + GW],
+                                 W[DHD + w * H : DHD + (w + 1) * H], H)  # fmt: skip
+                elif kind == LSTM:
+                    lstm_backward(a, W[cs + t * nH + w * H : cs + t * nH + (w + 1) * H], dh,
+                                  W[DCR + layer * nH + w * H : DCR + layer * nH + (w + 1) * H],
+                                  da, H)  # fmt: skip
                 else:
-                    rnn_backward(kind, W[hs + (t + 1) * H : hs + (t + 2) * H], dh,
-                                 W[dai : dai + GW], H)  # fmt: skip
-                for g in range(GW):
-                    W[dah + g] = W[dai + g]
-                gemm(PT, w_hh, ld_h, W, dai, GW, 1, GW, H, W, ZERO, 0, W, dhr, 0)
+                    hn = hs + (t + 1) * nH + w * H
+                    rnn_backward(kind, W[hn : hn + H], dh, da, H)
+                if kind != GRU:
+                    for g in range(GW):
+                        W[dah + w * T * GW + g] = da[g]
+            if kind == GRU:
+                gemm(PT, w_hh, ld_h, W, dah, T * GW, n, GW, H, W, DHD, H, W, dhr, H)
+            else:
+                gemm(PT, w_hh, ld_h, W, dai, T * GW, n, GW, H, W, ZERO, 0, W, dhr, H)
             if layer > 0:
                 w_ih, ld_in = bspec[2 + 3 * layer], bspec[4 + 3 * layer]
-                gemm(PT, w_ih, ld_in, W, dai, GW, 1, GW, H, W, ZERO, 0, W, DX, 0)
+                gemm(PT, w_ih, ld_in, W, dai, T * GW, n, GW, H, W, ZERO, 0, W, DX, H)
 
     if dS0.shape[0]:
         for layer in range(L):
-            for j in range(H):
-                dS0[layer * KH + j] = W[DHR + layer * H + j]
-                if kind == LSTM:
-                    dS0[layer * KH + H + j] = W[DCR + layer * H + j]
+            for w in range(n):
+                for j in range(H):
+                    dS0[w * D + layer * KH + j] = W[DHR + layer * nH + w * H + j]
+                    if kind == LSTM:
+                        dS0[w * D + layer * KH + H + j] = W[DCR + layer * nH + w * H + j]
 
-    # weight gradients, summed over the window: dW^T += U^T dA
+    # weight gradients: dW^T += U^T dA, summed over k = w * T + t in order
     for layer in range(L):
         at = _HEAD + _PER_LAYER * layer
-        hs = hs0 + layer * per_layer
-        dai = hs + 2 * (T + 1) * H + T * A
-        dah = dai + T * GW
+        hs = layer * per_layer
+        dai = hs + 2 * HC + T * n * A
+        dah = dai + nT * GW
         if layer == 0:
             n_in = I
-            for t in range(T):
-                for j in range(I):
-                    W[UT + j * T + t] = X[t * I + j]
+            for w in range(n):
+                for t in range(T):
+                    for j in range(I):
+                        W[UT + j * nT + w * T + t] = X[(w * T + t) * I + j]
         else:
             n_in = H
-            below = hs - per_layer + H  # h of the layer below after each step
+            below = hs - per_layer + nH  # h of the layer below after each step
             for t in range(T):
+                for w in range(n):
+                    for j in range(H):
+                        W[UT + j * nT + w * T + t] = W[below + t * nH + w * H + j]
+        w_ih = spec[at]
+        gemm(W, dai, GW, W, UT, nT, n_in, nT, GW, G, w_ih, ld, G, w_ih, ld)
+        for t in range(T):
+            for w in range(n):
                 for j in range(H):
-                    W[UT + j * T + t] = W[below + t * H + j]
-        w = spec[at]
-        gemm(W, dai, GW, W, UT, T, n_in, T, GW, G, w, ld, G, w, ld)
-        for t in range(T):
-            for j in range(H):
-                W[UT + j * T + t] = W[hs + t * H + j]
-        w = spec[at + 1]
-        gemm(W, dah, GW, W, UT, T, H, T, GW, G, w, ld, G, w, ld)
-        # bias gradients: sums over the steps, in step order (a product with ones)
-        gemm(W, dai, GW, W, ONES, 0, 1, T, GW, G, spec[at + 2], 0, G, spec[at + 2], 0)
-        gemm(W, dah, GW, W, ONES, 0, 1, T, GW, G, spec[at + 3], 0, G, spec[at + 3], 0)
+                    W[UT + j * nT + w * T + t] = W[hs + t * nH + w * H + j]
+        w_hh = spec[at + 1]
+        gemm(W, dah, GW, W, UT, nT, H, nT, GW, G, w_hh, ld, G, w_hh, ld)
+        # bias gradients: sums over the steps, in order (a product with ones)
+        gemm(W, dai, GW, W, ONES, 0, 1, nT, GW, G, spec[at + 2], 0, G, spec[at + 2], 0)
+        gemm(W, dah, GW, W, ONES, 0, 1, nT, GW, G, spec[at + 3], 0, G, spec[at + 3], 0)
     if has_head:
-        top = hs0 + (L - 1) * per_layer + H
+        top = (L - 1) * per_layer + nH
         for t in range(T):
-            for j in range(H):
-                W[UT + j * T + t] = W[top + t * H + j]
-        gemm(W, DY, O, W, UT, T, H, T, O, G, spec[6], ld_o, G, spec[6], ld_o)
-        gemm(W, DY, O, W, ONES, 0, 1, T, O, G, spec[7], 0, G, spec[7], 0)
-    return loss, count
+            for w in range(n):
+                for j in range(H):
+                    W[UT + j * nT + w * T + t] = W[top + t * nH + w * H + j]
+        gemm(W, DY, O, W, UT, nT, H, nT, O, G, spec[6], ld_o, G, spec[6], ld_o)
+        gemm(W, DY, O, W, ONES, 0, 1, nT, O, G, spec[7], 0, G, spec[7], 0)
 
 
 def window_args(model):

@@ -13,16 +13,20 @@ import pyarrow as pa
 
 import feeds
 
+from . import kernels
 from . import tbptt as kernels_tbptt
+from ._keys import as_keys
 from ._validate import as_float_array, positive_int
 from .bptt import refresh, window_args
 from .errors import ConfigError, InputError, StateError
-from .layout import trainable_ranges
+from .layout import make_back_spec, trainable_ranges, unpack
 from .losses import Pinball, as_loss
 from .optim import Adam, Optimizer
-from .stream import Stream, _through
+from .stream import Stream, _forecast, _through
 
 _TABLES = (feeds.Chunk, pd.DataFrame, pa.Table, pa.RecordBatch)
+#: Per-slot arrays of a learner with independent weights per key.
+_PER_KEY_ARRAYS = ("_Pk", "_PTk", "_Gk", "_M1k", "_M2k", "_tk", "_pendk", "_lossk", "_countk")
 
 
 def _tbptt(value):
@@ -69,6 +73,11 @@ class OnlineLearner(Stream):
     batch : int, default 1
         Windows per update. With ``n`` series in step, ``batch=n`` makes one
         update from all of them, as a mini-batch of ``n`` sequences.
+    per_key : bool, default False
+        Give every key its own copy of the weights (starting from the model's)
+        and its own optimizer state: one small model per series, trained in
+        parallel. ``batch`` then counts each key's own windows.
+        :meth:`key_model` returns a key's model.
     feedback, feed :
         As for :class:`~streamrnn.Stream`.
 
@@ -109,6 +118,7 @@ class OnlineLearner(Stream):
         optimizer=None,
         horizon=1,
         batch=1,
+        per_key=False,
         feedback=None,
         feed=None,
     ):
@@ -116,6 +126,11 @@ class OnlineLearner(Stream):
         self.loss = as_loss(loss)
         self.horizon = positive_int(horizon, "horizon", 0)
         self.batch = positive_int(batch, "batch")
+        if not isinstance(per_key, (bool, np.bool_)):
+            raise ConfigError(f"per_key must be True or False, got {per_key!r}")
+        self.per_key = bool(per_key)
+        if self.per_key:
+            self._SLOT_ARRAYS = type(self)._SLOT_ARRAYS + _PER_KEY_ARRAYS
         if optimizer is None:
             optimizer = Adam()
         if not isinstance(optimizer, Optimizer):
@@ -128,6 +143,7 @@ class OnlineLearner(Stream):
         k1, k2 = self.tbptt
         self._C = k2 + self.horizon + 1  # ring length: steps a window may reach back
         self._ring_width = model.input_size + self._n_targets + model.state_size
+        self._PT_size = make_back_spec(model._spec, model.dtype)[1]
         super().__init__(model, feedback=feedback, feed=feed)
         size = model._P.shape[0]
         # With biases, the optimizer can sweep the whole buffer: padding has zero
@@ -158,6 +174,19 @@ class OnlineLearner(Stream):
     # -- storage -------------------------------------------------------------
     def _allocate(self, capacity):
         super()._allocate(capacity)
+        if self.__dict__.get("per_key"):
+            m = self.model
+            size = m._P.shape[0]
+            self._Pk = np.zeros((capacity, size), m.dtype)
+            self._PTk = np.zeros((capacity, self._PT_size), m.dtype)
+            self._Gk = np.zeros((capacity, size), m.dtype)
+            slots = self.optimizer.slots
+            self._M1k = np.zeros((capacity, size if slots >= 1 else 0), m.dtype)
+            self._M2k = np.zeros((capacity, size if slots >= 2 else 0), m.dtype)
+            self._tk = np.zeros((capacity, 1), np.int64)
+            self._pendk = np.zeros(capacity, np.int64)
+            self._lossk = np.zeros((capacity, 2))
+            self._countk = np.zeros((capacity, 4), np.int64)
         self._ring = np.zeros((capacity, self._C, self._ring_width), self.model.dtype)
         self._ring_row = np.zeros((capacity, self._C), np.int64)  # chunk row of a pending step
         self._steps = np.zeros(capacity, np.int64)  # steps stored
@@ -176,6 +205,11 @@ class OnlineLearner(Stream):
     def _add_keys(self, new_keys):
         slots = super()._add_keys(new_keys)
         self._restart(slots)
+        if self.per_key:  # a new key starts from the model's weights, untrained
+            self._Pk[slots] = self.model._P
+            self._PTk[slots] = self._PT
+            for name in _PER_KEY_ARRAYS[2:]:
+                getattr(self, name)[slots] = 0
         return slots
 
     def set_state(self, key, state):
@@ -211,7 +245,10 @@ class OnlineLearner(Stream):
     def counts(self):
         """``updates`` applied, ``skipped`` (non-finite loss or gradient: the weights
         were kept), ``labels`` learned from, ``windows`` closed."""
-        u, s, lab, w = (int(v) for v in self._counts)
+        counts = self._counts
+        if self.per_key:
+            counts = self._countk[: self._n].sum(axis=0)
+        u, s, lab, w = (int(v) for v in counts)
         return {"updates": u, "skipped": s, "labels": lab, "windows": w}
 
     def predict(self, keys, times=None, x=None, outputs="all"):
@@ -326,6 +363,8 @@ class OnlineLearner(Stream):
         return Y
 
     def _learn_rows(self, rows, y, Y):
+        if self.per_key:
+            return self._learn_rows_per_key(rows, y, Y)
         m = self.model
         if m._P is not self._P_seen:  # new weights were loaded into the model
             refresh(m._spec, m._P, self._bspec, self._PT)
@@ -371,9 +410,96 @@ class OnlineLearner(Stream):
                 stacklevel=4,
             )
 
+    def _learn_rows_per_key(self, rows, y, Y):
+        m = self.model
+        k1, k2 = self.tbptt
+        counts = np.diff(rows.seg)
+        t0 = self._tk[rows.slots, 0]
+        most = counts // (k1 * self.batch) + 1  # updates a key can make in this chunk
+        need = np.unique(np.concatenate([np.arange(a + 1, a + u + 1) for a, u in zip(t0, most)]))
+        lrs = np.array([self.optimizer.lr_at(int(t)) for t in need])
+        okind, hyper = self.optimizer.kernel_args()
+        lkind, lpar = self.loss.kernel_args()
+        before = self._countk[rows.slots, 1].sum()
+        kernels_tbptt.learn_per_key(
+            (m._spec, self._Pk, self._bspec, self._PTk),
+            (okind, hyper, need.astype(np.int64), lrs, self._segs),
+            (lkind, lpar, self._n_targets),
+            (rows.x, y, Y, rows.order, rows.seg, rows.slots),
+            (self._S, self._ring, self._ring_row, self._steps, self._done, self._vsince,
+             self._ssince),
+            (self._Gk, self._M1k, self._M2k, self._tk, self._pendk, self._lossk, self._countk),
+            np.array([self.horizon, k1, k2, self.batch, numba.get_num_threads()], np.int64),
+        )  # fmt: skip
+        skipped = self._countk[rows.slots, 1].sum() - before
+        if skipped:
+            warnings.warn(
+                f"{int(skipped)} update(s) skipped: non-finite loss or gradient; the weights "
+                "were kept (see counts['skipped'])",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+
+    def key_model(self, key):
+        """The model of ``key`` (a copy): its own weights when ``per_key``, else the
+        shared model's."""
+        keys, _ = self._one_key(key)
+        slot = self._slots(keys)[0]
+        out = self.model.clone()
+        if self.per_key:
+            out.load_state_dict(unpack(self._Pk[slot], out._spec, out._shapes()))
+        else:
+            out.load_state_dict(self.model.state_dict())
+        return out
+
     def _advance(self, rows, Y):
-        super()._advance(rows, Y)
+        if not self.per_key:
+            super()._advance(rows, Y)
+        else:  # each key with its own weights
+            counts = np.diff(rows.seg)
+            for q, slot in enumerate(rows.slots):
+                kernels.run_serial(
+                    self.model._spec, self._Pk[slot], rows.x, rows.order, rows.seg[q : q + 1],
+                    counts[q : q + 1], rows.slots[q : q + 1], self._S, Y,
+                )  # fmt: skip
         self._restart(rows.slots)
+
+    def forecast(self, keys, horizon, future=None):
+        if not self.per_key:
+            return super().forecast(keys, horizon, future)
+        if np.ndim(keys) != 1:
+            raise InputError(f"keys must be a sequence of keys, got {keys!r}")
+        arr, kind = as_keys(keys, len(keys))
+        self._check_key_kind(kind)
+        slots = self._slots(arr)
+        shared = self.model._P
+        out = []
+        try:
+            for i, slot in enumerate(slots):
+                self.model._P = self._Pk[slot]
+                fut = None if future is None else np.asarray(future)[i : i + 1]
+                out.append(
+                    _forecast(
+                        self.model,
+                        self._S[slot : slot + 1],
+                        self._xlast[slot : slot + 1],
+                        self._has_input[slot : slot + 1],
+                        self._fb,
+                        horizon,
+                        fut,
+                        arr[i : i + 1],
+                    )  # fmt: skip
+                )
+        finally:
+            self.model._P = shared
+        Y = np.concatenate(out) if out else np.empty((0, horizon, self.model.out_features))
+        feed = self.feed
+        if feed is None or feed.scale is None or len(feed.targets) != self.model.out_features:
+            return Y.astype(self.model.dtype, copy=False)
+        loc, scale = feed.target_scaling(arr)
+        return (Y * scale[:, None] + loc[:, None]).astype(self.model.dtype, copy=False)
+
+    forecast.__doc__ = Stream.forecast.__doc__
 
     # -- offline warm-up -----------------------------------------------------------
     def fit(self, data, epochs=1):

@@ -402,22 +402,23 @@ class RecurrentModel:
         S = self._pack_state(state, B if batched else None)
         bspec, PT = bptt.window_args(self)
         G = np.zeros_like(self._P)
-        W = np.empty(bptt.scratch_size(self._spec, T), self.dtype)
+        W = np.empty(bptt.scratch_size(self._spec, B, T), self.dtype)
         kind, par = loss.kernel_args()
-        xs = x.reshape(T, B, self.input_size)
-        ys = y.reshape(T, B, n_targets)
+        xs = np.ascontiguousarray(x.reshape(T, B, self.input_size).transpose(1, 0, 2))
+        ys = np.ascontiguousarray(y.reshape(T, B, n_targets).transpose(1, 0, 2))
         empty = np.zeros(0, self.dtype)
+        lossc = np.zeros((B, 2))
+        s_end = np.empty(B * self.state_size, self.dtype)
+        bptt.window(
+            self._spec, self._P, bspec, PT, B, S.ravel(), xs.ravel(), T, ys.ravel(), 0, kind, par,
+            G, W, lossc, s_end, empty, empty, empty, empty,
+        )  # fmt: skip
+        if T:
+            S = s_end.reshape(B, self.state_size)
         total, count = 0.0, 0
-        for b in range(B):
-            s_end = np.empty(self.state_size, self.dtype)
-            s, c = bptt.window(
-                self._spec, self._P, bspec, PT, S[b], np.ascontiguousarray(xs[:, b]).ravel(),
-                T, np.ascontiguousarray(ys[:, b]).ravel(), 0, kind, par, G, W, s_end, empty,
-                empty, empty, empty,
-            )  # fmt: skip
-            S[b] = s_end if T else S[b]
-            total += s
-            count += c
+        for b in range(B):  # window by window, as the learner adds them
+            total += lossc[b, 0]
+            count += int(lossc[b, 1])
         if count:
             G /= G.dtype.type(count)
         grads = unpack(G, self._spec, self._shapes())

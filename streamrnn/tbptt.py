@@ -161,32 +161,91 @@ def _flush(spec, P, hist, Ypred, seg_slots, version, threads):
 
 
 @njit(**_FLAGS)
-def _lane_pass(net, loss, data, hist, r0, end, is_win, lane, cfg, version, buf, lanes_):
-    """Store the rows ``r0 .. end`` of the series of ``lane`` in their rings and
-    run the windows they close, in arrival order, into the lane's buffer."""
+def _run_block(net, loss, hist, Ypred, blk, nb, T, k1, lane, version, lanes_):
+    """Run the ``nb`` windows of ``T`` steps gathered in ``blk`` (see :func:`_lane_pass`)
+    into the lane's buffer, then put the online results of those marked ``same``
+    in place."""
     spec, P, bspec, PT = net
     lkind, lpar, _ = loss
-    X, Yl, slot_rows, Ypred = data[0], data[1], data[2], data[3]
     S, ring, ring_row, steps, done, vsince, ssince = hist
     LG, lane_loss, lane_count, lane_used, scratch = lanes_
+    bslot, bm, bsame = blk[0][lane], blk[1][lane], blk[2][lane]
+    WS, WX, WY, SO, YO, lossc = (
+        blk[3][lane],
+        blk[4][lane],
+        blk[5][lane],
+        blk[6][lane],
+        blk[7][lane],
+        blk[8][lane],
+    )
+    D = S.shape[1]
+    O = Ypred.shape[1]
+    C = ring.shape[1]
+    at_state = ring.shape[2] - D
+    I = spec[1]
+    Oy = at_state - I
+    empty = np.zeros(0, P.dtype)
+    window(spec, P, bspec, PT, nb, WS[: nb * D], WX[: nb * T * I], T, WY[: nb * T * Oy], T - k1,
+           lkind, lpar, LG[lane], scratch[lane], lossc, empty, empty, empty, SO[: nb * T * D],
+           YO[: nb * T * O])  # fmt: skip
+    lane_used[lane] = 1
+    for w in range(nb):
+        lane_loss[lane] += lossc[w, 0]
+        lane_count[lane] += np.int64(lossc[w, 1])
+        s = bslot[w]
+        m = bm[w]
+        if not bsame[w] or done[s] >= m:
+            continue
+        a = m - T
+        for j in range(done[s] + 1, m + 1):
+            t = w * T + j - a - 1
+            k = j % C
+            e = ring[s, k]
+            for u in range(D):
+                e[at_state + u] = SO[t * D + u]
+            y = Ypred[ring_row[s, k]]
+            for u in range(O):
+                y[u] = YO[t * O + u]
+        for u in range(D):
+            S[s, u] = SO[(w * T + T - 1) * D + u]
+        if vsince[s] != version:
+            vsince[s] = version
+            ssince[s] = done[s] + 1
+        done[s] = m
+
+
+@njit(**_FLAGS)
+def _lane_pass(net, loss, data, hist, r0, end, is_win, lane, cfg, version, blk, lanes_):
+    """Store the rows ``r0 .. end`` of the series of ``lane`` in their rings, and
+    run the windows they close, in arrival order, into the lane's buffer.
+
+    Windows of the same length are gathered and run up to ``ROW_BLOCK`` at a
+    time (which changes no value: see :func:`streamrnn.bptt.window`); a
+    series' window runs before its next row is stored.
+    """
+    spec, P = net[0], net[1]
+    X, Yl, slot_rows, Ypred = data[0], data[1], data[2], data[3]
+    S, ring, ring_row, steps, done, vsince, ssince = hist
+    bslot, bm, bsame = blk[0][lane], blk[1][lane], blk[2][lane]
+    WS, WX, WY = blk[3][lane], blk[4][lane], blk[5][lane]
     h, k1, k2 = cfg[0], cfg[1], cfg[2]
     I = X.shape[1]
     Oy = Yl.shape[1]
-    O = Ypred.shape[1]
     D = S.shape[1]
     C = ring.shape[1]
     at_state = I + Oy
-    WS = buf[0, :D]
-    WX = buf[1, : k2 * I]
-    WY = buf[2, : k2 * Oy]
-    SO = buf[3, : k2 * D]
-    YO = buf[4, : k2 * O]
-    empty = np.zeros(0, P.dtype)
     one = np.zeros(1, np.int64)
+    nb = 0
+    T_blk = 0
     for r in range(r0, end + 1):
         s = slot_rows[r]
         if s % LANES != lane:
             continue
+        for w in range(nb):
+            if bslot[w] == s:
+                _run_block(net, loss, hist, Ypred, blk, nb, T_blk, k1, lane, version, lanes_)
+                nb = 0
+                break
         steps[s] += 1
         c = steps[s]
         e = ring[s, c % C]
@@ -206,46 +265,50 @@ def _lane_pass(net, loss, data, hist, r0, end, is_win, lane, cfg, version, buf, 
         if not same and done[s] < c:
             one[0] = s
             _run_pending(spec, P, hist, Ypred, one, steps[one] - done[one], version, 0, 1)
+        if nb and (T != T_blk or nb == ROW_BLOCK):
+            _run_block(net, loss, hist, Ypred, blk, nb, T_blk, k1, lane, version, lanes_)
+            nb = 0
+        T_blk = T
         start = ring[s, a % C]
         for j in range(D):
-            WS[j] = start[at_state + j]
+            WS[nb * D + j] = start[at_state + j]
         for t in range(T):
             src = ring[s, (a + 1 + t) % C]
             for j in range(I):
-                WX[t * I + j] = src[j]
+                WX[(nb * T + t) * I + j] = src[j]
             lab = ring[s, (a + 1 + t + h) % C]
             for j in range(Oy):
-                WY[t * Oy + j] = lab[I + j]
-        so = SO[: T * D] if same else empty
-        yo = YO[: T * O] if same else empty
-        total, count = window(spec, P, bspec, PT, WS, WX[: T * I], T, WY[: T * Oy], T - k1,
-                              lkind, lpar, LG[lane], scratch[lane], empty, empty, empty, so,
-                              yo)  # fmt: skip
-        lane_loss[lane] += total
-        lane_count[lane] += count
-        lane_used[lane] = 1
-        if same and done[s] < m:
-            for j in range(done[s] + 1, m + 1):
-                t = j - a - 1
-                k = j % C
-                e = ring[s, k]
-                for u in range(D):
-                    e[at_state + u] = SO[t * D + u]
-                y = Ypred[ring_row[s, k]]
-                for u in range(O):
-                    y[u] = YO[t * O + u]
-            for u in range(D):
-                S[s, u] = SO[(T - 1) * D + u]
-            if vsince[s] != version:
-                vsince[s] = version
-                ssince[s] = done[s] + 1
-            done[s] = m
+                WY[(nb * T + t) * Oy + j] = lab[I + j]
+        bslot[nb] = s
+        bm[nb] = m
+        bsame[nb] = same
+        nb += 1
+    if nb:
+        _run_block(net, loss, hist, Ypred, blk, nb, T_blk, k1, lane, version, lanes_)
+
+
+@njit(**_FLAGS)
+def _block_buffers(k2, I, Oy, O, D, like):
+    """Per lane: the windows being gathered (slot, last step, same) and their data."""
+    NB = ROW_BLOCK
+    dt = like.dtype
+    return (
+        np.empty((LANES, NB), np.int64),
+        np.empty((LANES, NB), np.int64),
+        np.empty((LANES, NB), np.bool_),
+        np.empty((LANES, NB * D), dt),
+        np.empty((LANES, NB * k2 * I), dt),
+        np.empty((LANES, NB * k2 * Oy), dt),
+        np.empty((LANES, NB * k2 * D), dt),
+        np.empty((LANES, NB * k2 * O), dt),
+        np.empty((LANES, NB, 2)),
+    )
 
 
 @njit(parallel=True, **_FLAGS)
-def _lanes_parallel(net, loss, data, hist, r0, end, is_win, cfg, version, bufs, lanes_):
+def _lanes_parallel(net, loss, data, hist, r0, end, is_win, cfg, version, blk, lanes_):
     for lane in prange(LANES):
-        _lane_pass(net, loss, data, hist, r0, end, is_win, lane, cfg, version, bufs[lane], lanes_)
+        _lane_pass(net, loss, data, hist, r0, end, is_win, lane, cfg, version, blk, lanes_)
 
 
 @njit(**_FLAGS)
@@ -319,8 +382,7 @@ def learn_chunk(net, opt, loss, data, hist, plan_, lanes_, cfg, counts):
     is_win = np.zeros(N, np.bool_)
     for w in range(win_rows.shape[0]):
         is_win[win_rows[w]] = True
-    width = max(D, k2 * max(X.shape[1], Yl.shape[1], D, Ypred.shape[1]))
-    bufs = np.empty((LANES, 5, width), P.dtype)
+    blk = _block_buffers(k2, X.shape[1], Yl.shape[1], Ypred.shape[1], D, P)
     r0 = 0
     for k in range(upd_rows.shape[0] + 1):
         end = upd_rows[k] if k < upd_rows.shape[0] else N - 1
@@ -341,11 +403,11 @@ def learn_chunk(net, opt, loss, data, hist, plan_, lanes_, cfg, counts):
         version = t[0]
         if threads > 1 and n_seg > 1:
             _lanes_parallel(net, loss, (X, Yl, slot_rows, Ypred), hist, r0, end, is_win, cfg,
-                            version, bufs, lanes_)  # fmt: skip
+                            version, blk, lanes_)  # fmt: skip
         else:
             for lane in range(LANES):
                 _lane_pass(net, loss, (X, Yl, slot_rows, Ypred), hist, r0, end, is_win, lane,
-                           cfg, version, bufs[lane], lanes_)  # fmt: skip
+                           cfg, version, blk, lanes_)  # fmt: skip
         _flush(spec, P, hist, Ypred, seg_slots, version, threads)
         if k < upd_rows.shape[0]:
             _update(net, opt, lanes_, counts)
@@ -355,5 +417,145 @@ def learn_chunk(net, opt, loss, data, hist, plan_, lanes_, cfg, counts):
 
 @njit(**_FLAGS)
 def lane_scratch(spec, k2, like):
-    """Scratch of :func:`streamrnn.bptt.window` for each lane, windows of ``k2`` steps."""
-    return np.empty((LANES, scratch_size(spec, k2)), like.dtype)
+    """Scratch of :func:`streamrnn.bptt.window` for each lane: up to ``ROW_BLOCK``
+    windows of ``k2`` steps."""
+    return np.empty((LANES, scratch_size(spec, ROW_BLOCK, k2)), like.dtype)
+
+
+# -- independent weights per key ------------------------------------------------
+
+
+@njit(**_FLAGS)
+def _key_update(spec, P, bspec, PT, G, M1, M2, opt, t, lossc, counts):
+    """Apply one key's batch of windows to its own weights (see :func:`_update`)."""
+    okind, hyper, lr_t, lr_v, segs = opt
+    count = lossc[1]
+    if count > 0:
+        inv = P.dtype.type(1.0 / count)
+        for j in range(G.shape[0]):
+            G[j] *= inv
+        norm = grad_norm(G, segs)
+        if np.isfinite(norm) and np.isfinite(lossc[0]):
+            t[0] += 1
+            lr = lr_v[np.searchsorted(lr_t, t[0])]
+            apply_update(okind, hyper, t[0], lr, clip_scale(hyper, norm), P, G, M1, M2, segs)
+            refresh(spec, P, bspec, PT)
+            counts[0] += 1
+            counts[2] += np.int64(count)
+        else:
+            counts[1] += 1
+    G[:] = 0.0
+    lossc[0] = 0.0
+    lossc[1] = 0.0
+
+
+@njit(**_FLAGS)
+def _key_pass(net, opt, loss, data, hist, keyed, q, cfg, W, buf):
+    """Rows of one series, in order, learned with that series' own weights."""
+    spec, Pk, bspec, PTk = net
+    X, Yl, Ypred, order, seg, slots = data
+    S, ring, ring_row, steps, done, vsince, ssince = hist
+    Gk, M1k, M2k, tk, pendk, lossk, countk = keyed
+    lkind, lpar, _ = loss
+    h, k1, k2, batch = cfg[0], cfg[1], cfg[2], cfg[3]
+    s = slots[q]
+    P = Pk[s]
+    PT = PTk[s]
+    I = X.shape[1]
+    Oy = Yl.shape[1]
+    O = Ypred.shape[1]
+    D = S.shape[1]
+    C = ring.shape[1]
+    at_state = I + Oy
+    one = np.full(1, s, np.int64)
+    WS = buf[0, :D]
+    WX = buf[1, : k2 * I]
+    WY = buf[2, : k2 * Oy]
+    SO = buf[3, : k2 * D]
+    YO = buf[4, : k2 * O]
+    lossc = np.zeros((1, 2))
+    empty = np.zeros(0, P.dtype)
+    for i in range(seg[q], seg[q + 1]):
+        r = order[i]
+        steps[s] += 1
+        c = steps[s]
+        e = ring[s, c % C]
+        for j in range(I):
+            e[j] = X[r, j]
+        for j in range(Oy):
+            e[I + j] = Yl[r, j]
+        ring_row[s, c % C] = r
+        m = c - h
+        if m < k1 or m % k1:
+            continue
+        a = max(0, m - k2)
+        T = m - a
+        version = tk[s, 0]
+        same = done[s] <= a or (vsince[s] == version and ssince[s] <= a + 1)
+        if not same and done[s] < c:
+            _run_pending(spec, P, hist, Ypred, one, steps[one] - done[one], version, 0, 1)
+        start = ring[s, a % C]
+        for j in range(D):
+            WS[j] = start[at_state + j]
+        for t in range(T):
+            src = ring[s, (a + 1 + t) % C]
+            for j in range(I):
+                WX[t * I + j] = src[j]
+            lab = ring[s, (a + 1 + t + h) % C]
+            for j in range(Oy):
+                WY[t * Oy + j] = lab[I + j]
+        window(spec, P, bspec, PT, 1, WS, WX[: T * I], T, WY[: T * Oy], T - k1, lkind, lpar,
+               Gk[s], W, lossc, empty, empty, empty, SO[: T * D], YO[: T * O])  # fmt: skip
+        lossk[s, 0] += lossc[0, 0]
+        lossk[s, 1] += lossc[0, 1]
+        countk[s, 3] += 1
+        if same and done[s] < m:
+            for j in range(done[s] + 1, m + 1):
+                t = j - a - 1
+                k = j % C
+                for u in range(D):
+                    ring[s, k, at_state + u] = SO[t * D + u]
+                y = Ypred[ring_row[s, k]]
+                for u in range(O):
+                    y[u] = YO[t * O + u]
+            for u in range(D):
+                S[s, u] = SO[(T - 1) * D + u]
+            if vsince[s] != version:
+                vsince[s] = version
+                ssince[s] = done[s] + 1
+            done[s] = m
+        pendk[s] += 1
+        if pendk[s] == batch:
+            pendk[s] = 0
+            if done[s] < c:  # rows before the update are predicted with the old weights
+                _run_pending(spec, P, hist, Ypred, one, steps[one] - done[one], version, 0, 1)
+            _key_update(spec, P, bspec, PT, Gk[s], M1k[s], M2k[s], opt, tk[s], lossk[s],
+                        countk[s])  # fmt: skip
+    if done[s] < steps[s]:
+        _run_pending(spec, P, hist, Ypred, one, steps[one] - done[one], tk[s, 0], 0, 1)
+
+
+@njit(parallel=True, **_FLAGS)
+def learn_per_key(net, opt, loss, data, hist, keyed, cfg):
+    """Each series of the chunk over its rows with its own weights, series in parallel.
+
+    ``net = (spec, Pk, bspec, PTk)`` with a row of weights per slot; ``opt =
+    (kind, hyper, lr_t, lr_v, segs)`` (the rate of update ``lr_t[i]`` is
+    ``lr_v[i]``); ``data = (X, Yl, Ypred, order, seg, slots)`` as from
+    :func:`streamrnn.kernels.group_rows`; ``keyed = (Gk, M1k, M2k, tk, pendk,
+    lossk, countk)``; ``cfg = [h, k1, k2, batch, threads]``.
+    """
+    spec = net[0]
+    X, Yl, Ypred = data[0], data[1], data[2]
+    slots = data[5]
+    k2 = cfg[2]
+    D = hist[0].shape[1]
+    n = slots.shape[0]
+    workers = max(1, min(cfg[4], n))
+    width = max(D, k2 * max(X.shape[1], Yl.shape[1], D, Ypred.shape[1]))
+    size = scratch_size(spec, 1, k2)
+    for w in prange(workers):
+        W = np.empty(size, X.dtype)
+        buf = np.empty((5, width), X.dtype)
+        for q in range(w, n, workers):
+            _key_pass(net, opt, loss, data, hist, keyed, q, cfg, W, buf)
