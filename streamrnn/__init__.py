@@ -18,6 +18,7 @@ from .errors import (
 )
 from .learner import OnlineLearner
 from .models import GRU, LSTM, RNN, RecurrentModel
+from .seq2seq import Seq2SeqLearner
 from .stream import Series, Stream
 from .torch_io import from_torch
 
@@ -27,6 +28,7 @@ __all__ = [
     "OnlineLearner",
     "RNN",
     "RecurrentModel",
+    "Seq2SeqLearner",
     "Series",
     "Stream",
     "from_torch",

@@ -90,7 +90,7 @@ def scratch_size(spec, n, T):
 
 
 @njit(**_FLAGS)
-def window(spec, P, bspec, PT, n, S0, X, T, Y, loss0, lkind, lpar, G, W, lossc, s_end, dS_end,
+def window(spec, P, bspec, PT, n, S0, X, T, Y, loss0, lkind, lpar, G, W, lossc, s_end, dS_steps,
            dS0, S_out, Y_out):  # fmt: skip
     """Forward and backward over ``T`` steps of ``n`` series at once.
 
@@ -102,8 +102,10 @@ def window(spec, P, bspec, PT, n, S0, X, T, Y, loss0, lkind, lpar, G, W, lossc, 
     to ``G``, window after window: each weight's sum runs over window 0's steps
     in order, then window 1's, ..., exactly as if the windows were run one at a
     time. ``W`` is scratch of :func:`scratch_size`. When not empty, ``s_end``
-    receives the states after the last step, ``dS_end`` holds gradients reaching
-    them from outside, ``dS0`` receives the gradients reaching ``S0``, and
+    receives the states after the last step, ``dS_steps`` (``n`` blocks of ``T``
+    rows of ``D``) holds gradients reaching the state after each step from
+    outside the window (a decoder started from it, say), ``dS0`` receives the
+    gradients reaching ``S0``, and
     ``S_out`` and ``Y_out`` receive each window's state (``D`` numbers) and
     output (``O``) after every step. Every row is computed as it would be alone.
     """
@@ -241,15 +243,18 @@ def window(spec, P, bspec, PT, n, S0, X, T, Y, loss0, lkind, lpar, G, W, lossc, 
                         s_end[w * D + layer * KH + H + j] = W[hs + HC + w * H + j]
 
     # backward through the steps
-    for layer in range(L):
-        for w in range(n):
-            for j in range(H):
-                e = w * D + layer * KH + j
-                W[DHR + layer * nH + w * H + j] = dS_end[e] if dS_end.shape[0] else 0.0
-                W[DCR + layer * nH + w * H + j] = (
-                    dS_end[e + H] if dS_end.shape[0] and kind == LSTM else 0.0
-                )
+    for j in range(L * nH):
+        W[DHR + j] = 0.0
+        W[DCR + j] = 0.0
     for t in range(T - 1, -1, -1):
+        if dS_steps.shape[0]:
+            for layer in range(L):
+                for w in range(n):
+                    e = (w * T + t) * D + layer * KH
+                    for j in range(H):
+                        W[DHR + layer * nH + w * H + j] += dS_steps[e + j]
+                        if kind == LSTM:
+                            W[DCR + layer * nH + w * H + j] += dS_steps[e + H + j]
         for layer in range(L - 1, -1, -1):
             hs = layer * per_layer
             cs = hs + HC

@@ -139,7 +139,7 @@ class OnlineLearner(Stream):
                 f"got {optimizer!r}"
             )
         self.optimizer = optimizer
-        self._n_targets = self.loss.targets(model.out_features)
+        self._n_targets = self.loss.targets(self._outputs_for(model))
         k1, k2 = self.tbptt
         self._C = k2 + self.horizon + 1  # ring length: steps a window may reach back
         self._ring_width = model.input_size + self._n_targets + model.state_size
@@ -164,6 +164,13 @@ class OnlineLearner(Stream):
         self._pending = 0
         self._counts = np.zeros(4, np.int64)
         self._bind()
+
+    def _outputs_for(self, model):
+        """Outputs the loss scores."""
+        return model.out_features
+
+    def _new_outputs(self, n):
+        return np.empty((n, self.model.out_features), self.model.dtype)
 
     def _bind(self):
         """Buffers rebuilt from the weights: never saved."""
@@ -318,11 +325,14 @@ class OnlineLearner(Stream):
         j = self._out_target()
         if j is None:
             return Y
-        return (Y * chunk.y_scale[:, j] + chunk.y_loc[:, j]).astype(Y.dtype, copy=False)
+        scale, loc = chunk.y_scale[:, j], chunk.y_loc[:, j]
+        if Y.ndim == 3:  # (rows, horizon, outputs)
+            scale, loc = scale[:, None], loc[:, None]
+        return (Y * scale + loc).astype(Y.dtype, copy=False)
 
     def _out_target(self):
         """The target each output stands for (None when outputs are no target values)."""
-        O = self.model.out_features
+        O = self._outputs_for(self.model)
         if isinstance(self.loss, Pinball):
             return np.arange(O) // len(self.loss.quantiles)
         if self._n_targets != O or self.loss.name == "cross_entropy":
@@ -351,13 +361,12 @@ class OnlineLearner(Stream):
 
     def _learn_arrays(self, keys, times, x, y):
         rows = self._rows(keys, times, x)
-        m = self.model
         if rows is None:
             self._labels(y, 0)
-            return np.empty((0, m.out_features), m.dtype)
+            return self._new_outputs(0)
         y = self._labels(y, len(rows.x))
         self._commit_keys(rows)
-        Y = np.empty((len(rows.x), m.out_features), m.dtype)
+        Y = self._new_outputs(len(rows.x))
         self._learn_rows(rows, y, Y)
         self._commit_rows(rows)
         return Y
