@@ -281,7 +281,7 @@ class RecurrentModel:
         L, H, K = self.num_layers, self.hidden_size, self.state_vectors
         B = S.shape[0]
         view = S.reshape(B, L, K, H)
-        parts = [np.ascontiguousarray(view[:, :, i, :].transpose(1, 0, 2)) for i in range(K)]
+        parts = [view[:, :, i, :].transpose(1, 0, 2).copy() for i in range(K)]
         if not batched:
             parts = [p[:, 0, :] for p in parts]
         return tuple(parts) if K == 2 else parts[0]

@@ -471,3 +471,118 @@ def gradients(model, x, y, state=None, loss="mse"):
     """
     value, grads, final, _ = backprop(model, x, y, state, loss)
     return value, grads, final
+
+
+# -- online learning -------------------------------------------------------------------------------
+
+
+class _Weights:
+    """What :func:`backprop` reads from a model, with the weights held apart from it."""
+
+    def __init__(self, model, params):
+        self.cell = model.cell
+        self.num_layers = model.num_layers
+        self.hidden_size = model.hidden_size
+        self._params = params
+
+    def state_dict(self):
+        return self._params
+
+
+def labeled_entries(loss, y):
+    """How many entries of the targets ``y`` count in the mean of ``loss``."""
+    name, options = loss_spec(loss)
+    y = np.asarray(y, np.float64)
+    if name == "cross_entropy":
+        return int(np.sum(~np.isnan(y[..., 0])))
+    n = int(np.sum(~np.isnan(y)))
+    return n * len(options["quantiles"]) if name == "pinball" else n
+
+
+def online_learning(model, rows, k1, k2, horizon, batch, lr, loss="mse"):
+    """Reference for ``OnlineLearner`` with plain SGD, one row at a time.
+
+    Follows the rule of :mod:`streamrnn.tbptt` literally. Each key counts its
+    steps ``c = 1, 2, ...``; at step ``c`` the label of step ``m = c - horizon``
+    arrives, and when ``m >= k1`` and ``m % k1 == 0`` a window closes: the
+    network runs from the key's state after step ``a = max(0, m - k2)`` over
+    steps ``a + 1 .. m`` with the current weights, the outputs of the last
+    ``k1`` steps are scored (step ``t`` against the targets of step
+    ``t + horizon``) and the gradient of the summed loss is kept. After every
+    ``batch`` windows, over all keys in row order, the weights take one step of
+    ``lr`` times the summed gradients divided by the labeled entries (none: no
+    step). Each row's output comes from the weights before that.
+
+    ``rows`` is a list of ``(key, x, y)``; ``y`` None marks a row that is only
+    predicted, after which the key's history starts again from its state; ``x``
+    None sets the key's state to ``y`` (in the layout of ``model.zero_state()``;
+    None for zeros) and starts its history again from there.
+    Returns ``(outputs, params, states, counts)``: outputs ``(N, out)``, the
+    learned weights keyed like ``model.state_dict()``, each key's state in the
+    layout of ``model.zero_state()`` and the counts of ``OnlineLearner.counts``.
+    """
+    cell, L, H = model.cell, model.num_layers, model.hidden_size
+    lstm = cell == "lstm"
+    p = {k: np.asarray(v, np.float64).copy() for k, v in model.state_dict().items()}
+    zero = np.zeros((L, 1, H))
+    state = {}  # key -> (h, c), each (L, 1, H)
+    history = {}  # key -> inputs and targets of steps 1.., states after steps 0..
+
+    def restart(h, c):
+        return {"x": [], "y": [], "h": [h.copy()], "c": [c.copy()]}
+
+    grad_sum = {k: np.zeros_like(v) for k, v in p.items()}
+    count = 0
+    in_batch = 0
+    counts = {"updates": 0, "skipped": 0, "labels": 0, "windows": 0}
+    outputs = []
+    for key, x, y in rows:
+        if x is None:
+            parts = (zero, zero) if y is None else (y if lstm else (y, np.zeros((L, H))))
+            h, c = (np.array(v, np.float64).reshape(L, 1, H) for v in parts)
+            state[key] = (h, c)
+            history[key] = restart(h, c)
+            continue
+        h, c = state.get(key, (zero, zero))
+        out, h, c = forward(cell, p, np.asarray(x, np.float64)[None, None, :], h, c)
+        outputs.append(out[0, 0])
+        state[key] = (h, c)
+        if y is None:
+            history[key] = restart(h, c)
+            continue
+        rec = history.setdefault(key, restart(zero, zero))
+        rec["x"].append(np.asarray(x, np.float64))
+        rec["y"].append(np.asarray(y, np.float64))
+        rec["h"].append(h.copy())
+        rec["c"].append(c.copy())
+        m = len(rec["x"]) - horizon
+        if m < k1 or m % k1:
+            continue
+        a = max(0, m - k2)
+        xs = np.array(rec["x"][a:m])  # steps a + 1 .. m
+        ys = np.array(rec["y"][a + horizon : m + horizon])  # their labels
+        ys[: m - a - k1] = np.nan  # only the last k1 steps are scored
+        h0, c0 = rec["h"][a][:, 0], rec["c"][a][:, 0]
+        _, grads, _ = gradients(_Weights(model, p), xs, ys, (h0, c0) if lstm else h0, loss)
+        n = labeled_entries(loss, ys)
+        for name in grad_sum:
+            grad_sum[name] += grads[name] * n  # the gradient of the summed loss
+        count += n
+        in_batch += 1
+        counts["windows"] += 1
+        if in_batch < batch:
+            continue
+        if count:
+            for name in p:
+                p[name] = p[name] - lr * (grad_sum[name] / count)
+            counts["updates"] += 1
+            counts["labels"] += count
+        grad_sum = {k: np.zeros_like(v) for k, v in p.items()}
+        count = 0
+        in_batch = 0
+    states = {
+        key: (h[:, 0].copy(), c[:, 0].copy()) if lstm else h[:, 0].copy()
+        for key, (h, c) in state.items()
+    }
+    width = model.out_features
+    return np.array(outputs).reshape(-1, width), p, states, counts
