@@ -207,7 +207,9 @@ class OnlineLearner(Stream):
         self._steps[slots] = 0
         self._done[slots] = 0
         self._vsince[slots] = -1
-        self._ring[slots, 0, m.input_size + self._n_targets :] = self._S[slots]
+        at_state = m.input_size + self._n_targets
+        self._ring[slots, 0, :at_state] = 0  # no input or targets seen since
+        self._ring[slots, 0, at_state:] = self._S[slots]
 
     def _add_keys(self, new_keys):
         slots = super()._add_keys(new_keys)
@@ -308,12 +310,12 @@ class OnlineLearner(Stream):
         if outputs not in ("all", "last"):
             raise ConfigError(f"outputs must be 'all' or 'last', got {outputs!r}")
         if self.feed is None:
-            return np.empty((0, self.model.out_features), self.model.dtype)
+            return self._new_outputs(0)
         return _through(self.feed, self.feed.flush, self._learn_from)
 
     def _learn_from(self, chunk):
         if chunk is None or not len(chunk):
-            return np.empty((0, self.model.out_features), self.model.dtype)
+            return self._new_outputs(0)
         if chunk.y is None:
             raise InputError(
                 "the chunk has no targets to learn from; name them in feeds.Schema(targets=[...])"

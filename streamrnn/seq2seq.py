@@ -18,6 +18,8 @@ gradient norm. The same window kernel (:func:`streamrnn.bptt.window`) does all
 of it, so the gradients match PyTorch's autograd.
 """
 
+import warnings
+
 import numpy as np
 from numba import njit
 
@@ -260,13 +262,13 @@ class Seq2SeqLearner(OnlineLearner):
                 refresh(m._spec, m._P, *spec_bspec)
                 setattr(self, seen, m._P)
         k1, k2 = self.tbptt
-        n_upd = len(rows.x) // k1 + 1
+        n_upd = len(rows.x) // self.batch + 1  # a row closes one window at most
         t = self._t
         t[1] = t[0] + 1
         lrs = np.array([self.optimizer.lr_at(int(t[1]) + j) for j in range(n_upd)])
         okind, hyper = self.optimizer.kernel_args()
         lkind, lpar = self.loss.kernel_args()
-        updates = self._counts[0]
+        updates, skipped = self._counts[0], self._counts[1]
         learn_chunk(
             (enc._spec, enc._P, self._bspec, self._PT, self._eG, self._M1, self._M2, self._esegs),
             (dec._spec, dec._P, self._dbspec, self._dPT, self._dG, self._dM1, self._dM2,
@@ -282,6 +284,13 @@ class Seq2SeqLearner(OnlineLearner):
         if self._counts[0] > updates:
             enc._trained()
             dec._trained()
+        if self._counts[1] > skipped:
+            warnings.warn(
+                f"{int(self._counts[1] - skipped)} update(s) skipped: non-finite loss or "
+                "gradient; the weights were kept (see counts['skipped'])",
+                RuntimeWarning,
+                stacklevel=4,
+            )
 
     def _learn_rows(self, rows, y, Y):
         self._run(rows, y, Y, True)
@@ -296,6 +305,10 @@ class Seq2SeqLearner(OnlineLearner):
 
     def predict(self, keys, times=None, x=None, outputs="all"):
         """Not available: the decoder needs each row's targets; use :meth:`predict_learn`."""
+        self._advance(None, None)
+
+    def update(self, keys, times=None, x=None, outputs="all"):
+        """Not available, as :meth:`predict`."""
         self._advance(None, None)
 
     def forecast(self, keys, horizon=None, future=None):
