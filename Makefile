@@ -36,6 +36,8 @@ bench: $(VENV)/.dev
 compare: $(VENV)/.dev
 	$(BIN)/python benchmarks/compare.py
 	$(BIN)/python benchmarks/feeds_compare.py
+	$(BIN)/python benchmarks/learn_compare.py
+	$(BIN)/python benchmarks/weather_quality.py
 
 clean:
 	rm -rf $(VENV) .asv build *.egg-info streamrnn/__pycache__ feeds/__pycache__

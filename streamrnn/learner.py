@@ -492,9 +492,9 @@ class OnlineLearner(Stream):
                 out.append(
                     _forecast(
                         self.model,
-                        self._S[slot : slot + 1],
-                        self._xlast[slot : slot + 1],
-                        self._has_input[slot : slot + 1],
+                        self._S[[slot]],  # copies: the kernel uses them as scratch
+                        self._xlast[[slot]],
+                        self._has_input[[slot]],
                         self._fb,
                         horizon,
                         fut,

@@ -27,8 +27,8 @@ Examples
 >>> loss = Pinball(quantiles=(0.1, 0.5, 0.9))
 >>> loss.outputs(n_targets=2)   # output j * 3 + k is target j's k-th quantile
 6
->>> float(loss(np.array([[0.0, 1.0, 2.0]]), np.array([[1.0]])))
-0.3
+>>> round(loss(np.array([[0.0, 1.0, 2.0]]), np.array([[1.0]])), 4)   # (0.1 + 0 + 0.1) / 3
+0.0667
 """
 
 import math
@@ -149,7 +149,7 @@ class Loss:
             s, c = loss_grad(kind, par, yhat[r], y[r], dy)
             total += s
             count += c
-        return total / count if count else 0.0
+        return float(total / count) if count else 0.0
 
     def __repr__(self):
         return f"{type(self).__name__}()"

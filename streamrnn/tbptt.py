@@ -312,6 +312,37 @@ def _lanes_parallel(net, loss, data, hist, r0, end, is_win, cfg, version, blk, l
 
 
 @njit(**_FLAGS)
+def _average(G, inv, segs):
+    """``G *= inv``, and the norm of the result over ``segs`` (as
+    :func:`streamrnn.optim.grad_norm`), in one pass when ``segs`` is the whole
+    buffer."""
+    n = G.shape[0]
+    if segs.shape[0] != 1 or segs[0, 0] != 0 or segs[0, 1] != n:
+        for j in range(n):
+            G[j] *= inv
+        return grad_norm(G, segs)
+    acc = np.zeros(16)
+    full = n - n % 16
+    for i in range(0, full, 16):
+        for u in range(16):
+            g = G[i + u] * inv
+            G[i + u] = g
+            x = np.float64(g)
+            acc[u] += x * x
+    for i in range(full, n):
+        g = G[i] * inv
+        G[i] = g
+        x = np.float64(g)
+        acc[i - full] += x * x
+    total = 0.0
+    for u in range(16):
+        total += acc[u]
+    if total < np.inf:
+        return np.sqrt(total)
+    return grad_norm(G, segs)  # non-finite, or an overflow it scales away
+
+
+@njit(**_FLAGS)
 def _update(net, opt, lanes_, counts):
     """Sum the buffers that received windows, in buffer order; average, check,
     clip and step; empty the buffers.
@@ -341,10 +372,7 @@ def _update(net, opt, lanes_, counts):
         total += lane_loss[lane]
         count += lane_count[lane]
     if count > 0:
-        inv = P.dtype.type(1.0 / count)
-        for j in range(G.shape[0]):
-            G[j] *= inv
-        norm = grad_norm(G, segs)
+        norm = _average(G, P.dtype.type(1.0 / count), segs)
         if np.isfinite(norm) and np.isfinite(total):
             t[0] += 1
             apply_update(okind, hyper, t[0], lrs[t[0] - t[1]], clip_scale(hyper, norm), P, G,
