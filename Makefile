@@ -24,6 +24,7 @@ test: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 	NUMBA_BOUNDSCHECK=1 NUMBA_CACHE_DIR=$$(mktemp -d) $(BIN)/python -m pytest -q tests/test_stream.py tests/test_feeds.py -k "chunking or batch_composition or cutting"
+	NUMBA_BOUNDSCHECK=1 NUMBA_CACHE_DIR=$$(mktemp -d) $(BIN)/python -m pytest -q tests/test_learner.py tests/test_per_key.py -k "test_random_streams or (cutting and float64)"
 	$(BIN)/python benchmarks/quick.py
 
 lint: $(VENV)/.dev
