@@ -41,17 +41,24 @@ def threads(n):
     numba.set_num_threads(n)
 
 
-def pair(cell, H, n_series):
-    """A fresh learner and its PyTorch twin (same initial weights) with Adam."""
+def model(cell, H):
     cls = streamrnn.GRU if cell == "gru" else streamrnn.LSTM
-    model = cls(I, H, output_size=1, dtype="float32", seed=0)
-    rnn, head = model.to_torch()
-    learner = streamrnn.OnlineLearner(
-        model, tbptt=(K, K), loss="mse", optimizer=streamrnn.optim.Adam(), horizon=0,
+    return cls(I, H, output_size=1, dtype="float32", seed=0)
+
+
+def learner(cell, H, n_series):
+    """A fresh learner: Adam, MSE, one update from every ``n_series`` windows."""
+    return streamrnn.OnlineLearner(
+        model(cell, H), tbptt=(K, K), loss="mse", optimizer=streamrnn.optim.Adam(), horizon=0,
         batch=n_series,
     )  # fmt: skip
+
+
+def twin(cell, H):
+    """The same initial network in PyTorch, with Adam."""
+    rnn, head = model(cell, H).to_torch()
     opt = torch.optim.Adam(list(rnn.parameters()) + list(head.parameters()), lr=1e-3)
-    return learner, rnn, head, opt
+    return rnn, head, opt
 
 
 def detach(state):
@@ -73,12 +80,12 @@ def bench_lockstep(cell, H, repeats, n_series, T):
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
 
     def run_ours():
-        learner = pair(cell, H, n_series)[0]
+        fresh = learner(cell, H, n_series)
         for xc, yc in chunks:
-            learner.learn(keys, None, xc, yc)
+            fresh.learn(keys, None, xc, yc)
 
     def run_peer():
-        _, rnn, head, opt = pair(cell, H, n_series)
+        rnn, head, opt = twin(cell, H)
         state = None
         for t in range(0, T, K):
             out, state = rnn(xt[t : t + K], state)
@@ -108,12 +115,12 @@ def bench_keyed(cell, H, repeats, n_keys=10_000, n_chunks=2 * K):
     ]
 
     def run_ours():
-        learner = pair(cell, H, n_keys)[0]
+        fresh = learner(cell, H, n_keys)
         for keys, x, y in chunks:
-            learner.learn(keys, None, x, y)
+            fresh.learn(keys, None, x, y)
 
     def run_peer():
-        _, rnn, head, opt = pair(cell, H, n_keys)
+        rnn, head, opt = twin(cell, H)
         zero = torch.zeros(rnn.num_layers, n_keys, H)
         hs = zero.clone()
         cs = zero.clone()
