@@ -382,7 +382,8 @@ def _update(net, opt, lanes_, counts):
             counts[2] += count
         else:
             counts[1] += 1
-    G[:] = 0.0
+    if not lane_used[0]:
+        G[:] = 0.0  # it held the sum
     for lane in range(LANES):
         if lane_used[lane]:
             LG[lane][:] = 0.0
