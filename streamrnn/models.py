@@ -294,6 +294,19 @@ class RecurrentModel:
                 f"input_size={self.input_size}"
             )
 
+    def _sequence(self, x):
+        """``x`` checked as ``(T, input_size)`` or ``(T, batch, input_size)``:
+        ``(x, batched, T, batch)``."""
+        x = as_float_array(x, self.dtype, "x")
+        if x.ndim not in (2, 3):
+            raise InputError(
+                f"x must have shape (T, input_size) or (T, batch, input_size), got {x.shape}"
+            )
+        self._check_rows(x)
+        check_finite(x, "x", ("time step", "series", "column") if x.ndim == 3 else None)
+        batched = x.ndim == 3
+        return x, batched, x.shape[0], (x.shape[1] if batched else 1)
+
     def forward(self, x, state=None):
         """Run the network over a sequence.
 
@@ -321,16 +334,7 @@ class RecurrentModel:
         >>> bool((y2 == y[2:]).all())
         True
         """
-        x = as_float_array(x, self.dtype, "x")
-        if x.ndim not in (2, 3):
-            raise InputError(
-                f"x must have shape (T, input_size) or (T, batch, input_size), got {x.shape}"
-            )
-        self._check_rows(x)
-        check_finite(x, "x", ("time step", "series", "column") if x.ndim == 3 else None)
-        batched = x.ndim == 3
-        T = x.shape[0]
-        B = x.shape[1] if batched else 1
+        x, batched, T, B = self._sequence(x)
         S = self._pack_state(state, B if batched else None)
         X = x.reshape(T * B, self.input_size)
         Y = np.empty((T * B, self.out_features), self.dtype)
@@ -378,16 +382,7 @@ class RecurrentModel:
         from .losses import as_loss
 
         loss = as_loss(loss)
-        x = as_float_array(x, self.dtype, "x")
-        if x.ndim not in (2, 3):
-            raise InputError(
-                f"x must have shape (T, input_size) or (T, batch, input_size), got {x.shape}"
-            )
-        self._check_rows(x)
-        check_finite(x, "x", ("time step", "series", "column") if x.ndim == 3 else None)
-        batched = x.ndim == 3
-        T = x.shape[0]
-        B = x.shape[1] if batched else 1
+        x, batched, T, B = self._sequence(x)
         n_targets = loss.targets(self.out_features)
         y = as_float_array(y, self.dtype, "y")
         want = (T, B, n_targets) if batched else (T, n_targets)
