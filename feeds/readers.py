@@ -39,7 +39,9 @@ def _feed_of(feed, options):
     return feed
 
 
-def _check_rows(rows, every):
+def _check_rows(rows, every, skip=0):
+    if isinstance(skip, bool) or not isinstance(skip, (int, np.integer)) or skip < 0:
+        raise ConfigError(f"skip must be a non-negative integer, got {skip!r}")
     if rows is not None and every is not None:
         raise ConfigError("cut by rows or by a time span (every), not both")
     if rows is not None and (
@@ -214,7 +216,23 @@ def _bins(col, span, name, offset):
     return np.where(on_edge, k, np.floor(q))
 
 
-def _run(tables, feed, rows, every, flush):
+def _skip(tables, skip):
+    """``tables`` (or batches) without their first ``skip`` rows; an integer among
+    them counts rows already passed over."""
+    for table in tables:
+        n = table if isinstance(table, int) else table.num_rows
+        if skip >= n:
+            skip -= n
+            continue
+        yield table.slice(skip) if skip else table
+        skip = 0
+    if skip:
+        raise SchemaError(f"the input ended {skip:,} rows short of the position to resume from")
+
+
+def _run(tables, feed, rows, every, flush, skip=0):
+    if skip:
+        tables = _skip(tables, skip)
     for table in _cut(tables, feed, rows, every):
         chunk = feed(table)
         if chunk is not None:
@@ -312,19 +330,19 @@ def iter_arrow(data, feed=None, *, rows=None, every=None, flush=True, **options)
     return iter_chunks(data, feed, rows=rows, every=every, flush=flush, **options)
 
 
-def iter_ipc(source, feed=None, *, rows=None, every=None, flush=True, **options):
+def iter_ipc(source, feed=None, *, rows=None, every=None, flush=True, skip=0, **options):
     """Chunks from Arrow IPC data, stream or file format: a path, buffer or open file.
 
     A path is opened (memory-mapped) and closed when the generator ends;
     an open file is left open. ``rows`` counts input rows, as in
-    :func:`iter_chunks`.
+    :func:`iter_chunks`; ``skip`` as in :func:`iter_parquet`.
     """
-    _check_rows(rows, every)
+    _check_rows(rows, every, skip)
     feed = _feed_of(feed, options)
-    return _ipc(source, feed, rows, every, flush)
+    return _ipc(source, feed, rows, every, flush, skip)
 
 
-def _ipc(source, feed, rows, every, flush):
+def _ipc(source, feed, rows, every, flush, skip):
     opened = None
     if isinstance(source, (str, os.PathLike)):
         try:
@@ -346,7 +364,7 @@ def _ipc(source, feed, rows, every, flush):
                 batches = pa.ipc.open_stream(source)
         except (pa.ArrowInvalid, OSError) as exc:
             raise SchemaError(f"not Arrow IPC data (stream or file format): {exc}") from None
-        yield from _run(_tables(batches), feed, rows, every, flush)
+        yield from _run(_tables(batches), feed, rows, every, flush, skip)
     finally:
         if opened is not None:
             opened.close()
@@ -434,6 +452,7 @@ def iter_parquet(
     end=None,
     batch_rows=_DEFAULT_ROWS,
     threads=True,
+    skip=0,
     **options,
 ):
     """Chunks from a Parquet file or dataset directory, read in batches with bounded memory.
@@ -459,8 +478,13 @@ def iter_parquet(
         so memory is bounded by the larger of a row group and a chunk.
     threads : bool
         Let Arrow decode columns in parallel.
+    skip : int
+        Input rows (after the filters) to pass over before the first one given
+        to the feed: a stream restored with its feed resumes at
+        ``feed.counts["rows_in"]``. Row groups wholly before that point are not
+        read when there is no filter.
     """
-    _check_rows(rows, every)
+    _check_rows(rows, every, skip)
     if (
         isinstance(batch_rows, bool)
         or not isinstance(batch_rows, (int, np.integer))
@@ -493,11 +517,13 @@ def iter_parquet(
         )
         dataset = ds.dataset(os.fspath(path), format=fmt, partitioning=partitioning)
     parts = _filter(schema, keys, start, end)
-    batches = _row_groups(dataset, columns, parts, batch_rows, threads)
+    batches = _row_groups(dataset, columns, parts, batch_rows, threads, skip)
+    if skip:
+        batches = _skip(batches, skip)
     return _run(_scanned(batches, path), feed, rows, every, flush)
 
 
-def _row_groups(dataset, columns, parts, batch_rows, threads):
+def _row_groups(dataset, columns, parts, batch_rows, threads, skip):
     """Record batches of a Parquet dataset, one row group at a time.
 
     Files (partitions) and row groups whose statistics rule out the filter are
@@ -507,10 +533,18 @@ def _row_groups(dataset, columns, parts, batch_rows, threads):
     """
     scan = ds.ParquetFragmentScanOptions(pre_buffer=False)
     expr = _all(parts)
+    passed = 0  # rows of the row groups passed over unread, counted for _skip
     for fragment in dataset.get_fragments(filter=expr):
         stored = _all(parts, fragment.physical_schema.names)  # not the partition columns
         for piece in fragment.split_by_row_group(stored):
-            yield from piece.to_batches(
+            if expr is None and passed < skip:
+                n = sum(g.num_rows for g in piece.row_groups)
+                if passed + n <= skip:
+                    passed += n
+                    yield n
+                    continue
+            passed = skip
+            batches = piece.to_batches(
                 schema=dataset.schema,  # partition columns are filled in from the path
                 columns=columns,
                 filter=expr,
@@ -519,6 +553,10 @@ def _row_groups(dataset, columns, parts, batch_rows, threads):
                 fragment_scan_options=scan,
                 use_threads=threads,
             )
+            try:
+                yield from batches
+            except OSError as exc:  # Arrow's IOError: damaged pages, bad compression
+                raise SchemaError(f"{fragment.path}: the file is damaged: {exc}") from None
 
 
 def _scanned(batches, path):
@@ -537,6 +575,7 @@ def iter_csv(
     flush=True,
     block_size=1 << 20,
     column_types=None,
+    skip=0,
     **options,
 ):
     """Chunks from a CSV file, streamed a block at a time (never loaded whole).
@@ -550,14 +589,15 @@ def iter_csv(
     missing. A column whose first block holds only such spellings has no type
     to infer: name its type in ``column_types`` (``pa.string()`` for a key).
 
-    ``rows`` counts input rows, as in :func:`iter_chunks`.
+    ``rows`` counts input rows, as in :func:`iter_chunks`; ``skip`` as in
+    :func:`iter_parquet` (the skipped rows are still parsed).
     """
-    _check_rows(rows, every)
+    _check_rows(rows, every, skip)
     feed = _feed_of(feed, options)
-    return _csv(path, feed, rows, every, flush, block_size, column_types)
+    return _csv(path, feed, rows, every, flush, block_size, column_types, skip)
 
 
-def _csv(path, feed, rows, every, flush, block_size, column_types):
+def _csv(path, feed, rows, every, flush, block_size, column_types, skip):
     read = pacsv.ReadOptions(block_size=block_size)
     convert = pacsv.ConvertOptions(column_types=column_types or {})  # text as written
     try:
@@ -567,7 +607,7 @@ def _csv(path, feed, rows, every, flush, block_size, column_types):
     except (pa.ArrowInvalid, OSError) as exc:  # empty, or a first block that cannot be read
         raise SchemaError(f"{os.fspath(path)}: cannot read it as CSV: {exc}") from None
     try:
-        yield from _run(_csv_tables(reader, path), feed, rows, every, flush)
+        yield from _run(_csv_tables(reader, path), feed, rows, every, flush, skip)
     finally:
         reader.close()
 

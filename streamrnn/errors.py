@@ -31,3 +31,8 @@ class UnknownKeyError(StateError, KeyError):
 
     def __str__(self):  # KeyError would quote the whole message
         return str(self.args[0]) if self.args else ""
+
+
+class StorageError(StreamrnnError, OSError):
+    """A file could not be written (a full disk, a folder without permission); what
+    was written before is unchanged."""

@@ -358,6 +358,7 @@ class _Scorer:
         self.every, self.report, self.start = every, report, start
         self.rows = 0
         self.history = []
+        self.on_pairs = None  # called with each chunk's scored (rows, outputs, targets)
         self._ready = False
         self._index = pd.Index([], dtype=object)
         self._steps = np.zeros(0, np.int64)
@@ -446,6 +447,8 @@ class _Scorer:
         keep = np.flatnonzero((step >= self.h) & ~np.isnan(ys[0]).all(axis=1))
         keep = keep[np.argsort(order[keep])]  # back to arrival order
         made, ys = made[keep], [v[keep] for v in ys]
+        if self.on_pairs is not None:
+            self.on_pairs(order[keep], made, ys)
         a = 0
         while a < len(keep):
             b = len(keep)

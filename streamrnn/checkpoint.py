@@ -1,0 +1,161 @@
+"""Checkpoint files and atomic writes.
+
+A checkpoint is one file, so that one rename replaces it whole:
+
+1. the line ``STREAMRNN-CHECKPOINT``;
+2. one line of JSON, the header: ``format`` (this module's :data:`FORMAT`),
+   the ``streamrnn`` version that wrote it, what the writer records about the
+   run (for a backfill: the job, the position in the input, the output
+   committed), and ``payload_bytes`` and ``payload_sha256`` of what follows;
+3. the payload: a pickle of the engine (an :class:`~streamrnn.OnlineLearner` or
+   :class:`~streamrnn.Stream` with its feed, weights, optimizer state, every
+   key's state and history, and the scaling statistics) and the writer's own
+   running state.
+
+The header can be read without unpickling (``head -2`` shows it), so an
+incompatible or foreign file is refused before any of it runs; the checksum
+refuses a file that was cut short or damaged. Pickle restores every array bit
+for bit. Like any pickle, a checkpoint runs code when loaded: load only files
+you wrote. :data:`FORMAT` changes whenever what the payload holds changes.
+
+Every file is written by :func:`write_atomic`: to a temporary file in the same
+folder, flushed and ``fsync``-ed, renamed over the target, and the folder
+``fsync``-ed. A reader, or a run after a crash at any instant, sees the old
+file or the new one, never a part of one.
+"""
+
+import errno
+import hashlib
+import json
+import os
+import pickle
+import tempfile
+
+from .errors import StateError, StorageError
+
+MAGIC = b"STREAMRNN-CHECKPOINT\n"
+FORMAT = 1
+
+
+def _fsync_folder(folder):
+    if hasattr(os, "O_DIRECTORY"):
+        fd = os.open(folder, os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_atomic(path, write):
+    """Write ``path`` atomically: ``write(f)`` fills a temporary file in the same
+    folder, which is flushed, synced to disk and renamed over ``path``.
+
+    Raises :class:`StorageError` (an ``OSError``) naming the path when the disk
+    is full or the folder cannot be written; ``path`` is then unchanged.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix="-" + os.path.basename(path))
+    except OSError as exc:
+        raise _storage_error(exc, path) from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_folder(folder)
+    except BaseException as exc:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, StorageError):
+            raise _storage_error(exc, path) from None
+        raise
+
+
+def _storage_error(exc, path):
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        what = "the disk is full" if exc.errno != errno.EFBIG else "the file is too large"
+    else:
+        what = exc.strerror or str(exc)
+    return StorageError(exc.errno, f"cannot write {path}: {what}")
+
+
+def write(path, header, payload):
+    """Write a checkpoint: ``header`` (a JSON-able dict) and ``payload`` (pickled)."""
+    body = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+    head = {
+        "format": FORMAT,
+        **header,
+        "payload_bytes": len(body),
+        "payload_sha256": hashlib.sha256(body).hexdigest(),
+    }
+    line = json.dumps(head, sort_keys=True, separators=(",", ":")).encode() + b"\n"
+
+    def fill(f):
+        f.write(MAGIC)
+        f.write(line)
+        f.write(body)
+
+    write_atomic(path, fill)
+
+
+def read_header(path):
+    """The header of the checkpoint at ``path`` (the payload is not read)."""
+    with _open(path) as f:
+        return _header(f, path)
+
+
+def read(path):
+    """``(header, payload)`` of the checkpoint at ``path``.
+
+    Raises
+    ------
+    StateError
+        The file is no checkpoint, was written in another format, or is
+        truncated or damaged (its checksum does not match).
+    """
+    with _open(path) as f:
+        header = _header(f, path)
+        body = f.read(header["payload_bytes"] + 1)
+    if (
+        len(body) != header["payload_bytes"]
+        or hashlib.sha256(body).hexdigest() != header["payload_sha256"]
+    ):
+        raise StateError(
+            f"{path}: the checkpoint is truncated or damaged (its checksum does not match)"
+        )
+    try:
+        payload = pickle.loads(body)
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:
+        raise StateError(f"{path}: the checkpoint's payload cannot be loaded ({exc})") from None
+    return header, payload
+
+
+def _open(path):
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise StateError(f"{path}: no checkpoint there (the file does not exist)") from None
+    except OSError as exc:
+        raise StateError(f"{path}: cannot read the checkpoint: {exc.strerror}") from None
+
+
+def _header(f, path):
+    if f.read(len(MAGIC)) != MAGIC:
+        raise StateError(f"{path} is not a streamrnn checkpoint (it does not start with {MAGIC!r})")
+    try:
+        header = json.loads(f.readline())
+        fmt, size = header["format"], header["payload_bytes"]
+        header["payload_sha256"]
+    except (ValueError, KeyError, TypeError):
+        raise StateError(f"{path}: the checkpoint's header is damaged") from None
+    if fmt != FORMAT:
+        raise StateError(
+            f"{path} is a checkpoint in format {fmt} (written by streamrnn "
+            f"{header.get('streamrnn', '?')}); this streamrnn reads format {FORMAT}"
+        )
+    if not isinstance(size, int) or size < 0:
+        raise StateError(f"{path}: the checkpoint's header is damaged")
+    return header

@@ -1,0 +1,171 @@
+"""The ``streamrnn`` command: ``streamrnn backfill INPUT -o OUTPUT [options]``.
+
+Options come from the command line or a TOML job file (``--config job.toml``,
+keys named like the long options, at the top level or under ``[backfill]``);
+the command line wins. Exit status: 0 done, 1 an error in the data or while
+writing (the message says what and where), 2 a bad option or job file,
+130 and 143 stopped by SIGINT and SIGTERM after a checkpoint.
+"""
+
+import argparse
+import json
+import math
+import sys
+
+import feeds
+
+from . import backfill
+from .errors import ConfigError, StreamrnnError
+
+_HELP = {
+    "input": "Parquet file or dataset folder, CSV file, or Arrow IPC file to read",
+    "output": "folder of the output Parquet dataset: new, empty, or this job's own",
+    "format": "input format (default: by suffix; a folder is Parquet)",
+    "key": "key column (default: the one text column)",
+    "time": "time column (default: the one timestamp column)",
+    "features": "comma-separated input columns (default: every other numeric column)",
+    "targets": "comma-separated target columns: what is forecast and scored",
+    "grid": "put each series on a regular grid of this step, e.g. 1h",
+    "missing": "missing values: error, ffill, mask, ... (see feeds.Feed)",
+    "scale": "standardise values: per_key or global (default: not at all)",
+    "model": "start from this model: a PyTorch .pt/.pth, a saved learner, or a checkpoint",
+    "cell": "cell of a new model",
+    "hidden": "hidden size of a new model",
+    "layers": "layers of a new model",
+    "seed": "seed of a new model's weights",
+    "dtype": "dtype of a new model and of the data",
+    "learn": "learn prequentially (predict each row, then learn from it); else inference",
+    "loss": "loss to learn: mse, mae or huber",
+    "quantiles": "comma-separated quantiles: learn (or read) each as an output, pinball loss",
+    "lr": "Adam learning rate",
+    "tbptt": "k1,k2: a window closes every k1 steps and backpropagates k2 steps",
+    "horizon": "steps ahead each output forecasts (0: the row's own targets)",
+    "batch": "windows per update",
+    "per_key": "every key learns its own weights",
+    "season": "period in steps of the seasonal naive baseline (scored too)",
+    "chunk_rows": "input rows per chunk; memory follows it, results do not",
+    "checkpoint_rows": "take a checkpoint after this many input rows",
+    "checkpoint_seconds": "take a checkpoint after this many seconds (0: never by time)",
+    "resume": "continue this job from its checkpoint in OUTPUT (or start it)",
+    "overwrite": "replace a backfill's results in OUTPUT (other files are never touched)",
+    "report": "report folder (default: OUTPUT/_report)",
+    "plot_series": "series shown in the report's forecast plot",
+    "states": "write each key's final hidden state to OUTPUT/_states.parquet",
+    "progress": "auto: a live line on a terminal, log lines otherwise",
+}
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="streamrnn",
+        description="streamrnn: compiled RNN, GRU and LSTM for streaming time series.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = commands.add_parser(
+        "backfill",
+        help="run a model over history: files in, a Parquet dataset of forecasts out",
+        description=backfill.__doc__.split("\n\n")[0].replace("\n", " ")
+        + " Stopped or crashed runs continue with --resume, giving the same output bit for bit.",
+        epilog="Exit status: 0 done; 1 bad data or a write failure; 2 bad options; "
+        "130/143 stopped by SIGINT/SIGTERM after a checkpoint.",
+    )
+    defaults = backfill.Job()
+    sub.add_argument("input", nargs="?", help=_HELP["input"])
+    sub.add_argument("-o", "--output", help=_HELP["output"])
+    sub.add_argument("--config", metavar="TOML", help="read options from this job file")
+    for name in backfill.job_fields():
+        if name in ("input", "output"):
+            continue
+        flag = "--" + name.replace("_", "-")
+        default = getattr(defaults, name)
+        text = _HELP[name]
+        if isinstance(default, bool):
+            sub.add_argument(flag, action="store_true", default=None, help=text)
+            continue
+        kind = type(default) if isinstance(default, (int, float)) else str
+        if name in ("checkpoint_rows", "season"):
+            kind = int
+        elif name == "checkpoint_seconds":
+            kind = float
+        choices = {"format": ["auto", "parquet", "csv", "ipc"], "cell": ["rnn", "gru", "lstm"],
+                   "dtype": ["float32", "float64"],
+                   "progress": ["auto", "bar", "log", "none"]}.get(name)  # fmt: skip
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        if name != "report" and shown is not None:
+            text += f" (default: {shown})"
+        sub.add_argument(flag, type=kind, choices=choices, default=None, metavar=name.upper(),
+                         help=text)  # fmt: skip
+    sub.add_argument("--no-report", action="store_true", help="make no report")
+    sub.add_argument("--json", action="store_true", help="print the summary as JSON")
+    return parser
+
+
+def _job(args):
+    values = backfill.from_toml(args.config) if args.config else {}
+    for name in backfill.job_fields():
+        value = getattr(args, name, None)
+        if value is not None:
+            values[name] = value
+    if args.no_report:
+        values["report"] = None
+    if values.get("checkpoint_seconds") == 0:
+        values["checkpoint_seconds"] = None
+    missing = [n for n in ("input", "output") if not values.get(n)]
+    if missing:
+        raise ConfigError(
+            f"missing {' and '.join(missing).upper()}: give the input path and -o OUTPUT "
+            "(or input = ... and output = ... in the job file)"
+        )
+    return backfill.Job(**values)
+
+
+def _print_summary(summary, out):
+    out.write(f"backfill done: {summary['rows_in']:,} rows in, {summary['rows_out']:,} rows "
+              f"out, {summary['series']:,} series")  # fmt: skip
+    if summary.get("resumed_at"):
+        out.write(f" (resumed at row {summary['resumed_at']:,})")
+    out.write(f"\n  this run: {summary['seconds']:.2f} s, {summary['rows_per_s']:,.0f} rows/s\n")
+    scores = [(n, summary[n]) for n in ("mae", "rmse", "persistence_mae", "mase",
+              "seasonal_mae", "mase_seasonal", "coverage") if n in summary]  # fmt: skip
+    if scores:
+        out.write("  " + ", ".join(f"{n} {v:.4g}" for n, v in scores))
+        if "mase" in summary and not math.isnan(summary["mase"]):
+            better = "better" if summary["mase"] < 1 else "worse"
+            out.write(f" ({better} than persistence)")
+        out.write("\n")
+    if "updates" in summary:
+        out.write(f"  learner: {summary['updates']:,} updates, {summary['skipped']:,} skipped\n")
+    out.write(f"  output: {summary['output']}\n  checkpoint: {summary['checkpoint']}\n")
+    if "report" in summary:
+        out.write(f"  report: {summary['report']}\n")
+
+
+def main(argv=None):
+    """Run the command line; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command != "backfill":
+        parser.print_help()
+        return 2
+    err = sys.stderr
+    try:
+        job = _job(args)
+        summary = backfill.run(job)
+    except backfill.Interrupted as exc:
+        err.write(f"streamrnn backfill: {exc}\n")
+        return 128 + exc.signum
+    except ConfigError as exc:
+        err.write(f"streamrnn backfill: error: {exc}\n")
+        return 2
+    except (StreamrnnError, feeds.FeedError, OSError) as exc:
+        err.write(f"streamrnn backfill: error: {exc}\n")
+        return 1
+    if args.json:
+        print(json.dumps(summary, default=str))
+    else:
+        _print_summary(summary, sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

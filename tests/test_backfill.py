@@ -1,0 +1,551 @@
+"""The backfill job and command: outputs against the streaming library, exact resume
+after interruptions and kill -9 at random points, faults, the job file and the report."""
+
+import errno
+import glob
+import json
+import os
+import pickle
+import random
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+import feeds
+import streamrnn
+from streamrnn import backfill, checkpoint, cli
+from streamrnn.backfill import Job, run
+from streamrnn.errors import ConfigError, InputError, StateError, StorageError
+
+KEYS, STEPS = 3, 240
+
+
+def history(steps=STEPS, seed=0):
+    """Three sensors, hourly, interleaved by time: two inputs and a target ``y``."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(steps)
+    frames = []
+    for k in range(KEYS):
+        level = np.sin(t / (5.0 + k)) + 0.1 * rng.standard_normal(steps)
+        frames.append(pd.DataFrame({
+            "key": f"s{k}",
+            "time": pd.Timestamp("2024-01-01") + pd.to_timedelta(t, "h"),
+            "x0": rng.standard_normal(steps),
+            "x1": np.cos(t / 7.0),
+            "y": level,
+        }))  # fmt: skip
+    return pd.concat(frames).sort_values(["time", "key"], kind="stable").reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("history")
+    df = history()
+    path = folder / "history.parquet"
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path, row_group_size=100)
+    return df, str(path)
+
+
+def make_job(path, out, **kw):
+    options = dict(key="key", time="time", features=["x0", "x1", "y"], targets=["y"],
+                   hidden=6, tbptt=(4, 8), lr=0.01, learn=True, chunk_rows=97,
+                   checkpoint_rows=None, checkpoint_seconds=None, report=None,
+                   progress="none")  # fmt: skip
+    options.update(kw)
+    return Job(str(path), str(out), **options)
+
+
+def outputs(folder):
+    """The output dataset, part files in order."""
+    parts = sorted(glob.glob(os.path.join(folder, "part-*.parquet")))
+    return pa.concat_tables([pq.read_table(p) for p in parts])
+
+
+def assert_same(a, b):
+    assert a.column_names == b.column_names
+    assert a.num_rows == b.num_rows
+    for name in a.column_names:
+        x, y = a.column(name).to_numpy(), b.column(name).to_numpy()
+        assert x.dtype == y.dtype
+        if x.dtype.kind == "f":
+            assert np.array_equal(x.view(np.uint8), y.view(np.uint8)), name  # bit for bit
+        else:
+            assert (x == y).all(), name
+
+
+@pytest.fixture(scope="module")
+def reference(data, tmp_path_factory):
+    """An uninterrupted learning run, in chunks of 97 rows."""
+    _, path = data
+    out = tmp_path_factory.mktemp("reference") / "out"
+    summary = run(make_job(path, out))
+    return outputs(out), summary
+
+
+# -- what the job computes -------------------------------------------------------------
+def test_learning_outputs_are_the_learners(data, reference):
+    df, _ = data
+    table, summary = reference
+    model = streamrnn.GRU(3, 6, output_size=1, seed=0)
+    schema = feeds.Schema(key="key", time="time", features=["x0", "x1", "y"], targets=["y"])
+    learner = streamrnn.OnlineLearner(model, tbptt=(4, 8), optimizer=streamrnn.optim.Adam(lr=0.01),
+                                      feed=feeds.Feed(schema, dtype="float32"))  # fmt: skip
+    expected = learner.predict_learn(df)
+    assert table.column_names == ["key", "time", "y_forecast"]
+    assert table.num_rows == len(df) == summary["rows_out"] == summary["rows_in"]
+    assert table.column("key").to_pylist() == df["key"].tolist()
+    assert (table.column("time").to_numpy() == df["time"].to_numpy()).all()
+    assert np.array_equal(table.column("y_forecast").to_numpy(), expected[:, 0])
+    assert summary["updates"] == learner.counts["updates"] > 0
+    assert summary["series"] == KEYS
+
+
+def test_inference_with_a_pytorch_model(data, tmp_path):
+    import torch
+
+    df, path = data
+    torch.manual_seed(0)
+    net = {"rnn": torch.nn.LSTM(3, 5), "head": torch.nn.Linear(5, 1)}
+    torch.save(net, tmp_path / "model.pt")
+    summary = run(make_job(path, tmp_path / "out", learn=False, model=str(tmp_path / "model.pt")))
+    got = outputs(tmp_path / "out").column("y_forecast").to_numpy()
+    # the same weights in the streaming library, and PyTorch itself, series by series
+    stream = streamrnn.Stream(streamrnn.from_torch(net["rnn"], net["head"]))
+    schema = feeds.Schema(key="key", time="time", features=["x0", "x1", "y"], targets=["y"])
+    stream.feed = feeds.Feed(schema, dtype="float32")
+    assert np.array_equal(got, stream.update(df)[:, 0])
+    for rows in df.groupby("key").groups.values():
+        x = torch.tensor(df.loc[rows, ["x0", "x1", "y"]].to_numpy(np.float32))
+        with torch.no_grad():
+            ref = net["head"](net["rnn"](x)[0])[:, 0].numpy()
+        np.testing.assert_allclose(got[rows], ref, atol=1e-5)
+    assert "updates" not in summary and summary["mae"] > 0
+
+
+def test_chunk_size_does_not_change_the_output(data, reference, tmp_path):
+    _, path = data
+    run(make_job(path, tmp_path / "out", chunk_rows=1000))
+    assert_same(outputs(tmp_path / "out"), reference[0])
+
+
+@pytest.mark.parametrize("kind", ["csv", "ipc"])
+def test_every_input_format_gives_the_same_output(data, reference, tmp_path, kind):
+    df, _ = data
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    path = tmp_path / f"history.{'csv' if kind == 'csv' else 'arrow'}"
+    if kind == "csv":
+        pacsv.write_csv(table, path)
+    else:
+        with pa.ipc.new_file(path, table.schema) as writer:
+            writer.write_table(table)
+    run(make_job(path, tmp_path / "out"))
+    assert_same(outputs(tmp_path / "out"), reference[0])
+
+
+def test_quantiles_are_written_and_scored(data, tmp_path):
+    _, path = data
+    summary = run(make_job(path, tmp_path / "out", quantiles=[0.9, 0.1, 0.5]))
+    table = outputs(tmp_path / "out")
+    assert table.column_names == ["key", "time", "y_forecast", "y_q0.9", "y_q0.1", "y_q0.5"]
+    assert np.array_equal(table.column("y_forecast"), table.column("y_q0.5"))
+    assert 0 <= summary["coverage"] <= 1 and summary["coverage_nominal"] == pytest.approx(0.8)
+
+
+# -- checkpoints and exact resume -------------------------------------------------------
+class Crash(Exception):
+    pass
+
+
+def crash_after(monkeypatch, chunks):
+    """Make the run fail after ``chunks`` chunks, as a crash would stop it."""
+    step = backfill._Run.step
+    seen = []
+
+    def failing(self, chunk):
+        if len(seen) == chunks:
+            raise Crash
+        seen.append(1)
+        step(self, chunk)
+
+    monkeypatch.setattr(backfill._Run, "step", failing)
+
+
+@pytest.mark.parametrize("chunks", [0, 1, 5])
+def test_resume_after_a_crash_gives_the_same_output(data, reference, tmp_path, monkeypatch,
+                                                    chunks):  # fmt: skip
+    _, path = data
+    out = tmp_path / "out"
+    with monkeypatch.context() as m:
+        crash_after(m, chunks)
+        with pytest.raises(Crash):
+            run(make_job(path, out, checkpoint_rows=200))
+    parts = len(glob.glob(str(out / "part-*.parquet")))
+    assert parts == chunks  # parts after the last checkpoint are on disk, uncommitted
+    summary = run(make_job(path, out, resume=True, chunk_rows=61))
+    assert summary["resumed_at"] == (0 if chunks < 3 else 291)  # a checkpoint after 3 chunks
+    assert_same(outputs(out), reference[0])
+    assert summary["rows_out"] == reference[1]["rows_out"]
+    assert summary["mae"] == reference[1]["mae"]
+
+
+def test_interrupt_takes_a_checkpoint_then_resume_continues(data, reference, tmp_path,
+                                                            monkeypatch):  # fmt: skip
+    _, path = data
+    out = tmp_path / "out"
+    step = backfill._Run.step
+    calls = []
+
+    def signalled(self, chunk):
+        step(self, chunk)
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with monkeypatch.context() as m:
+        m.setattr(backfill._Run, "step", signalled)
+        with pytest.raises(backfill.Interrupted, match="SIGTERM: stopped after a checkpoint at "
+                                                       "input row 194"):  # fmt: skip
+            run(make_job(path, out))
+    header = checkpoint.read_header(out / "_checkpoint")
+    assert (header["rows_in"], header["parts"], header["done"]) == (194, 2, False)
+    run(make_job(path, out, resume=True))
+    assert_same(outputs(out), reference[0])
+
+
+def test_sigint_through_the_command_exits_130(data, tmp_path, monkeypatch, capsys):
+    _, path = data
+    step = backfill._Run.step
+
+    def signalled(self, chunk):
+        step(self, chunk)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(backfill._Run, "step", signalled)
+    code = cli.main(["backfill", path, "-o", str(tmp_path / "out"), "--targets", "y",
+                     "--hidden", "4", "--progress", "none", "--chunk-rows", "100"])  # fmt: skip
+    assert code == 130
+    assert "SIGINT: stopped after a checkpoint at input row 100" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def command(path, out, *extra):
+    return [sys.executable, "-m", "streamrnn", "backfill", str(path), "-o", str(out),
+            "--key", "key", "--time", "time", "--features", "x0,x1,y", "--targets", "y",
+            "--hidden", "6", "--tbptt", "4,8", "--lr", "0.01", "--learn", "--chunk-rows", "97",
+            "--checkpoint-rows", "1", "--checkpoint-seconds", "0", "--no-report",
+            "--progress", "none", *extra]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def long_run(tmp_path_factory):
+    """A history long enough to take a few seconds, and its uninterrupted output."""
+    folder = tmp_path_factory.mktemp("long")
+    path = folder / "history.parquet"
+    pq.write_table(pa.Table.from_pandas(history(steps=1500), preserve_index=False), path)
+    run(make_job(path, folder / "out", checkpoint_rows=1))
+    return path, outputs(folder / "out")
+
+
+def test_kill_9_at_random_points_then_resume(long_run, tmp_path):
+    """A real process killed with SIGKILL at random instants, again and again (during
+    start-up, a chunk, a part file's or the checkpoint's write), resumed each time."""
+    path, expected = long_run
+    out = tmp_path / "out"
+    rng = random.Random(20261203)
+    kills, longest, position = 0, 1.2, -1
+    for _ in range(60):
+        proc = subprocess.Popen(command(path, out, "--resume"), stderr=subprocess.PIPE)
+        try:
+            proc.wait(timeout=rng.uniform(0.2, longest))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            kills += 1
+            moved = position
+            if os.path.exists(out / "_checkpoint"):
+                moved = checkpoint.read_header(out / "_checkpoint")["rows_in"]
+            if moved == position:  # killed before any progress: allow longer runs
+                longest += 0.3
+            position = moved
+            continue
+        assert proc.returncode == 0, proc.stderr.read().decode()
+        break
+    else:
+        pytest.fail("the job did not finish in 60 attempts")
+    assert kills >= 5, "too few kills landed: the job finished too fast to test"
+    assert_same(outputs(out), expected)
+    assert not glob.glob(str(out / ".tmp-*"))
+
+
+KILL_DURING_WRITE = """
+import os, sys
+from streamrnn import checkpoint, cli
+fsync, calls = os.fsync, []
+def dying(fd):
+    calls.append(fd)
+    if len(calls) == int(sys.argv[1]):
+        os._exit(9)   # as kill -9: after the temporary file is written, before its rename
+    fsync(fd)
+checkpoint.os.fsync = dying
+sys.exit(cli.main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("at", [1, 3, 5, 6, 9])
+def test_death_in_the_middle_of_a_write_then_resume(data, reference, tmp_path, at):
+    """Die at the ``at``-th fsync: 1 the job file, 3 the first part, 5 the first
+    checkpoint (before its rename), 6 the same after it (each write syncs the file,
+    then the folder), 9 the second checkpoint."""
+    _, path = data
+    out = tmp_path / "out"
+    args = command(path, out, "--resume")[3:]
+    died = subprocess.run([sys.executable, "-c", KILL_DURING_WRITE, str(at), *args])
+    assert died.returncode == 9
+    done = subprocess.run(command(path, out, "--resume"), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert_same(outputs(out), reference[0])
+
+
+def test_checkpoint_loads_into_the_streaming_library(data, tmp_path):
+    """A backfill over the first half, then the learner goes on live: the same as a
+    backfill over all of it."""
+    df, _ = data
+    half = len(df) // 2
+    first = tmp_path / "first.parquet"
+    pq.write_table(pa.Table.from_pandas(df.iloc[:half], preserve_index=False), first)
+    run(make_job(first, tmp_path / "a"))
+    learner = backfill.load_checkpoint(tmp_path / "a" / "_checkpoint")
+    assert isinstance(learner, streamrnn.OnlineLearner)
+    live = learner.predict_learn(df.iloc[half:])
+    whole = tmp_path / "whole.parquet"
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), whole)
+    run(make_job(whole, tmp_path / "b"))
+    expected = outputs(tmp_path / "b").column("y_forecast").to_numpy()[half:]
+    assert np.array_equal(live[:, 0], expected)
+
+
+def test_checkpoint_format_is_checked(data, tmp_path, reference):
+    _, path = data
+    run(make_job(path, tmp_path / "out"))
+    ckpt = tmp_path / "out" / "_checkpoint"
+    header = checkpoint.read_header(ckpt)
+    assert header["format"] == checkpoint.FORMAT and header["done"]
+    raw = ckpt.read_bytes()
+    (tmp_path / "cut").write_bytes(raw[:-10])
+    with pytest.raises(StateError, match="truncated or damaged"):
+        backfill.load_checkpoint(tmp_path / "cut")
+    newer = raw.replace(b'"format":1', b'"format":99', 1)
+    (tmp_path / "newer").write_bytes(newer)
+    with pytest.raises(StateError, match="in format 99 .* this streamrnn reads format 1"):
+        backfill.load_checkpoint(tmp_path / "newer")
+    (tmp_path / "other").write_bytes(pickle.dumps({"not": "a checkpoint"}))
+    with pytest.raises(StateError, match="is not a streamrnn checkpoint"):
+        backfill.load_checkpoint(tmp_path / "other")
+    # a damaged checkpoint stops a resume with the same error, touching nothing
+    ckpt.write_bytes(raw[:-10])
+    before = sorted(os.listdir(tmp_path / "out"))
+    with pytest.raises(StateError, match="truncated or damaged"):
+        run(make_job(path, tmp_path / "out", resume=True))
+    assert sorted(os.listdir(tmp_path / "out")) == before
+
+
+# -- faults and bad input ------------------------------------------------------------------
+def test_full_disk_is_a_clear_error_and_loses_nothing(data, reference, tmp_path, monkeypatch):
+    _, path = data
+    out = tmp_path / "out"
+    write = pq.write_table
+    calls = []
+
+    def full(table, where, **kw):
+        calls.append(1)
+        if len(calls) == 5:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        write(table, where, **kw)
+
+    with monkeypatch.context() as m:
+        m.setattr(backfill.pq, "write_table", full)
+        with pytest.raises(StorageError, match="cannot write .*part-000004.parquet: the disk is"):
+            run(make_job(path, out, checkpoint_rows=150))
+    assert sorted(os.listdir(out)) == ["_checkpoint", "_job.json", *(
+        f"part-{i:06d}.parquet" for i in range(4))]  # fmt: skip
+    assert checkpoint.read_header(out / "_checkpoint")["parts"] == 4
+    run(make_job(path, out, resume=True))
+    assert_same(outputs(out), reference[0])
+
+
+def test_output_folder_of_another_job_is_refused(data, tmp_path):
+    _, path = data
+    out = tmp_path / "out"
+    run(make_job(path, out, hidden=4, chunk_rows=500))
+    before = {p: os.path.getmtime(p) for p in glob.glob(str(out / "*"))}
+    with pytest.raises(ConfigError, match=r"another job's results \(it differs in: hidden 4 -> 5"):
+        run(make_job(path, out, hidden=5, resume=True))
+    with pytest.raises(ConfigError, match="holds the finished results of this job; pass resume"):
+        run(make_job(path, out, hidden=4))
+    assert {p: os.path.getmtime(p) for p in glob.glob(str(out / "*"))} == before
+    assert run(make_job(path, out, hidden=4, resume=True))["rows_out"] == KEYS * STEPS
+    run(make_job(path, out, hidden=5, chunk_rows=500, overwrite=True))
+    assert json.loads((out / "_job.json").read_text())["identity"]["hidden"] == 5
+
+
+def test_other_files_in_the_output_folder_are_never_touched(data, tmp_path):
+    _, path = data
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match=r"holds files that are not a backfill's .*notes.txt"):
+        run(make_job(path, out, overwrite=True))
+    assert os.listdir(out) == ["notes.txt"]
+
+
+def test_changed_input_is_refused_on_resume(data, tmp_path):
+    df, _ = data
+    path = tmp_path / "in.parquet"
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path)
+    with pytest.MonkeyPatch.context() as m:
+        crash_after(m, 2)
+        with pytest.raises(Crash):
+            run(make_job(path, tmp_path / "out", checkpoint_rows=1))
+    renamed = df.rename(columns={"x1": "x2"})
+    pq.write_table(pa.Table.from_pandas(renamed, preserve_index=False), path)
+    with pytest.raises(ConfigError, match=r"differs in: input files \(changed: in.parquet\)"):
+        run(make_job(path, tmp_path / "out", resume=True))
+
+
+@pytest.mark.parametrize(
+    "make, error, match",
+    [
+        (lambda p: None, InputError, "the input does not exist"),
+        (lambda p: p.write_bytes(b"PAR1 not really parquet"), feeds.SchemaError,
+         "not Parquet data that can be read"),
+        (lambda p: p.write_bytes(b""), feeds.SchemaError, "not Parquet data"),
+    ],
+)  # fmt: skip
+def test_missing_or_corrupt_input(tmp_path, make, error, match):
+    path = tmp_path / "in.parquet"
+    make(path)
+    with pytest.raises(error, match=match):
+        run(make_job(path, tmp_path / "out"))
+
+
+def test_damaged_file_in_a_dataset_folder(data, tmp_path):
+    df, _ = data
+    folder = tmp_path / "in"
+    folder.mkdir()
+    pq.write_table(pa.Table.from_pandas(df.iloc[:300], preserve_index=False), folder / "a.parquet")
+    good = (folder / "a.parquet").read_bytes()
+    (folder / "b.parquet").write_bytes(good[:100] + b"\0" * 50 + good[150:])
+    with pytest.raises(feeds.SchemaError, match="b.parquet"):
+        run(make_job(folder, tmp_path / "out"))
+
+
+def test_command_exit_codes_and_messages(data, tmp_path, capsys):
+    _, path = data
+    assert cli.main(["backfill", str(tmp_path / "nope.parquet"), "-o", str(tmp_path / "o")]) == 1
+    assert "nope.parquet: the input does not exist" in capsys.readouterr().err
+    assert cli.main(["backfill", path, "-o", str(tmp_path / "o"), "--hidden", "0"]) == 2
+    assert "hidden must be an integer >= 1, got 0" in capsys.readouterr().err
+    assert cli.main(["backfill", path]) == 2
+    assert "missing OUTPUT" in capsys.readouterr().err
+
+
+def test_job_file_and_flags(data, reference, tmp_path, capsys):
+    _, path = data
+    toml = tmp_path / "job.toml"
+    toml.write_text(f"""
+[backfill]
+input = "{path}"
+output = "{tmp_path / "out"}"
+key = "key"
+time = "time"
+features = ["x0", "x1", "y"]
+targets = ["y"]
+hidden = 6
+tbptt = [4, 8]
+lr = 0.01
+learn = true
+chunk-rows = 500
+progress = "none"
+""")
+    assert cli.main(["backfill", "--config", str(toml), "--chunk-rows", "97", "--no-report"]) == 0
+    assert_same(outputs(tmp_path / "out"), reference[0])
+    assert "backfill done: 720 rows in, 720 rows out, 3 series" in capsys.readouterr().out
+    toml.write_text('input = "x"\nhiden = 3\n')
+    assert cli.main(["backfill", "--config", str(toml)]) == 2
+    assert "unknown key 'hiden'; known keys: input, output" in capsys.readouterr().err
+
+
+def test_help_explains_every_option(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["backfill", "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    for name in backfill.job_fields():
+        if name not in ("input", "output"):
+            assert "--" + name.replace("_", "-") in text
+    assert "--resume" in text and "bit for bit" in " ".join(text.split())
+
+
+# -- progress, summary and report -------------------------------------------------------------
+def test_progress_on_a_terminal_and_in_a_log(data, tmp_path):
+    _, path = data
+
+    class Terminal:
+        def __init__(self):
+            self.text = ""
+
+        def write(self, s):
+            self.text += s
+
+        def flush(self):
+            pass
+
+        def isatty(self):
+            return True
+
+    tty = Terminal()
+    run(make_job(path, tmp_path / "a", progress="auto"), out=tty)
+    assert tty.text.startswith("\r") and "720 rows of 720 (100%)" in tty.text
+    assert "rows/s" in tty.text and "MAE" in tty.text
+    log = Terminal()
+    log.isatty = lambda: False
+    run(make_job(path, tmp_path / "b", progress="auto"), out=log)
+    assert log.text.startswith("backfill: 720 rows of 720 (100%)") and "\r" not in log.text
+
+
+def test_report_and_states(data, tmp_path):
+    _, path = data
+    summary = run(make_job(path, tmp_path / "out", report="auto", states=True,
+                           quantiles=[0.1, 0.5, 0.9]))  # fmt: skip
+    folder = tmp_path / "out" / "_report"
+    assert summary["report"] == str(folder / "index.html")
+    for name in ("forecast.png", "error_over_time.png", "learning_curve.png", "report.md"):
+        assert (folder / name).read_bytes()[:4] in (b"\x89PNG", b"# ba")
+    page = (folder / "index.html").read_text()
+    assert "10%-90%" in page and "persistence" in page
+    states = pq.read_table(tmp_path / "out" / "_states.parquet")
+    learner = backfill.load_checkpoint(tmp_path / "out" / "_checkpoint")
+    assert states.column("key").to_pylist() == ["s0", "s1", "s2"]
+    assert np.array_equal(
+        states.column("h3").to_numpy(), [learner.get_state(k)[0, 3] for k in ["s0", "s1", "s2"]]
+    )
+
+
+def test_report_figures_do_not_depend_on_cutting(data, tmp_path):
+    _, path = data
+    books = []
+    for rows in (97, 13):
+        out = tmp_path / f"out{rows}"
+        run(make_job(path, out, chunk_rows=rows, checkpoint_rows=1))
+        books.append(checkpoint.read(out / "_checkpoint")[1]["book"])
+    a, b = (book.curve(book.time_kind, book.tz) for book in books)
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    assert len(a) == -(-(KEYS * STEPS - KEYS) // 64)
+    assert books[0].samples.keys() == books[1].samples.keys() == {"s0", "s1", "s2"}
