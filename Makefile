@@ -1,4 +1,4 @@
-# make demo: create .venv if missing, install, run the demo.
+# make demo: create .venv if missing, install, run the demo (streaming, then a backfill with a report).
 # make test: create .venv if missing, install with test extras, run the whole suite.
 PYTHON ?= python3
 VENV := .venv
