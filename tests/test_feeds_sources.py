@@ -6,6 +6,7 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv
 import pyarrow.ipc
 import pyarrow.parquet as pq
 import pytest
@@ -287,3 +288,50 @@ def test_every_cuts_epoch_seconds_by_their_own_span():
     df = pd.DataFrame({"t": t, "v": np.arange(5.0)})
     spans = [len(c) for c in feeds.iter_chunks(df, every=1.0, schema=feeds.Schema(time="t"))]
     assert spans == [2, 1, 1, 1]  # 0.6 s is not on the edge of the next second
+
+
+# -- skip: resuming a source at a row ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory):
+    """One table of 3 keys x 70 steps as a Parquet file (row groups of 40), a folder
+    of three Parquet files, a CSV file and an Arrow IPC file."""
+    folder = tmp_path_factory.mktemp("skip")
+    steps = np.repeat(np.arange(70.0), 3)
+    table = pa.table({"key": np.tile(["a", "b", "c"], 70), "time": steps,
+                      "v": np.arange(210.0) / 8})  # fmt: skip
+    pq.write_table(table, folder / "one.parquet", row_group_size=40)
+    (folder / "many").mkdir()
+    for i, (a, b) in enumerate([(0, 90), (90, 91), (91, 210)]):
+        pq.write_table(table.slice(a, b - a), folder / "many" / f"part-{i}.parquet")
+    pyarrow.csv.write_csv(table, folder / "one.csv")
+    with pa.ipc.new_file(folder / "one.arrow", table.schema) as writer:
+        writer.write_table(table)
+    read = {
+        "parquet": lambda skip: feeds.iter_parquet(folder / "one.parquet", rows=37, skip=skip),
+        "folder": lambda skip: feeds.iter_parquet(folder / "many", rows=37, skip=skip),
+        "csv": lambda skip: feeds.iter_csv(folder / "one.csv", rows=37, skip=skip),
+        "ipc": lambda skip: feeds.iter_ipc(folder / "one.arrow", rows=37, skip=skip),
+    }
+    return table, read
+
+
+@pytest.mark.parametrize("kind", ["parquet", "folder", "csv", "ipc"])
+@pytest.mark.parametrize("skip", [0, 1, 39, 40, 80, 90, 91, 150, 209, 210])
+def test_skip_starts_the_source_at_that_row(sources, kind, skip):
+    table, read = sources
+    chunks = list(read[kind](skip))
+    got = np.concatenate([c.x[:, 0] for c in chunks]) if chunks else np.zeros(0)
+    assert np.array_equal(got, table.column("v").to_numpy()[skip:])
+    if chunks:
+        assert chunks[0].times[0] == table.column("time")[skip].as_py()
+
+
+@pytest.mark.parametrize("kind", ["parquet", "folder", "csv", "ipc"])
+def test_skip_past_the_end_is_an_error(sources, kind):
+    _, read = sources
+    with pytest.raises(feeds.SchemaError, match="ended 5 rows short of the position"):
+        list(read[kind](215))
+    with pytest.raises(feeds.ConfigError, match="skip must be a non-negative integer"):
+        read[kind](-1)
