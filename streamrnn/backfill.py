@@ -412,7 +412,15 @@ def _claim(job, ident, job_id):
                 "to continue it, or overwrite (--overwrite) to start again"
             )
         committed = start[0]["parts"] if start is not None else 0
-        for index, name in _parts(out).items():  # written after the checkpoint
+        parts = _parts(out)
+        lost = [f"part-{i:06d}.parquet" for i in range(committed) if i not in parts]
+        if lost:
+            raise StateError(
+                f"output folder {out!r} lacks {len(lost)} part file(s) the checkpoint "
+                f"committed ({', '.join(lost[:3])}{' ...' if len(lost) > 3 else ''}); "
+                "start again with overwrite (--overwrite)"
+            )
+        for index, name in parts.items():  # written after the checkpoint
             if index >= committed:
                 os.unlink(os.path.join(out, name))
         for name in os.listdir(out):

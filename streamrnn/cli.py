@@ -154,6 +154,9 @@ def main(argv=None):
     except backfill.Interrupted as exc:
         err.write(f"streamrnn backfill: {exc}\n")
         return 128 + exc.signum
+    except KeyboardInterrupt:  # outside the loop: while starting or writing the report
+        err.write("streamrnn backfill: interrupted; run again with --resume to go on\n")
+        return 130
     except ConfigError as exc:
         err.write(f"streamrnn backfill: error: {exc}\n")
         return 2

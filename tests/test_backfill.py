@@ -549,3 +549,12 @@ def test_report_figures_do_not_depend_on_cutting(data, tmp_path):
     pd.testing.assert_frame_equal(a, b, check_exact=True)
     assert len(a) == -(-(KEYS * STEPS - KEYS) // 64)
     assert books[0].samples.keys() == books[1].samples.keys() == {"s0", "s1", "s2"}
+
+
+def test_a_committed_part_that_went_missing_is_an_error(data, tmp_path):
+    _, path = data
+    out = tmp_path / "out"
+    run(make_job(path, out, chunk_rows=300, checkpoint_rows=1))
+    os.unlink(out / "part-000001.parquet")
+    with pytest.raises(StateError, match="lacks 1 part file.*part-000001.parquet"):
+        run(make_job(path, out, chunk_rows=300, resume=True))
