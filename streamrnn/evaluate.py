@@ -74,9 +74,11 @@ from fractions import Fraction
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from numba import njit
 
 import feeds
 
+from . import config
 from ._validate import positive_int
 from .errors import ConfigError, InputError
 from .losses import CrossEntropy, Pinball
@@ -95,7 +97,28 @@ _TABLES = (pd.DataFrame, pa.Table, pa.RecordBatch)
 _EMIN = -1073
 _BUCKETS = 1024 - _EMIN + 1
 _HALF = 26
-_BLOCK = 1 << 26  # values per bincount: |sum of halves| < 2**53 stays exact in float64
+
+
+@njit(cache=config.CACHE, error_model="numpy")
+def _exact_add(values, mask, hi, lo, bad):
+    """Add each ``values[i, c]`` where ``mask[i, c]`` into column ``c``'s counters."""
+    N, C = values.shape
+    half = (1 << _HALF) - 1
+    for i in range(N):
+        for c in range(C):
+            if not mask[i, c]:
+                continue
+            v = values[i, c]
+            if np.isnan(v):
+                bad[0, c] += 1
+            elif np.isinf(v):
+                bad[1 if v > 0 else 2, c] += 1
+            elif v != 0.0:
+                m, e = math.frexp(v)
+                mant = np.int64(math.ldexp(m, 53))  # exact: |m| < 1 has 53 bits
+                b = c * _BUCKETS + (e - _EMIN)
+                hi[b] += mant >> _HALF  # an arithmetic shift: floor, so hi * 2**26 + lo
+                lo[b] += mant & half  # is mant for negative values too
 
 
 class _ExactSum:
@@ -113,25 +136,9 @@ class _ExactSum:
 
     def add(self, values, mask):
         """Add ``values[mask]`` (2-D, one column per sum)."""
-        rows, cols = np.nonzero(mask)
-        v = np.asarray(values, np.float64)[rows, cols]
-        finite = np.isfinite(v)
-        if not finite.all():
-            bad, where = v[~finite], cols[~finite]
-            self._bad[0] += np.bincount(where[np.isnan(bad)], minlength=self.columns)
-            self._bad[1] += np.bincount(where[bad == np.inf], minlength=self.columns)
-            self._bad[2] += np.bincount(where[bad == -np.inf], minlength=self.columns)
-            v, cols = v[finite], cols[finite]
-        m, e = np.frexp(v)
-        mant = np.ldexp(m, 53).astype(np.int64)
-        hi = (mant >> _HALF).astype(np.float64)
-        lo = (mant & ((1 << _HALF) - 1)).astype(np.float64)
-        bucket = cols * _BUCKETS + (e - _EMIN)
-        size = self._hi.size
-        for a in range(0, len(v), _BLOCK):
-            part = slice(a, a + _BLOCK)
-            self._hi += np.bincount(bucket[part], hi[part], size).astype(np.int64)
-            self._lo += np.bincount(bucket[part], lo[part], size).astype(np.int64)
+        values = np.ascontiguousarray(values, np.float64)
+        mask = np.ascontiguousarray(np.broadcast_to(mask, values.shape), np.bool_)
+        _exact_add(values, mask, self._hi, self._lo, self._bad)
 
     def total(self, columns=None):
         """The sum over ``columns`` (a column, a list of them, or None for all),
