@@ -43,6 +43,7 @@ import pyarrow.parquet as pq
 import feeds
 
 from . import checkpoint
+from ._book import Book
 from .errors import ConfigError, InputError, StateError
 from .evaluate import _Scorer, _wanted
 from .learner import OnlineLearner
@@ -584,128 +585,6 @@ def _output_table(job, schema, chunk, out, names):
     return pa.table(cols, names=fields)
 
 
-# -- what the report shows, kept exactly ------------------------------------------------
-class _Book:
-    """Running figures for the report, the same for any cutting of the stream.
-
-    Scored rows go into buckets of ``width`` consecutive rows (the model's and
-    persistence's absolute errors, summed row by row in order); when there are
-    ``2 * _BUCKETS`` buckets, neighbours merge and the width doubles, so the
-    book stays small however long the run. The first ``plot_series`` keys
-    scored keep their last ``_POINTS`` pairs of forecast and actual.
-    """
-
-    _BUCKETS = 256
-    _POINTS = 500
-
-    def __init__(self, plot_series, point, band):
-        self.point, self.band = point, band  # output columns: forecast, (lo, hi)
-        self.width, self.rows = 64, 0
-        self.closed = []  # [rows, time, model sum, model n, base sum, base n]
-        self.open = [0, 0, 0.0, 0, 0.0, 0]
-        self.plot_series = plot_series
-        self.keys = []
-        self.samples = {}
-        self.time_kind = self.tz = None
-
-    def take(self, chunk, rows, made, ys):
-        if not len(rows):
-            return
-        if chunk.times is not None:
-            self.time_kind, self.tz = chunk.times.dtype.kind, chunk.tz
-        y = ys[0][:, 0]
-        point = made[:, self.point]
-        model = np.abs(point - y)
-        base = np.abs(ys[1][:, 0] - y) if len(ys) > 1 else np.full(len(y), np.nan)
-        times = chunk.times[rows] if chunk.times is not None else None
-        if times is not None and times.dtype.kind == "M":
-            times = times.view(np.int64)
-        a = 0
-        while a < len(rows):
-            end = (self.rows // self.width + 1) * self.width
-            b = min(len(rows), a + end - self.rows)
-            self._add(model[a:b], base[a:b], None if times is None else times[b - 1])
-            self.rows += b - a
-            a = b
-            if self.rows == end:
-                self._close()
-        self._sample(chunk, rows, made, y, times)
-
-    def _add(self, model, base, t):
-        o = self.open
-        for at, values in ((2, model), (4, base)):
-            values = values[~np.isnan(values)]
-            if len(values):  # summed one row after another, whatever the cutting
-                o[at] = float(np.cumsum(np.r_[o[at], values])[-1])
-                o[at + 1] += len(values)
-        o[0] = self.rows + len(model)
-        o[1] = t if t is not None else o[0]
-
-    def _close(self):
-        self.closed.append(self.open)
-        self.open = [0, 0, 0.0, 0, 0.0, 0]
-        if len(self.closed) == 2 * self._BUCKETS:
-            pairs = zip(self.closed[::2], self.closed[1::2])
-            self.closed = [[b[0], b[1], a[2] + b[2], a[3] + b[3], a[4] + b[4], a[5] + b[5]]
-                           for a, b in pairs]  # fmt: skip
-            self.width *= 2
-
-    def _sample(self, chunk, rows, made, y, times):
-        keys = chunk.keys
-        if keys is None:
-            row_keys = np.zeros(len(rows), np.int64)
-        elif isinstance(keys, pd.Categorical):
-            row_keys = np.asarray(keys.categories, object)[keys.codes[rows]]
-        else:
-            row_keys = np.asarray(keys)[rows]
-        if len(self.keys) < self.plot_series:
-            for k in pd.unique(row_keys):
-                if len(self.keys) < self.plot_series and k not in self.keys:
-                    self.keys.append(k)
-        t = times if times is not None else np.arange(self.rows - len(rows), self.rows)
-        for k in self.keys:
-            mine = np.flatnonzero(row_keys == k)
-            if not len(mine):
-                continue
-            cols = [t[mine], y[mine], made[mine, self.point]]
-            if self.band is not None:
-                cols += [made[mine, self.band[0]], made[mine, self.band[1]]]
-            old = self.samples.get(k)
-            new = [np.asarray(c)[-self._POINTS :] for c in cols]
-            if old is not None:
-                new = [np.concatenate([o, c])[-self._POINTS :] for o, c in zip(old, new)]
-            self.samples[k] = new
-
-    def curve(self, time_kind, tz):
-        rows = [*self.closed, *([self.open] if self.open[3] or self.open[5] else [])]
-        frame = pd.DataFrame(rows, columns=["rows", "time", "m", "mn", "b", "bn"])
-        run_m = np.cumsum(frame["m"].to_numpy(np.float64))
-        run_b = np.cumsum(frame["b"].to_numpy(np.float64))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            frame["mae"] = frame["m"] / frame["mn"]
-            frame["persistence_mae"] = frame["b"] / frame["bn"]
-            frame["running_mae"] = run_m / np.cumsum(frame["mn"].to_numpy())
-            frame["running_persistence_mae"] = run_b / np.cumsum(frame["bn"].to_numpy())
-        frame["time"] = _times(frame["time"].to_numpy(), time_kind, tz)
-        return frame.drop(columns=["m", "mn", "b", "bn"])
-
-    def sample_frames(self, time_kind, tz):
-        frames = {}
-        for k, cols in self.samples.items():
-            names = ["time", "actual", "forecast", "lo", "hi"][: len(cols)]
-            frame = pd.DataFrame(dict(zip(names, cols)))
-            frame["time"] = _times(frame["time"].to_numpy(), time_kind, tz)
-            frames[k] = frame
-        return frames
-
-
-def _times(values, kind, tz):
-    if kind != "M":
-        return values
-    times = pd.to_datetime(values.astype(np.int64), unit="ns")
-    return times.tz_localize("UTC").tz_convert(tz) if tz else times
-
-
 # -- progress ----------------------------------------------------------------------------
 class _Progress:
     """A live line on a terminal, or a plain log line every ``every`` seconds."""
@@ -822,7 +701,7 @@ class _Run:
         else:
             point, band = 0, None
         if self.names[0] != "output_0" or width == chunk.y.shape[1]:
-            self.book = _Book(job.plot_series, point, band)
+            self.book = Book(job.plot_series, point, band)
 
     def step(self, chunk):
         if self.engine is None:
@@ -1000,9 +879,8 @@ def _report(job, state, summary, folder):
     from .report import write_report
 
     book = state.book
-    kind, tz = (book.time_kind, book.tz) if book is not None else (None, None)
-    curve = book.curve(kind, tz) if book is not None else pd.DataFrame()
-    samples = book.sample_frames(kind, tz) if book is not None else {}
+    curve = book.curve() if book is not None else pd.DataFrame()
+    samples = book.sample_frames() if book is not None else {}
     shown = {
         "rows in": summary["rows_in"],
         "rows out": summary["rows_out"],

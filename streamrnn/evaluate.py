@@ -442,7 +442,10 @@ class _Scorer:
         if chunk.y_scale is not None and not isinstance(self.loss, CrossEntropy):
             y = y * chunk.y_scale + chunk.y_loc
         slots = self._slots(chunk.keys, N)
-        order = np.argsort(slots, kind="stable")
+        if len(self._index) <= 1 << 16:  # NumPy sorts 16-bit integers by radix, 10x faster
+            order = np.argsort(slots.astype(np.uint16), kind="stable")
+        else:
+            order = np.argsort(slots, kind="stable")
         grouped = slots[order]
         first, starts, sizes = np.unique(grouped, return_index=True, return_counts=True)
         pos = np.arange(N) - np.repeat(starts, sizes)
@@ -451,8 +454,11 @@ class _Scorer:
         groups = (first, sizes, pos)
         (made,) = _lags(self._out_hist, groups, out[order], [self.h])
         ys = _lags(self._y_hist, groups, y[order], self._ylags)
-        keep = np.flatnonzero((step >= self.h) & ~np.isnan(ys[0]).all(axis=1))
-        keep = keep[np.argsort(order[keep])]  # back to arrival order
+        kept = np.zeros(N, np.bool_)  # scored rows, in arrival order
+        kept[order[(step >= self.h) & ~np.isnan(ys[0]).all(axis=1)]] = True
+        rank = np.empty(N, np.int64)
+        rank[order] = np.arange(N)
+        keep = rank[np.flatnonzero(kept)]
         made, ys = made[keep], [v[keep] for v in ys]
         if self.on_pairs is not None:
             self.on_pairs(order[keep], made, ys)

@@ -545,7 +545,7 @@ def test_report_figures_do_not_depend_on_cutting(data, tmp_path):
         out = tmp_path / f"out{rows}"
         run(make_job(path, out, chunk_rows=rows, checkpoint_rows=1))
         books.append(checkpoint.read(out / "_checkpoint")[1]["book"])
-    a, b = (book.curve(book.time_kind, book.tz) for book in books)
+    a, b = (book.curve() for book in books)
     pd.testing.assert_frame_equal(a, b, check_exact=True)
     assert len(a) == -(-(KEYS * STEPS - KEYS) // 64)
     assert books[0].samples.keys() == books[1].samples.keys() == {"s0", "s1", "s2"}
