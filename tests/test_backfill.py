@@ -17,6 +17,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import feeds
 import streamrnn
@@ -193,6 +195,33 @@ def test_resume_after_a_crash_gives_the_same_output(data, reference, tmp_path, m
     assert_same(outputs(out), reference[0])
     assert summary["rows_out"] == reference[1]["rows_out"]
     assert summary["mae"] == reference[1]["mae"]
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    first=st.integers(1, 400),
+    then=st.integers(1, 400),
+    every=st.integers(1, 500),
+    crash=st.integers(0, 12),
+    quantiles=st.booleans(),
+)
+def test_any_cutting_and_crash_point_gives_the_same_output(data, tmp_path_factory, monkeypatch,
+                                                           first, then, every, crash,
+                                                           quantiles):  # fmt: skip
+    _, path = data
+    q = [0.2, 0.5, 0.8] if quantiles else None
+    folder = tmp_path_factory.mktemp("cut")
+    whole = folder / "whole"
+    run(make_job(path, whole, chunk_rows=720, quantiles=q))
+    out = folder / "out"
+    with monkeypatch.context() as m:
+        crash_after(m, crash)
+        try:
+            run(make_job(path, out, chunk_rows=first, checkpoint_rows=every, quantiles=q))
+        except Crash:
+            pass
+    run(make_job(path, out, chunk_rows=then, quantiles=q, resume=True))
+    assert_same(outputs(out), outputs(whole))
 
 
 def test_interrupt_takes_a_checkpoint_then_resume_continues(data, reference, tmp_path,
