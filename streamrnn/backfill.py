@@ -644,7 +644,8 @@ class _Signals:
 
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._catch)
+                if signal.getsignal(sig) is not signal.SIG_IGN:  # as nohup leaves it
+                    self._old[sig] = signal.signal(sig, self._catch)
         return self
 
     def _catch(self, signum, frame):

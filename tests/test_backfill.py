@@ -257,11 +257,15 @@ def test_sigint_through_the_command_exits_130(data, tmp_path, monkeypatch, capsy
         os.kill(os.getpid(), signal.SIGINT)
 
     monkeypatch.setattr(backfill._Run, "step", signalled)
-    code = cli.main(["backfill", path, "-o", str(tmp_path / "out"), "--targets", "y",
-                     "--hidden", "4", "--progress", "none", "--chunk-rows", "100"])  # fmt: skip
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # ignored in background jobs
+    try:
+        code = cli.main(["backfill", path, "-o", str(tmp_path / "out"), "--targets", "y",
+                         "--hidden", "4", "--progress", "none", "--chunk-rows", "100"])  # fmt: skip
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert code == 130
     assert "SIGINT: stopped after a checkpoint at input row 100" in capsys.readouterr().err
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def command(path, out, *extra):
