@@ -56,6 +56,7 @@ JOB_FILE = "_job.json"
 CHECKPOINT = "_checkpoint"
 REPORT = "_report"
 STATES = "_states.parquet"
+LOCK = "_lock"
 _PART = re.compile(r"part-(\d{6})\.parquet")
 _CELLS = {"rnn": RNN, "gru": GRU, "lstm": LSTM}
 _FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".arrow": "ipc",
@@ -153,8 +154,8 @@ class Job:
 
 
 # Fields that do not change what a job computes: they may differ on resumption.
-_RUN_ONLY = {"chunk_rows", "checkpoint_rows", "checkpoint_seconds", "resume", "overwrite",
-             "report", "progress"}  # fmt: skip
+_RUN_ONLY = {"output", "chunk_rows", "checkpoint_rows", "checkpoint_seconds", "resume",
+             "overwrite", "report", "progress", "states"}  # fmt: skip
 
 
 def _fail(name, value, want):
@@ -193,10 +194,18 @@ def checked(job):
         setattr(job, name, os.fspath(value))
     if job.format not in ("auto", "parquet", "csv", "ipc"):
         _fail("format", job.format, "'auto', 'parquet', 'csv' or 'ipc'")
-    for name in ("key", "time", "grid", "scale", "model"):
+    for name in ("key", "time", "scale", "model"):
         value = getattr(job, name)
         if value is not None and not isinstance(value, str):
             _fail(name, value, "a string or None")
+    if isinstance(job.grid, str):  # "3600" is a step for numeric times, "1h" for timestamps
+        try:
+            job.grid = float(job.grid) if "." in job.grid else int(job.grid)
+        except ValueError:
+            pass
+    if job.grid is not None and (isinstance(job.grid, bool)
+                                 or not isinstance(job.grid, (str, int, float))):  # fmt: skip
+        _fail("grid", job.grid, "a time span ('1h') or a number (for numeric times)")
     _names(job, "features")
     _names(job, "targets")
     if job.cell not in _CELLS:
@@ -223,7 +232,8 @@ def checked(job):
     if isinstance(job.tbptt, str):
         job.tbptt = [v for v in job.tbptt.split(",") if v.strip()]
     try:
-        job.tbptt = tuple(int(v) for v in job.tbptt)
+        job.tbptt = tuple(v if isinstance(v, int) and not isinstance(v, bool) else int(v, 10)
+                          for v in job.tbptt)  # fmt: skip
     except (TypeError, ValueError):
         _fail("tbptt", job.tbptt, "two integers k1,k2 with 1 <= k1 <= k2")
     if len(job.tbptt) != 2 or not 1 <= job.tbptt[0] <= job.tbptt[1]:
@@ -236,8 +246,9 @@ def checked(job):
             q = [float(v) for v in q]
         except (TypeError, ValueError):
             _fail("quantiles", job.quantiles, "numbers between 0 and 1")
-        if not q or not all(0 < v < 1 for v in q) or len(set(q)) != len(q):
-            _fail("quantiles", job.quantiles, "distinct numbers between 0 and 1")
+        if not q or not all(0 < v < 1 for v in q) or len(set(q)) != len(q) or 0.5 not in q:
+            _fail("quantiles", job.quantiles, "distinct numbers between 0 and 1, 0.5 among "
+                  "them (the median is the point forecast)")  # fmt: skip
         job.quantiles = q
     as_loss(job.loss if job.quantiles is None else Pinball(job.quantiles))
     if job.progress not in ("auto", "bar", "log", "none"):
@@ -340,16 +351,17 @@ def _parts(folder):
 
 def _ours(name):
     return (
-        name in (JOB_FILE, CHECKPOINT, REPORT, STATES)
+        name in (JOB_FILE, CHECKPOINT, REPORT, STATES, LOCK)
         or name.startswith(".tmp-")
         or _PART.fullmatch(name) is not None
     )
 
 
 def _clear(folder):
-    """Remove a backfill's files from ``folder`` (nothing else)."""
-    for name in os.listdir(folder):
-        if _ours(name):
+    """Remove a backfill's files from ``folder`` (nothing else), the job file last."""
+    names = sorted(os.listdir(folder), key=lambda n: n == JOB_FILE)
+    for name in names:
+        if _ours(name) and name != LOCK:
             path = os.path.join(folder, name)
             if os.path.isdir(path):
                 shutil.rmtree(path)
@@ -362,13 +374,52 @@ def _write_json(path, value):
     checkpoint.write_atomic(path, lambda f: f.write(text))
 
 
+def _lock(out):
+    """Hold ``out/_lock`` exclusively until the returned descriptor is closed (the
+    system releases it when the process ends, kill -9 included)."""
+    try:
+        import fcntl
+    except ImportError:  # no advisory locks on this system
+        return None
+    fd = os.open(os.path.join(out, LOCK), os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise ConfigError(
+            f"output folder {out!r} is in use by another backfill run; wait for it to end or "
+            "stop it (it can then be resumed)"
+        ) from None
+    return fd
+
+
 def _claim(job, ident, job_id):
-    """Make ``job.output`` this job's: returns the checkpoint to resume from, or None."""
+    """Make ``job.output`` this job's and lock it: returns ``(lock, checkpoint to resume
+    from or None)``."""
     out = job.output
     if os.path.exists(out) and not os.path.isdir(out):
         raise ConfigError(f"output {out!r} is a file; it must be a folder (new or empty)")
+    names = sorted(os.listdir(out)) if os.path.isdir(out) else []
+    foreign = [n for n in names if not _ours(n)]
+    if foreign:
+        raise ConfigError(
+            f"output folder {out!r} holds files that are not a backfill's results "
+            f"({', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}); "
+            "choose a new or empty folder"
+        )
     os.makedirs(out, exist_ok=True)
-    names = os.listdir(out)
+    lock = _lock(out)
+    try:
+        start = _take_over(job, ident, job_id, os.listdir(out))
+    except BaseException:
+        if lock is not None:
+            os.close(lock)
+        raise
+    return lock, start
+
+
+def _take_over(job, ident, job_id, names):
+    out = job.output
     owner = None
     if JOB_FILE in names:
         try:
@@ -377,60 +428,56 @@ def _claim(job, ident, job_id):
             owner["job"], owner["identity"]
         except (OSError, ValueError, KeyError, TypeError):
             raise StateError(
-                f"{os.path.join(out, JOB_FILE)} is damaged: cannot tell which job owns {out!r}"
-            ) from None
-    foreign = sorted(n for n in names if not _ours(n))
-    if owner is None:
-        foreign = [n for n in names if not n.startswith(".tmp-")]
-    if foreign:
-        raise ConfigError(
-            f"output folder {out!r} holds files that are not a backfill's results "
-            f"({', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}); "
-            "choose a new or empty folder"
-        )
-    start = None
-    if owner is not None and owner["job"] != job_id:
-        if not job.overwrite:
-            diff = "; ".join(_differences(owner["identity"], ident)) or "settings"
-            raise ConfigError(
-                f"output folder {out!r} holds another job's results (it differs in: {diff}); "
-                "choose a new folder, or pass overwrite (--overwrite) to replace them"
-            )
-    elif owner is not None and not job.overwrite:
-        done = False
-        if CHECKPOINT in names:
-            start = checkpoint.read(os.path.join(out, CHECKPOINT))
-            if start[0].get("job") != job_id:
-                raise StateError(
-                    f"{os.path.join(out, CHECKPOINT)} belongs to job {start[0].get('job')}, "
-                    f"but {JOB_FILE} names job {job_id}"
-                )
-            done = start[0]["done"]
-        if not job.resume:
-            what = "the finished results" if done else "an unfinished run"
-            raise ConfigError(
-                f"output folder {out!r} holds {what} of this job; pass resume (--resume) "
-                "to continue it, or overwrite (--overwrite) to start again"
-            )
-        committed = start[0]["parts"] if start is not None else 0
-        parts = _parts(out)
-        lost = [f"part-{i:06d}.parquet" for i in range(committed) if i not in parts]
-        if lost:
-            raise StateError(
-                f"output folder {out!r} lacks {len(lost)} part file(s) the checkpoint "
-                f"committed ({', '.join(lost[:3])}{' ...' if len(lost) > 3 else ''}); "
+                f"{os.path.join(out, JOB_FILE)} is damaged: cannot tell which job owns {out!r}; "
                 "start again with overwrite (--overwrite)"
+            ) from None
+    started = CHECKPOINT in names  # parts without a checkpoint are uncommitted
+    if job.overwrite or not started:  # nothing of value: start (again)
+        _clear(out)
+        _write_json(os.path.join(out, JOB_FILE), {"job": job_id, "identity": ident})
+        return None
+    if owner is None:
+        raise ConfigError(
+            f"output folder {out!r} holds a backfill's files but no {JOB_FILE} (an "
+            "interrupted overwrite?); start again with overwrite (--overwrite)"
+        )
+    if owner["job"] != job_id:
+        diff = "; ".join(_differences(owner["identity"], ident)) or "settings"
+        raise ConfigError(
+            f"output folder {out!r} holds another job's results (it differs in: {diff}); "
+            "choose a new folder, or pass overwrite (--overwrite) to replace them"
+        )
+    start, done = None, False
+    if CHECKPOINT in names:
+        start = checkpoint.read(os.path.join(out, CHECKPOINT))
+        if start[0].get("job") != job_id:
+            raise StateError(
+                f"{os.path.join(out, CHECKPOINT)} belongs to job {start[0].get('job')}, "
+                f"but {JOB_FILE} names job {job_id}"
             )
-        for index, name in parts.items():  # written after the checkpoint
-            if index >= committed:
-                os.unlink(os.path.join(out, name))
-        for name in os.listdir(out):
-            if name.startswith(".tmp-"):
-                os.unlink(os.path.join(out, name))
-        return start
-    _clear(out)
-    _write_json(os.path.join(out, JOB_FILE), {"job": job_id, "identity": ident})
-    return None
+        done = start[0]["done"]
+    if not job.resume:
+        what = "the finished results" if done else "an unfinished run"
+        raise ConfigError(
+            f"output folder {out!r} holds {what} of this job; pass resume (--resume) "
+            "to continue it, or overwrite (--overwrite) to start again"
+        )
+    committed = start[0]["parts"] if start is not None else 0
+    parts = _parts(out)
+    lost = [f"part-{i:06d}.parquet" for i in range(committed) if i not in parts]
+    if lost:
+        raise StateError(
+            f"output folder {out!r} lacks {len(lost)} part file(s) the checkpoint "
+            f"committed ({', '.join(lost[:3])}{' ...' if len(lost) > 3 else ''}); "
+            "start again with overwrite (--overwrite)"
+        )
+    for index, name in parts.items():  # written after the checkpoint
+        if index >= committed:
+            os.unlink(os.path.join(out, name))
+    for name in os.listdir(out):
+        if name.startswith(".tmp-"):
+            os.unlink(os.path.join(out, name))
+    return start
 
 
 # -- models and engines -----------------------------------------------------------------
@@ -467,7 +514,7 @@ def _load_model(path):
         try:
             with open(path, "rb") as f:
                 engine = pickle.load(f)
-        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:
+        except Exception as exc:  # unpickling garbage can raise almost anything
             raise InputError(
                 f"{path}: not a model file (a PyTorch .pt/.pth, a saved learner or stream, "
                 f"or a checkpoint): {exc}"
@@ -488,6 +535,11 @@ def _make_engine(job, model, chunk, feed):
             raise ConfigError(
                 f"the model takes {model.input_size} inputs, but the feed gives {I} "
                 f"({', '.join(chunk.columns)}); choose features to match"
+            )
+        if job.quantiles and model.out_features != T * K:
+            raise ConfigError(
+                f"the model gives {model.out_features} outputs, but {T} target(s) times "
+                f"{K} quantiles need {T * K}"
             )
     else:
         if not T:
@@ -597,6 +649,15 @@ class _Progress:
         self.start = self.last = time.monotonic()
         self.every = 0.2 if mode == "bar" else 10.0
 
+    def __enter__(self):
+        self.drawn = False
+        return self
+
+    def __exit__(self, *exc):
+        if self.mode == "bar" and self.drawn:  # end the live line before anything else
+            self.out.write("\n")
+            self.out.flush()
+
     def show(self, rows, metric, final=False):
         now = time.monotonic()
         if self.mode == "none" or (not final and now - self.last < self.every):
@@ -613,7 +674,8 @@ class _Progress:
         if metric is not None and not math.isnan(metric):
             text += f", MAE {metric:.4g}"
         if self.mode == "bar":
-            self.out.write("\r" + text.ljust(78) + ("\n" if final else ""))
+            self.out.write("\r" + text.ljust(78))
+            self.drawn = True
         else:
             self.out.write(f"backfill: {text}\n")
         self.out.flush()
@@ -815,32 +877,67 @@ def run(job, out=None):
             raise InputError(f"{job.model}: the model file does not exist")
         model = _load_model(job.model)
         job.dtype = str(model.dtype)  # a loaded model keeps its own
+    report = _report_folder(job)
     ident = identity(job)
     job_id = _job_id(ident)
-    start = _claim(job, ident, job_id)
-    state = _Run(job, model, job_id, start)
-    t0 = time.perf_counter()
-    if not state.done:
-        progress = _Progress(job.progress, _total_rows(job), state.rows_in, out)
-        reader = _reader(job, state.feed, state.rows_in)
-        with _Signals() as signals, contextlib.closing(reader):
-            for chunk in reader:
-                state.step(chunk)
-                if signals.caught is not None:
-                    state.save()
-                    raise Interrupted(signals.caught, state.rows_in)
-                if state.due():
-                    state.save()
-                progress.show(state.rows_in, state.metric())
-            state.done = True
-            if state.engine is not None:
+    lock, start = _claim(job, ident, job_id)
+    try:
+        state = _Run(job, model, job_id, start)
+        t0 = time.perf_counter()
+        if not state.done:
+            _loop(job, state, out)
+        seconds = time.perf_counter() - t0
+        return _finish(job, state, seconds, report)
+    finally:
+        if lock is not None:
+            os.close(lock)
+
+
+def _loop(job, state, out):
+    progress = _Progress(job.progress, _total_rows(job), state.rows_in, out)
+    reader = _reader(job, state.feed, state.rows_in)
+    with _Signals() as signals, contextlib.closing(reader), progress:
+        for chunk in reader:
+            state.step(chunk)
+            if signals.caught is not None:
                 state.save()
-            progress.show(state.rows_in, state.metric(), final=True)
-    seconds = time.perf_counter() - t0
-    return _finish(job, state, seconds)
+                raise Interrupted(signals.caught, state.rows_in)
+            if state.due():
+                state.save()
+            progress.show(state.rows_in, state.metric())
+        state.done = True
+        state.save()
+        progress.show(state.rows_in, state.metric(), final=True)
 
 
-def _finish(job, state, seconds):
+def _report_folder(job):
+    """The report folder (None for none), checked before anything is written."""
+    if job.report is None:
+        return None
+    if job.report == "auto":
+        return os.path.join(job.output, REPORT)
+    folder = job.report
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise ConfigError(f"report {folder!r} is a file; it must be a folder")
+    inside = os.path.relpath(os.path.abspath(folder), os.path.abspath(job.output))
+    if not inside.startswith(os.pardir):
+        raise ConfigError(
+            f"report folder {folder!r} is inside the output folder; leave report unset to "
+            f"write it to {os.path.join(job.output, REPORT)!r}, or choose a folder outside"
+        )
+    from .report import FILES
+
+    other = sorted(n for n in (os.listdir(folder) if os.path.isdir(folder) else [])
+                   if n not in FILES and not n.startswith(".tmp-"))  # fmt: skip
+    if other:
+        raise ConfigError(
+            f"report folder {folder!r} holds other files ({', '.join(other[:3])}); the "
+            "report would mix with them: choose a new or empty folder"
+        )
+    return folder
+
+
+def _finish(job, state, seconds, report):
     engine = state.engine
     rows = state.rows_in - state.resumed_at
     summary = {
@@ -860,18 +957,23 @@ def _finish(job, state, seconds):
     summary["checkpoint"] = os.path.join(job.output, CHECKPOINT)
     if job.states and engine is not None:
         _write_states(job, engine)
-    if job.report is not None and engine is not None:
-        folder = os.path.join(job.output, REPORT) if job.report == "auto" else job.report
-        summary["report"] = str(_report(job, state, summary, folder))
+    if report is not None and engine is not None:
+        summary["report"] = str(_report(job, state, summary, report))
     return summary
 
 
 def _write_states(job, engine):
     keys = list(engine.keys())
-    S = np.stack([engine.get_state(k).reshape(-1) for k in keys]) if keys else np.zeros((0, 0))
     cols = {(engine.feed.schema.key or "key"): pa.array(keys)}
-    for j in range(S.shape[1]):
-        cols[f"h{j}"] = pa.array(S[:, j])
+    parts = ("h", "c") if isinstance(engine.model, LSTM) else ("h",)
+    states = [engine.get_state(k) for k in keys]
+    for i, part in enumerate(parts):  # (layers, hidden) each: h0_0 is layer 0, unit 0
+        values = [st[i] if len(parts) > 1 else st for st in states]
+        model = engine.model
+        S = np.stack(values) if keys else np.zeros((0, model.num_layers, model.hidden_size))
+        for layer in range(S.shape[1]):
+            for unit in range(S.shape[2]):
+                cols[f"{part}{layer}_{unit}"] = pa.array(S[:, layer, unit])
     table = pa.table(cols)
     checkpoint.write_atomic(os.path.join(job.output, STATES), lambda f: pq.write_table(table, f))
 
@@ -934,9 +1036,18 @@ def from_toml(path):
             values = tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(f"{path}: the job file does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the job file: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    values = values.get("backfill", values)
+    if "backfill" in values:
+        others = sorted(k for k in values if k != "backfill")
+        if others or not isinstance(values["backfill"], dict):
+            raise ConfigError(
+                f"{path}: with a [backfill] table, every key belongs in it; found "
+                f"{', '.join(others) or 'backfill = ...'} outside"
+            )
+        values = values["backfill"]
     fields = job_fields()
     out = {}
     for name, value in values.items():

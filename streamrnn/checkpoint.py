@@ -37,6 +37,16 @@ MAGIC = b"STREAMRNN-CHECKPOINT\n"
 FORMAT = 1
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: Files are readable as the process's umask allows (mkstemp alone makes them 0600).
+_MODE = 0o666 & ~_umask()
+
+
 def _fsync_folder(folder):
     if hasattr(os, "O_DIRECTORY"):
         fd = os.open(folder, os.O_DIRECTORY)
@@ -61,6 +71,7 @@ def write_atomic(path, write):
         raise _storage_error(exc, path) from None
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), _MODE)
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -118,7 +129,8 @@ def read(path):
     """
     with _open(path) as f:
         header = _header(f, path)
-        body = f.read(header["payload_bytes"] + 1)
+        left = os.fstat(f.fileno()).st_size - f.tell()
+        body = f.read(min(header["payload_bytes"], left) + 1)
     if (
         len(body) != header["payload_bytes"]
         or hashlib.sha256(body).hexdigest() != header["payload_sha256"]
@@ -153,7 +165,7 @@ def _header(f, path):
         raise StateError(f"{path}: the checkpoint's header is damaged") from None
     if fmt != FORMAT:
         raise StateError(
-            f"{path} is a checkpoint in format {fmt} (written by streamrnn "
+            f"{path} is a checkpoint in format {fmt!r} (written by streamrnn "
             f"{header.get('streamrnn', '?')}); this streamrnn reads format {FORMAT}"
         )
     if not isinstance(size, int) or size < 0:

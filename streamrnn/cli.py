@@ -20,7 +20,7 @@ from .errors import ConfigError, StreamrnnError
 _HELP = {
     "input": "Parquet file or dataset folder, CSV file, or Arrow IPC file to read",
     "output": "folder of the output Parquet dataset: new, empty, or this job's own",
-    "format": "input format (default: by suffix; a folder is Parquet)",
+    "format": "input format (auto: by suffix; a folder is Parquet)",
     "key": "key column (default: the one text column)",
     "time": "time column (default: the one timestamp column)",
     "features": "comma-separated input columns (default: every other numeric column)",
@@ -80,7 +80,8 @@ def _parser():
         default = getattr(defaults, name)
         text = _HELP[name]
         if isinstance(default, bool):
-            sub.add_argument(flag, action="store_true", default=None, help=text)
+            sub.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                             help=text)  # fmt: skip
             continue
         kind = type(default) if isinstance(default, (int, float)) else str
         if name in ("checkpoint_rows", "season"):
@@ -93,8 +94,8 @@ def _parser():
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
         if name != "report" and shown is not None:
             text += f" (default: {shown})"
-        sub.add_argument(flag, type=kind, choices=choices, default=None, metavar=name.upper(),
-                         help=text)  # fmt: skip
+        sub.add_argument(flag, type=kind, choices=choices, default=None,
+                         metavar=None if choices else name.upper(), help=text)  # fmt: skip
     sub.add_argument("--no-report", action="store_true", help="make no report")
     sub.add_argument("--json", action="store_true", help="print the summary as JSON")
     return parser
@@ -108,7 +109,7 @@ def _job(args):
             values[name] = value
     if args.no_report:
         values["report"] = None
-    if values.get("checkpoint_seconds") == 0:
+    if args.checkpoint_seconds == 0:  # the flag's way to say never
         values["checkpoint_seconds"] = None
     missing = [n for n in ("input", "output") if not values.get(n)]
     if missing:
@@ -163,6 +164,12 @@ def main(argv=None):
     except (StreamrnnError, feeds.FeedError, OSError) as exc:
         err.write(f"streamrnn backfill: error: {exc}\n")
         return 1
+    except Exception as exc:  # a fault of ours: one line, and what to report
+        err.write(
+            f"streamrnn backfill: internal error: {type(exc).__name__}: {exc} (please report "
+            "it; the output and checkpoint written so far are intact)\n"
+        )
+        return 70
     if args.json:
         print(json.dumps(summary, default=str))
     else:

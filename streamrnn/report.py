@@ -18,15 +18,16 @@ import html
 import io
 import math
 import numbers
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from . import checkpoint
 from .errors import InputError
 
+#: The files the report writes.
+FILES = ("forecast.png", "error_over_time.png", "learning_curve.png", "index.html", "report.md")
 DPI = 100
 WIDTH = 10.0  # inches, every image
 PANEL_HEIGHT = 3.0  # inches, one forecast panel
@@ -244,15 +245,7 @@ def _save_png(fig, path):
 
 
 def _write_atomic(path, data):
-    """Write ``data`` to a temporary file next to ``path``, then rename it to ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    checkpoint.write_atomic(path, lambda f: f.write(data))
 
 
 def _markdown(title, rows, images):

@@ -10,6 +10,7 @@ import random
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -406,7 +407,7 @@ def test_full_disk_is_a_clear_error_and_loses_nothing(data, reference, tmp_path,
         m.setattr(backfill.pq, "write_table", full)
         with pytest.raises(StorageError, match="cannot write .*part-000004.parquet: the disk is"):
             run(make_job(path, out, checkpoint_rows=150))
-    assert sorted(os.listdir(out)) == ["_checkpoint", "_job.json", *(
+    assert sorted(os.listdir(out)) == ["_checkpoint", "_job.json", "_lock", *(
         f"part-{i:06d}.parquet" for i in range(4))]  # fmt: skip
     assert checkpoint.read_header(out / "_checkpoint")["parts"] == 4
     run(make_job(path, out, resume=True))
@@ -566,9 +567,9 @@ def test_report_and_states(data, tmp_path):
     states = pq.read_table(tmp_path / "out" / "_states.parquet")
     learner = backfill.load_checkpoint(tmp_path / "out" / "_checkpoint")
     assert states.column("key").to_pylist() == ["s0", "s1", "s2"]
-    assert np.array_equal(
-        states.column("h3").to_numpy(), [learner.get_state(k)[0, 3] for k in ["s0", "s1", "s2"]]
-    )
+    assert states.column_names == ["key", *(f"h0_{j}" for j in range(6))]
+    h = [learner.get_state(k)[0, 3] for k in ["s0", "s1", "s2"]]
+    assert np.array_equal(states.column("h0_3").to_numpy(), h)
 
 
 def test_report_figures_do_not_depend_on_cutting(data, tmp_path):
@@ -591,3 +592,127 @@ def test_a_committed_part_that_went_missing_is_an_error(data, tmp_path):
     os.unlink(out / "part-000001.parquet")
     with pytest.raises(StateError, match="lacks 1 part file.*part-000001.parquet"):
         run(make_job(path, out, chunk_rows=300, resume=True))
+
+
+def test_lstm_states_hold_h_and_c(data, tmp_path):
+    _, path = data
+    run(make_job(path, tmp_path / "out", cell="lstm", layers=2, hidden=3, states=True,
+                 chunk_rows=500))  # fmt: skip
+    states = pq.read_table(tmp_path / "out" / "_states.parquet")
+    learner = backfill.load_checkpoint(tmp_path / "out" / "_checkpoint")
+    h, c = learner.get_state("s2")
+    assert states.num_rows == KEYS and len(states.column_names) == 1 + 2 * 2 * 3
+    assert states.column("h1_2")[2].as_py() == h[1, 2]
+    assert states.column("c0_1")[2].as_py() == c[0, 1]
+
+
+def test_a_second_run_on_the_same_folder_is_refused(data, tmp_path):
+    _, path = data
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = backfill._lock(str(out))
+    try:
+        with pytest.raises(ConfigError, match="is in use by another backfill run"):
+            run(make_job(path, out))
+    finally:
+        os.close(holder)
+    assert os.listdir(out) == ["_lock"]
+    run(make_job(path, out, chunk_rows=500))  # the lock is free again
+
+
+def test_an_interrupted_overwrite_can_be_overwritten(data, tmp_path):
+    _, path = data
+    out = tmp_path / "out"
+    run(make_job(path, out, chunk_rows=300))
+    (out / "_job.json").unlink()  # as a stop in the middle of clearing the folder leaves it
+    with pytest.raises(ConfigError, match="no _job.json .*overwrite"):
+        run(make_job(path, out, chunk_rows=300, resume=True))
+    assert run(make_job(path, out, chunk_rows=300, overwrite=True))["rows_out"] == KEYS * STEPS
+
+
+def test_output_path_spelling_and_run_only_settings_do_not_change_the_job(data, tmp_path,
+                                                                          monkeypatch):  # fmt: skip
+    _, path = data
+    monkeypatch.chdir(tmp_path)
+    with monkeypatch.context() as m:
+        crash_after(m, 2)
+        with pytest.raises(Crash):
+            run(make_job(path, "out", checkpoint_rows=1))
+    summary = run(make_job(path, str(tmp_path / "out") + "/", resume=True, states=True,
+                           chunk_rows=33, report="auto"))  # fmt: skip
+    assert summary["resumed_at"] == 194
+
+
+def test_an_unstarted_folder_is_taken_without_overwrite(data, tmp_path):
+    """A run that failed before its first checkpoint left nothing worth keeping."""
+    import torch
+
+    _, path = data
+    out = tmp_path / "out"
+    torch.save(torch.nn.GRU(3, 4), tmp_path / "m.pt")
+    with pytest.raises(ConfigError, match="the model takes 3 inputs, but the feed gives 2"):
+        run(make_job(path, out, features=["x0", "x1"], learn=False, model=str(tmp_path / "m.pt")))
+    run(make_job(path, out, chunk_rows=500))
+
+
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        ({"quantiles": [0.1, 0.9]}, "0.5 among them"),
+        ({"tbptt": [4.5, 8]}, "tbptt must be two integers"),
+        ({"grid": [1]}, "grid must be a time span"),
+        ({"checkpoint_seconds": False}, "checkpoint_seconds must be a positive number"),
+        ({"report": str(Path(__file__))}, "is a file"),
+    ],
+)  # fmt: skip
+def test_bad_settings_are_refused_before_anything_is_written(data, tmp_path, options, match):
+    _, path = data
+    with pytest.raises(ConfigError, match=match):
+        run(make_job(path, tmp_path / "out", **options))
+    assert not (tmp_path / "out").exists()
+
+
+def test_report_folder_with_other_files_or_inside_the_output_is_refused(data, tmp_path):
+    _, path = data
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "index.html").write_text("keep")
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    with pytest.raises(ConfigError, match=r"holds other files \(notes.txt\)"):
+        run(make_job(path, tmp_path / "out", report=str(tmp_path / "mine")))
+    with pytest.raises(ConfigError, match="is inside the output folder"):
+        run(make_job(path, tmp_path / "out", report=str(tmp_path / "out" / "plots")))
+    assert (tmp_path / "mine" / "index.html").read_text() == "keep"
+
+
+def test_job_file_keys_outside_the_backfill_table_and_unreadable_files(tmp_path, capsys):
+    toml = tmp_path / "job.toml"
+    toml.write_text('hidden = 4\n[backfill]\ninput = "x.parquet"\n')
+    assert cli.main(["backfill", "--config", str(toml)]) == 2
+    assert "every key belongs in it; found hidden outside" in capsys.readouterr().err
+    assert cli.main(["backfill", "--config", str(tmp_path)]) == 2
+    assert "cannot read the job file" in capsys.readouterr().err
+
+
+def test_garbage_model_file(data, tmp_path, capsys):
+    _, path = data
+    (tmp_path / "g.bin").write_text("I am garbage\n")
+    code = cli.main(["backfill", path, "-o", str(tmp_path / "o"), "--model",
+                     str(tmp_path / "g.bin")])  # fmt: skip
+    assert code == 1
+    assert "g.bin: not a model file" in capsys.readouterr().err
+
+
+def test_files_are_readable_as_the_umask_allows(data, tmp_path, monkeypatch):
+    _, path = data
+    monkeypatch.setattr(checkpoint, "_MODE", 0o640)
+    run(make_job(path, tmp_path / "out", chunk_rows=500))
+    for name in ("part-000000.parquet", "_checkpoint", "_job.json"):
+        assert os.stat(tmp_path / "out" / name).st_mode & 0o777 == 0o640
+
+
+def test_empty_input_finishes_with_a_checkpoint(tmp_path):
+    path = tmp_path / "empty.parquet"
+    pq.write_table(pa.Table.from_pandas(history().iloc[:0], preserve_index=False), path)
+    summary = run(make_job(path, tmp_path / "out"))
+    assert summary["rows_out"] == 0 and os.path.exists(summary["checkpoint"])
+    assert run(make_job(path, tmp_path / "out", resume=True))["rows_out"] == 0
