@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 import feeds
 import streamrnn
 from streamrnn import backfill, checkpoint, cli
-from streamrnn.backfill import Job, run
+from streamrnn.backfill import Job, folder, run, runner
 from streamrnn.errors import ConfigError, InputError, StateError, StorageError
 
 KEYS, STEPS = 3, 240
@@ -168,7 +168,7 @@ class Crash(Exception):
 
 def crash_after(monkeypatch, chunks):
     """Make the run fail after ``chunks`` chunks, as a crash would stop it."""
-    step = backfill._Run.step
+    step = runner._Run.step
     seen = []
 
     def failing(self, chunk):
@@ -177,7 +177,7 @@ def crash_after(monkeypatch, chunks):
         seen.append(1)
         step(self, chunk)
 
-    monkeypatch.setattr(backfill._Run, "step", failing)
+    monkeypatch.setattr(runner._Run, "step", failing)
 
 
 @pytest.mark.parametrize("chunks", [0, 1, 5])
@@ -229,7 +229,7 @@ def test_interrupt_takes_a_checkpoint_then_resume_continues(data, reference, tmp
                                                             monkeypatch):  # fmt: skip
     _, path = data
     out = tmp_path / "out"
-    step = backfill._Run.step
+    step = runner._Run.step
     calls = []
 
     def signalled(self, chunk):
@@ -239,7 +239,7 @@ def test_interrupt_takes_a_checkpoint_then_resume_continues(data, reference, tmp
             os.kill(os.getpid(), signal.SIGTERM)
 
     with monkeypatch.context() as m:
-        m.setattr(backfill._Run, "step", signalled)
+        m.setattr(runner._Run, "step", signalled)
         with pytest.raises(backfill.Interrupted, match="SIGTERM: stopped after a checkpoint at "
                                                        "input row 194"):  # fmt: skip
             run(make_job(path, out))
@@ -251,13 +251,13 @@ def test_interrupt_takes_a_checkpoint_then_resume_continues(data, reference, tmp
 
 def test_sigint_through_the_command_exits_130(data, tmp_path, monkeypatch, capsys):
     _, path = data
-    step = backfill._Run.step
+    step = runner._Run.step
 
     def signalled(self, chunk):
         step(self, chunk)
         os.kill(os.getpid(), signal.SIGINT)
 
-    monkeypatch.setattr(backfill._Run, "step", signalled)
+    monkeypatch.setattr(runner._Run, "step", signalled)
     before = signal.signal(signal.SIGINT, signal.default_int_handler)  # ignored in background jobs
     try:
         code = cli.main(["backfill", path, "-o", str(tmp_path / "out"), "--targets", "y",
@@ -404,7 +404,7 @@ def test_full_disk_is_a_clear_error_and_loses_nothing(data, reference, tmp_path,
         write(table, where, **kw)
 
     with monkeypatch.context() as m:
-        m.setattr(backfill.pq, "write_table", full)
+        m.setattr(runner.pq, "write_table", full)
         with pytest.raises(StorageError, match="cannot write .*part-000004.parquet: the disk is"):
             run(make_job(path, out, checkpoint_rows=150))
     assert sorted(os.listdir(out)) == ["_checkpoint", "_job.json", "_lock", *(
@@ -610,7 +610,7 @@ def test_a_second_run_on_the_same_folder_is_refused(data, tmp_path):
     _, path = data
     out = tmp_path / "out"
     out.mkdir()
-    holder = backfill._lock(str(out))
+    holder = folder._lock(str(out))
     try:
         with pytest.raises(ConfigError, match="is in use by another backfill run"):
             run(make_job(path, out))

@@ -1,36 +1,8 @@
-"""Backfill: run a model over history, from files to a Parquet dataset, resumable.
-
-:func:`run` reads a Parquet file or dataset folder, a CSV file or an Arrow IPC
-file through a :class:`feeds.Feed`, runs every series through a model
-(inference, or prequential learning: each row is predicted, then learned from)
-and writes one output row per input row to ``output/part-NNNNNN.parquet``:
-the key, the time, each target's forecast for ``horizon`` steps later and,
-for a pinball loss, each quantile. The command line (``streamrnn backfill``)
-is a thin layer over :class:`Job` and :func:`run`.
-
-Output and position are committed together. Each chunk's rows go to a new
-part file, written atomically; every ``checkpoint_rows`` input rows or
-``checkpoint_seconds``, and when SIGINT or SIGTERM arrives, a checkpoint
-(:mod:`streamrnn.checkpoint`) records the engine, the feed, the running scores,
-the input rows consumed and the part files committed. A run with ``resume``
-deletes the parts written after the last checkpoint, reads on from its
-position and writes the same rows, bit for bit, as a run that never stopped:
-every result in streamrnn is the same however the stream is cut.
-
-The folder holds ``_job.json`` (which job owns it), ``_checkpoint`` and, unless
-turned off, ``_report/`` (plots and a page). Dataset readers pass over names
-starting with ``_`` or ``.``, so ``pyarrow.dataset.dataset(output)`` reads the
-outputs alone.
-"""
+"""The backfill loop: engines, output parts, checkpoints, progress and signals."""
 
 import contextlib
-import dataclasses
-import hashlib
-import json
 import math
 import os
-import re
-import shutil
 import signal
 import sys
 import time
@@ -42,449 +14,26 @@ import pyarrow.parquet as pq
 
 import feeds
 
-from . import checkpoint
-from ._book import Book
-from .errors import ConfigError, InputError, StateError
-from .evaluate import _Scorer, _wanted
-from .learner import OnlineLearner
-from .losses import MSE, Pinball, as_loss
-from .models import GRU, LSTM, RNN, RecurrentModel
-from .optim import Adam
-from .stream import Stream
+from .. import checkpoint
+from .._book import Book
+from ..errors import ConfigError, InputError, StateError
+from ..evaluate import _Scorer, _wanted
+from ..learner import OnlineLearner
+from ..losses import MSE, Pinball
+from ..models import GRU, LSTM, RNN, RecurrentModel
+from ..optim import Adam
+from ..stream import Stream
+from .folder import CHECKPOINT, REPORT, STATES, claim
+from .job import checked, identity, job_id
 
-JOB_FILE = "_job.json"
-CHECKPOINT = "_checkpoint"
-REPORT = "_report"
-STATES = "_states.parquet"
-LOCK = "_lock"
-_PART = re.compile(r"part-(\d{6})\.parquet")
 _CELLS = {"rnn": RNN, "gru": GRU, "lstm": LSTM}
-_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".arrow": "ipc",
-            ".ipc": "ipc", ".feather": "ipc"}  # fmt: skip
-
-
-@dataclasses.dataclass
-class Job:
-    """What a backfill does. Every field has a command-line flag of the same name
-    (``chunk_rows`` is ``--chunk-rows``) and a key in a TOML job file.
-
-    Parameters
-    ----------
-    input : str
-        A Parquet file or dataset folder, a CSV file or an Arrow IPC file.
-    output : str
-        The folder of the output dataset (created; must be new, empty, or this
-        job's own).
-    format : {"auto", "parquet", "csv", "ipc"}
-        ``auto`` goes by the file's suffix (a folder is Parquet).
-    key, time, features, targets :
-        Columns, as for :class:`feeds.Schema` (inferred when None).
-    grid, missing, scale :
-        Feed options, as for :class:`feeds.Feed`.
-    model : str, optional
-        A model to start from: a PyTorch file (``.pt``/``.pth``: an
-        ``nn.RNN/GRU/LSTM``, a module with ``rnn`` and ``head`` attributes, or a
-        dict of those), a learner saved by :meth:`OnlineLearner.save`, or a
-        checkpoint. Without it a new seeded model is made from ``cell``,
-        ``hidden``, ``layers``, ``seed`` and ``dtype``.
-    learn : bool
-        Prequential learning (predict each row, then learn from it) instead of
-        inference.
-    loss, quantiles, lr, tbptt, horizon, batch, per_key :
-        The learner (:class:`OnlineLearner`, Adam with learning rate ``lr``).
-        ``quantiles`` makes the loss a pinball loss over them: the model then
-        gives each quantile of each target, in learning and in inference.
-        ``horizon`` also pairs outputs with targets for scoring.
-    season : int, optional
-        Period of the seasonal naive baseline, in steps.
-    chunk_rows : int
-        Input rows per chunk; memory follows it. It does not change the results,
-        and may differ between a run and its resumption.
-    checkpoint_rows, checkpoint_seconds :
-        Take a checkpoint after the chunk that passes either (None: never).
-    resume : bool
-        Continue this job from its checkpoint in ``output`` (or start it).
-    overwrite : bool
-        Replace a backfill's results in ``output`` (no other files are touched).
-    report : str or None
-        The report folder; ``"auto"`` is ``output/_report``, None makes none.
-    plot_series : int
-        Series shown in the report's forecast plot.
-    states : bool
-        Write each key's final hidden state to ``output/_states.parquet``.
-    progress : {"auto", "bar", "log", "none"}
-        A live line on a terminal (``bar``), a log line every 10 s (``log``);
-        ``auto`` picks by whether stderr is a terminal.
-    """
-
-    input: str = None
-    output: str = None
-    format: str = "auto"
-    key: str = None
-    time: str = None
-    features: list = None
-    targets: list = None
-    grid: str = None
-    missing: str = "error"
-    scale: str = None
-    model: str = None
-    cell: str = "gru"
-    hidden: int = 64
-    layers: int = 1
-    seed: int = 0
-    dtype: str = "float32"
-    learn: bool = False
-    loss: str = "mse"
-    quantiles: list = None
-    lr: float = 1e-3
-    tbptt: tuple = (32, 32)
-    horizon: int = 1
-    batch: int = 1
-    per_key: bool = False
-    season: int = None
-    chunk_rows: int = 100_000
-    checkpoint_rows: int = None
-    checkpoint_seconds: float = 60.0
-    resume: bool = False
-    overwrite: bool = False
-    report: str = "auto"
-    plot_series: int = 3
-    states: bool = False
-    progress: str = "auto"
-
-
-# Fields that do not change what a job computes: they may differ on resumption.
-_RUN_ONLY = {"output", "chunk_rows", "checkpoint_rows", "checkpoint_seconds", "resume",
-             "overwrite", "report", "progress", "states"}  # fmt: skip
-
-
-def _fail(name, value, want):
-    raise ConfigError(f"{name} must be {want}, got {value!r}")
-
-
-def _int(job, name, low, none=False):
-    value = getattr(job, name)
-    if value is None and none:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        _fail(name, value, f"an integer >= {low}" + (" or None" if none else ""))
-    setattr(job, name, int(value))
-
-
-def _names(job, name):
-    value = getattr(job, name)
-    if isinstance(value, str):
-        value = [v.strip() for v in value.split(",") if v.strip()]
-    if value is not None and (
-        not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value)
-    ):
-        _fail(name, value, "a list of column names")
-    setattr(job, name, None if value is None else list(value))
-
-
-def checked(job):
-    """A validated copy of ``job`` (values normalised); ConfigError names the field."""
-    if not isinstance(job, Job):
-        raise ConfigError(f"expected a streamrnn.backfill.Job, got {type(job).__name__}")
-    job = dataclasses.replace(job)
-    for name in ("input", "output"):
-        value = getattr(job, name)
-        if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
-            _fail(name, value, "a path")
-        setattr(job, name, os.fspath(value))
-    if job.format not in ("auto", "parquet", "csv", "ipc"):
-        _fail("format", job.format, "'auto', 'parquet', 'csv' or 'ipc'")
-    for name in ("key", "time", "scale", "model"):
-        value = getattr(job, name)
-        if value is not None and not isinstance(value, str):
-            _fail(name, value, "a string or None")
-    if isinstance(job.grid, str):  # "3600" is a step for numeric times, "1h" for timestamps
-        try:
-            job.grid = float(job.grid) if "." in job.grid else int(job.grid)
-        except ValueError:
-            pass
-    if job.grid is not None and (isinstance(job.grid, bool)
-                                 or not isinstance(job.grid, (str, int, float))):  # fmt: skip
-        _fail("grid", job.grid, "a time span ('1h') or a number (for numeric times)")
-    _names(job, "features")
-    _names(job, "targets")
-    if job.cell not in _CELLS:
-        _fail("cell", job.cell, "'rnn', 'gru' or 'lstm'")
-    if job.dtype not in ("float32", "float64"):
-        _fail("dtype", job.dtype, "'float32' or 'float64'")
-    for name in ("learn", "per_key", "resume", "overwrite", "states"):
-        if not isinstance(getattr(job, name), (bool, np.bool_)):
-            _fail(name, getattr(job, name), "true or false")
-    for name, low in (("hidden", 1), ("layers", 1), ("seed", 0), ("horizon", 0), ("batch", 1),
-                      ("chunk_rows", 1), ("plot_series", 0)):  # fmt: skip
-        _int(job, name, low)
-    _int(job, "season", 1, none=True)
-    _int(job, "checkpoint_rows", 1, none=True)
-    if job.checkpoint_seconds is not None and (
-        isinstance(job.checkpoint_seconds, bool)
-        or not isinstance(job.checkpoint_seconds, (int, float))
-        or not job.checkpoint_seconds > 0
-    ):
-        _fail("checkpoint_seconds", job.checkpoint_seconds, "a positive number of seconds or None")
-    if isinstance(job.lr, bool) or not isinstance(job.lr, (int, float)) or not job.lr > 0:
-        _fail("lr", job.lr, "a positive number")
-    job.lr = float(job.lr)
-    if isinstance(job.tbptt, str):
-        job.tbptt = [v for v in job.tbptt.split(",") if v.strip()]
-    try:
-        job.tbptt = tuple(v if isinstance(v, int) and not isinstance(v, bool) else int(v, 10)
-                          for v in job.tbptt)  # fmt: skip
-    except (TypeError, ValueError):
-        _fail("tbptt", job.tbptt, "two integers k1,k2 with 1 <= k1 <= k2")
-    if len(job.tbptt) != 2 or not 1 <= job.tbptt[0] <= job.tbptt[1]:
-        _fail("tbptt", job.tbptt, "two integers k1,k2 with 1 <= k1 <= k2")
-    if job.quantiles is not None:
-        q = job.quantiles
-        if isinstance(q, str):
-            q = [v for v in q.split(",") if v.strip()]
-        try:
-            q = [float(v) for v in q]
-        except (TypeError, ValueError):
-            _fail("quantiles", job.quantiles, "numbers between 0 and 1")
-        if not q or not all(0 < v < 1 for v in q) or len(set(q)) != len(q) or 0.5 not in q:
-            _fail("quantiles", job.quantiles, "distinct numbers between 0 and 1, 0.5 among "
-                  "them (the median is the point forecast)")  # fmt: skip
-        job.quantiles = q
-    as_loss(job.loss if job.quantiles is None else Pinball(job.quantiles))
-    if job.progress not in ("auto", "bar", "log", "none"):
-        _fail("progress", job.progress, "'auto', 'bar', 'log' or 'none'")
-    if job.report is not None and not isinstance(job.report, (str, os.PathLike)):
-        _fail("report", job.report, "a folder, 'auto' or None")
-    if job.format == "auto":
-        if os.path.isdir(job.input):
-            job.format = "parquet"
-        else:
-            suffix = os.path.splitext(job.input)[1].lower()
-            if suffix not in _FORMATS:
-                raise ConfigError(
-                    f"cannot tell the format of {job.input!r} from its suffix; name it with "
-                    f"format= ('parquet', 'csv' or 'ipc'); known suffixes: {sorted(_FORMATS)}"
-                )
-            job.format = _FORMATS[suffix]
-    return job
-
-
-# -- the job's identity ---------------------------------------------------------------
-def _digest(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _input_files(path):
-    """``{relative name: [bytes, mtime_ns]}`` of the input's files."""
-    if not os.path.exists(path):
-        raise InputError(f"{path}: the input does not exist")
-    if not os.path.isdir(path):
-        st = os.stat(path)
-        return {os.path.basename(path): [st.st_size, st.st_mtime_ns]}
-    files = {}
-    for root, dirs, names in os.walk(path):
-        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
-        for name in sorted(names):
-            if name.startswith((".", "_")):
-                continue
-            full = os.path.join(root, name)
-            st = os.stat(full)
-            files[os.path.relpath(full, path)] = [st.st_size, st.st_mtime_ns]
-    return files
-
-
-def identity(job):
-    """What makes a job's results what they are: its settings, its input's files
-    (names, sizes, times) and its starting model's contents."""
-    ident = {k: v for k, v in dataclasses.asdict(job).items() if k not in _RUN_ONLY}
-    ident["input"] = os.path.abspath(job.input)
-    ident["tbptt"] = list(job.tbptt)
-    ident["input_files"] = _input_files(job.input)
-    if job.model is not None:
-        if not os.path.isfile(job.model):
-            raise InputError(f"{job.model}: the model file does not exist")
-        ident["model"] = os.path.abspath(job.model)
-        ident["model_sha256"] = _digest(job.model)
-    return ident
-
-
-def _job_id(ident):
-    text = json.dumps(ident, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _differences(old, new):
-    """Readable differences between two identities."""
-    out = []
-    for name in sorted(set(old) | set(new)):
-        a, b = old.get(name), new.get(name)
-        if a == b:
-            continue
-        if name == "input_files":
-            a, b = a or {}, b or {}
-            gone = sorted(set(a) - set(b))
-            added = sorted(set(b) - set(a))
-            changed = sorted(n for n in set(a) & set(b) if a[n] != b[n])
-            parts = [f"{label} {', '.join(names[:3])}" + (" ..." if len(names) > 3 else "")
-                     for label, names in (("missing:", gone), ("new:", added),
-                                          ("changed:", changed)) if names]  # fmt: skip
-            out.append("input files (" + "; ".join(parts) + ")")
-        else:
-            out.append(f"{name} {a!r} -> {b!r}")
-    return out
-
-
-# -- the output folder ------------------------------------------------------------------
-def _parts(folder):
-    """``{index: name}`` of the part files in ``folder``."""
-    found = {}
-    for name in os.listdir(folder):
-        m = _PART.fullmatch(name)
-        if m:
-            found[int(m.group(1))] = name
-    return found
-
-
-def _ours(name):
-    return (
-        name in (JOB_FILE, CHECKPOINT, REPORT, STATES, LOCK)
-        or name.startswith(".tmp-")
-        or _PART.fullmatch(name) is not None
-    )
-
-
-def _clear(folder):
-    """Remove a backfill's files from ``folder`` (nothing else), the job file last."""
-    names = sorted(os.listdir(folder), key=lambda n: n == JOB_FILE)
-    for name in names:
-        if _ours(name) and name != LOCK:
-            path = os.path.join(folder, name)
-            if os.path.isdir(path):
-                shutil.rmtree(path)
-            else:
-                os.unlink(path)
-
-
-def _write_json(path, value):
-    text = json.dumps(value, indent=1, sort_keys=True, default=str).encode()
-    checkpoint.write_atomic(path, lambda f: f.write(text))
-
-
-def _lock(out):
-    """Hold ``out/_lock`` exclusively until the returned descriptor is closed (the
-    system releases it when the process ends, kill -9 included)."""
-    try:
-        import fcntl
-    except ImportError:  # no advisory locks on this system
-        return None
-    fd = os.open(os.path.join(out, LOCK), os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        raise ConfigError(
-            f"output folder {out!r} is in use by another backfill run; wait for it to end or "
-            "stop it (it can then be resumed)"
-        ) from None
-    return fd
-
-
-def _claim(job, ident, job_id):
-    """Make ``job.output`` this job's and lock it: returns ``(lock, checkpoint to resume
-    from or None)``."""
-    out = job.output
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise ConfigError(f"output {out!r} is a file; it must be a folder (new or empty)")
-    names = sorted(os.listdir(out)) if os.path.isdir(out) else []
-    foreign = [n for n in names if not _ours(n)]
-    if foreign:
-        raise ConfigError(
-            f"output folder {out!r} holds files that are not a backfill's results "
-            f"({', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}); "
-            "choose a new or empty folder"
-        )
-    os.makedirs(out, exist_ok=True)
-    lock = _lock(out)
-    try:
-        start = _take_over(job, ident, job_id, os.listdir(out))
-    except BaseException:
-        if lock is not None:
-            os.close(lock)
-        raise
-    return lock, start
-
-
-def _take_over(job, ident, job_id, names):
-    out = job.output
-    owner = None
-    if JOB_FILE in names:
-        try:
-            with open(os.path.join(out, JOB_FILE)) as f:
-                owner = json.load(f)
-            owner["job"], owner["identity"]
-        except (OSError, ValueError, KeyError, TypeError):
-            raise StateError(
-                f"{os.path.join(out, JOB_FILE)} is damaged: cannot tell which job owns {out!r}; "
-                "start again with overwrite (--overwrite)"
-            ) from None
-    started = CHECKPOINT in names  # parts without a checkpoint are uncommitted
-    if job.overwrite or not started:  # nothing of value: start (again)
-        _clear(out)
-        _write_json(os.path.join(out, JOB_FILE), {"job": job_id, "identity": ident})
-        return None
-    if owner is None:
-        raise ConfigError(
-            f"output folder {out!r} holds a backfill's files but no {JOB_FILE} (an "
-            "interrupted overwrite?); start again with overwrite (--overwrite)"
-        )
-    if owner["job"] != job_id:
-        diff = "; ".join(_differences(owner["identity"], ident)) or "settings"
-        raise ConfigError(
-            f"output folder {out!r} holds another job's results (it differs in: {diff}); "
-            "choose a new folder, or pass overwrite (--overwrite) to replace them"
-        )
-    start, done = None, False
-    if CHECKPOINT in names:
-        start = checkpoint.read(os.path.join(out, CHECKPOINT))
-        if start[0].get("job") != job_id:
-            raise StateError(
-                f"{os.path.join(out, CHECKPOINT)} belongs to job {start[0].get('job')}, "
-                f"but {JOB_FILE} names job {job_id}"
-            )
-        done = start[0]["done"]
-    if not job.resume:
-        what = "the finished results" if done else "an unfinished run"
-        raise ConfigError(
-            f"output folder {out!r} holds {what} of this job; pass resume (--resume) "
-            "to continue it, or overwrite (--overwrite) to start again"
-        )
-    committed = start[0]["parts"] if start is not None else 0
-    parts = _parts(out)
-    lost = [f"part-{i:06d}.parquet" for i in range(committed) if i not in parts]
-    if lost:
-        raise StateError(
-            f"output folder {out!r} lacks {len(lost)} part file(s) the checkpoint "
-            f"committed ({', '.join(lost[:3])}{' ...' if len(lost) > 3 else ''}); "
-            "start again with overwrite (--overwrite)"
-        )
-    for index, name in parts.items():  # written after the checkpoint
-        if index >= committed:
-            os.unlink(os.path.join(out, name))
-    for name in os.listdir(out):
-        if name.startswith(".tmp-"):
-            os.unlink(os.path.join(out, name))
-    return start
 
 
 # -- models and engines -----------------------------------------------------------------
 def _load_model(path):
     """A streamrnn model from a PyTorch file, a saved learner or stream, or a checkpoint."""
     if path.endswith((".pt", ".pth")):
-        from .torch_io import _torch, from_torch
+        from ..torch_io import _torch, from_torch
 
         torch = _torch()
         try:
@@ -818,7 +367,7 @@ class _Run:
 
 
 def _version():
-    from . import __version__
+    from .. import __version__
 
     return __version__
 
@@ -879,10 +428,10 @@ def run(job, out=None):
         job.dtype = str(model.dtype)  # a loaded model keeps its own
     report = _report_folder(job)
     ident = identity(job)
-    job_id = _job_id(ident)
-    lock, start = _claim(job, ident, job_id)
+    job_id_ = job_id(ident)
+    lock, start = claim(job, ident, job_id_)
     try:
-        state = _Run(job, model, job_id, start)
+        state = _Run(job, model, job_id_, start)
         t0 = time.perf_counter()
         if not state.done:
             _loop(job, state, out)
@@ -925,7 +474,7 @@ def _report_folder(job):
             f"report folder {folder!r} is inside the output folder; leave report unset to "
             f"write it to {os.path.join(job.output, REPORT)!r}, or choose a folder outside"
         )
-    from .report import FILES
+    from ..report import FILES
 
     other = sorted(n for n in (os.listdir(folder) if os.path.isdir(folder) else [])
                    if n not in FILES and not n.startswith(".tmp-"))  # fmt: skip
@@ -979,7 +528,7 @@ def _write_states(job, engine):
 
 
 def _report(job, state, summary, folder):
-    from .report import write_report
+    from ..report import write_report
 
     book = state.book
     curve = book.curve() if book is not None else pd.DataFrame()
@@ -1002,6 +551,10 @@ def _report(job, state, summary, folder):
     targets = job.targets or ["target"]
     kind = "prequential learning" if job.learn else "inference"
     title = f"backfill of {job.input} ({kind})"
+    if os.path.isdir(folder):  # left by a run killed while writing its report
+        for name in os.listdir(folder):
+            if name.startswith(".tmp-"):
+                os.unlink(os.path.join(folder, name))
     return write_report(folder, title=title, summary=shown, curve=curve, samples=samples,
                         target=targets[0], interval=interval)  # fmt: skip
 
@@ -1020,39 +573,3 @@ def load_checkpoint(path):
     if engine is None:
         raise StateError(f"{path}: the checkpoint was taken before any row was read")
     return engine
-
-
-def job_fields():
-    """The names of :class:`Job`'s fields, in order."""
-    return [f.name for f in dataclasses.fields(Job)]
-
-
-def from_toml(path):
-    """A :class:`Job` from a TOML file (keys are field names; ``-`` or ``_``)."""
-    import tomllib
-
-    try:
-        with open(path, "rb") as f:
-            values = tomllib.load(f)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: the job file does not exist") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the job file: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    if "backfill" in values:
-        others = sorted(k for k in values if k != "backfill")
-        if others or not isinstance(values["backfill"], dict):
-            raise ConfigError(
-                f"{path}: with a [backfill] table, every key belongs in it; found "
-                f"{', '.join(others) or 'backfill = ...'} outside"
-            )
-        values = values["backfill"]
-    fields = job_fields()
-    out = {}
-    for name, value in values.items():
-        field = name.replace("-", "_")
-        if field not in fields:
-            raise ConfigError(f"{path}: unknown key {name!r}; known keys: {', '.join(fields)}")
-        out[field] = value
-    return out

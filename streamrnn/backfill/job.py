@@ -1,0 +1,326 @@
+"""A backfill job's settings: their checks, job files, and the job's identity."""
+
+import dataclasses
+import hashlib
+import json
+import os
+
+import numpy as np
+
+from ..errors import ConfigError, InputError
+from ..losses import Pinball, as_loss
+
+CELLS = ("rnn", "gru", "lstm")
+_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".arrow": "ipc",
+            ".ipc": "ipc", ".feather": "ipc"}  # fmt: skip
+
+
+@dataclasses.dataclass
+class Job:
+    """What a backfill does. Every field has a command-line flag of the same name
+    (``chunk_rows`` is ``--chunk-rows``) and a key in a TOML job file.
+
+    Parameters
+    ----------
+    input : str
+        A Parquet file or dataset folder, a CSV file or an Arrow IPC file.
+    output : str
+        The folder of the output dataset (created; must be new, empty, or this
+        job's own).
+    format : {"auto", "parquet", "csv", "ipc"}
+        ``auto`` goes by the file's suffix (a folder is Parquet).
+    key, time, features, targets :
+        Columns, as for :class:`feeds.Schema` (inferred when None).
+    grid, missing, scale :
+        Feed options, as for :class:`feeds.Feed`.
+    model : str, optional
+        A model to start from: a PyTorch file (``.pt``/``.pth``: an
+        ``nn.RNN/GRU/LSTM``, a module with ``rnn`` and ``head`` attributes, or a
+        dict of those), a learner saved by :meth:`OnlineLearner.save`, or a
+        checkpoint. Without it a new seeded model is made from ``cell``,
+        ``hidden``, ``layers``, ``seed`` and ``dtype``.
+    learn : bool
+        Prequential learning (predict each row, then learn from it) instead of
+        inference.
+    loss, quantiles, lr, tbptt, horizon, batch, per_key :
+        The learner (:class:`OnlineLearner`, Adam with learning rate ``lr``).
+        ``quantiles`` makes the loss a pinball loss over them: the model then
+        gives each quantile of each target, in learning and in inference.
+        ``horizon`` also pairs outputs with targets for scoring.
+    season : int, optional
+        Period of the seasonal naive baseline, in steps.
+    chunk_rows : int
+        Input rows per chunk; memory follows it. It does not change the results,
+        and may differ between a run and its resumption.
+    checkpoint_rows, checkpoint_seconds :
+        Take a checkpoint after the chunk that passes either (None: never).
+    resume : bool
+        Continue this job from its checkpoint in ``output`` (or start it).
+    overwrite : bool
+        Replace a backfill's results in ``output`` (no other files are touched).
+    report : str or None
+        The report folder; ``"auto"`` is ``output/_report``, None makes none.
+    plot_series : int
+        Series shown in the report's forecast plot.
+    states : bool
+        Write each key's final hidden state to ``output/_states.parquet``.
+    progress : {"auto", "bar", "log", "none"}
+        A live line on a terminal (``bar``), a log line every 10 s (``log``);
+        ``auto`` picks by whether stderr is a terminal.
+    """
+
+    input: str = None
+    output: str = None
+    format: str = "auto"
+    key: str = None
+    time: str = None
+    features: list = None
+    targets: list = None
+    grid: str = None
+    missing: str = "error"
+    scale: str = None
+    model: str = None
+    cell: str = "gru"
+    hidden: int = 64
+    layers: int = 1
+    seed: int = 0
+    dtype: str = "float32"
+    learn: bool = False
+    loss: str = "mse"
+    quantiles: list = None
+    lr: float = 1e-3
+    tbptt: tuple = (32, 32)
+    horizon: int = 1
+    batch: int = 1
+    per_key: bool = False
+    season: int = None
+    chunk_rows: int = 100_000
+    checkpoint_rows: int = None
+    checkpoint_seconds: float = 60.0
+    resume: bool = False
+    overwrite: bool = False
+    report: str = "auto"
+    plot_series: int = 3
+    states: bool = False
+    progress: str = "auto"
+
+
+# Fields that do not change what a job computes: they may differ on resumption.
+_RUN_ONLY = {"output", "chunk_rows", "checkpoint_rows", "checkpoint_seconds", "resume",
+             "overwrite", "report", "progress", "states"}  # fmt: skip
+
+
+def _fail(name, value, want):
+    raise ConfigError(f"{name} must be {want}, got {value!r}")
+
+
+def _int(job, name, low, none=False):
+    value = getattr(job, name)
+    if value is None and none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        _fail(name, value, f"an integer >= {low}" + (" or None" if none else ""))
+    setattr(job, name, int(value))
+
+
+def _names(job, name):
+    value = getattr(job, name)
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if value is not None and (
+        not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value)
+    ):
+        _fail(name, value, "a list of column names")
+    setattr(job, name, None if value is None else list(value))
+
+
+def checked(job):
+    """A validated copy of ``job`` (values normalised); ConfigError names the field."""
+    if not isinstance(job, Job):
+        raise ConfigError(f"expected a streamrnn.backfill.Job, got {type(job).__name__}")
+    job = dataclasses.replace(job)
+    for name in ("input", "output"):
+        value = getattr(job, name)
+        if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+            _fail(name, value, "a path")
+        setattr(job, name, os.fspath(value))
+    if job.format not in ("auto", "parquet", "csv", "ipc"):
+        _fail("format", job.format, "'auto', 'parquet', 'csv' or 'ipc'")
+    for name in ("key", "time", "scale", "model"):
+        value = getattr(job, name)
+        if value is not None and not isinstance(value, str):
+            _fail(name, value, "a string or None")
+    if isinstance(job.grid, str):  # "3600" is a step for numeric times, "1h" for timestamps
+        try:
+            job.grid = float(job.grid) if "." in job.grid else int(job.grid)
+        except ValueError:
+            pass
+    if job.grid is not None and (isinstance(job.grid, bool)
+                                 or not isinstance(job.grid, (str, int, float))):  # fmt: skip
+        _fail("grid", job.grid, "a time span ('1h') or a number (for numeric times)")
+    _names(job, "features")
+    _names(job, "targets")
+    if job.cell not in CELLS:
+        _fail("cell", job.cell, "'rnn', 'gru' or 'lstm'")
+    if job.dtype not in ("float32", "float64"):
+        _fail("dtype", job.dtype, "'float32' or 'float64'")
+    for name in ("learn", "per_key", "resume", "overwrite", "states"):
+        if not isinstance(getattr(job, name), (bool, np.bool_)):
+            _fail(name, getattr(job, name), "true or false")
+    for name, low in (("hidden", 1), ("layers", 1), ("seed", 0), ("horizon", 0), ("batch", 1),
+                      ("chunk_rows", 1), ("plot_series", 0)):  # fmt: skip
+        _int(job, name, low)
+    _int(job, "season", 1, none=True)
+    _int(job, "checkpoint_rows", 1, none=True)
+    if job.checkpoint_seconds is not None and (
+        isinstance(job.checkpoint_seconds, bool)
+        or not isinstance(job.checkpoint_seconds, (int, float))
+        or not job.checkpoint_seconds > 0
+    ):
+        _fail("checkpoint_seconds", job.checkpoint_seconds, "a positive number of seconds or None")
+    if isinstance(job.lr, bool) or not isinstance(job.lr, (int, float)) or not job.lr > 0:
+        _fail("lr", job.lr, "a positive number")
+    job.lr = float(job.lr)
+    if isinstance(job.tbptt, str):
+        job.tbptt = [v for v in job.tbptt.split(",") if v.strip()]
+    try:
+        job.tbptt = tuple(v if isinstance(v, int) and not isinstance(v, bool) else int(v, 10)
+                          for v in job.tbptt)  # fmt: skip
+    except (TypeError, ValueError):
+        _fail("tbptt", job.tbptt, "two integers k1,k2 with 1 <= k1 <= k2")
+    if len(job.tbptt) != 2 or not 1 <= job.tbptt[0] <= job.tbptt[1]:
+        _fail("tbptt", job.tbptt, "two integers k1,k2 with 1 <= k1 <= k2")
+    if job.quantiles is not None:
+        q = job.quantiles
+        if isinstance(q, str):
+            q = [v for v in q.split(",") if v.strip()]
+        try:
+            q = [float(v) for v in q]
+        except (TypeError, ValueError):
+            _fail("quantiles", job.quantiles, "numbers between 0 and 1")
+        if not q or not all(0 < v < 1 for v in q) or len(set(q)) != len(q) or 0.5 not in q:
+            _fail("quantiles", job.quantiles, "distinct numbers between 0 and 1, 0.5 among "
+                  "them (the median is the point forecast)")  # fmt: skip
+        job.quantiles = q
+    as_loss(job.loss if job.quantiles is None else Pinball(job.quantiles))
+    if job.progress not in ("auto", "bar", "log", "none"):
+        _fail("progress", job.progress, "'auto', 'bar', 'log' or 'none'")
+    if job.report is not None and not isinstance(job.report, (str, os.PathLike)):
+        _fail("report", job.report, "a folder, 'auto' or None")
+    if job.format == "auto":
+        if os.path.isdir(job.input):
+            job.format = "parquet"
+        else:
+            suffix = os.path.splitext(job.input)[1].lower()
+            if suffix not in _FORMATS:
+                raise ConfigError(
+                    f"cannot tell the format of {job.input!r} from its suffix; name it with "
+                    f"format= ('parquet', 'csv' or 'ipc'); known suffixes: {sorted(_FORMATS)}"
+                )
+            job.format = _FORMATS[suffix]
+    return job
+
+
+# -- the job's identity ---------------------------------------------------------------
+def _digest(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _input_files(path):
+    """``{relative name: [bytes, mtime_ns]}`` of the input's files."""
+    if not os.path.exists(path):
+        raise InputError(f"{path}: the input does not exist")
+    if not os.path.isdir(path):
+        st = os.stat(path)
+        return {os.path.basename(path): [st.st_size, st.st_mtime_ns]}
+    files = {}
+    for root, dirs, names in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
+        for name in sorted(names):
+            if name.startswith((".", "_")):
+                continue
+            full = os.path.join(root, name)
+            st = os.stat(full)
+            files[os.path.relpath(full, path)] = [st.st_size, st.st_mtime_ns]
+    return files
+
+
+def identity(job):
+    """What makes a job's results what they are: its settings, its input's files
+    (names, sizes, times) and its starting model's contents."""
+    ident = {k: v for k, v in dataclasses.asdict(job).items() if k not in _RUN_ONLY}
+    ident["input"] = os.path.abspath(job.input)
+    ident["tbptt"] = list(job.tbptt)
+    ident["input_files"] = _input_files(job.input)
+    if job.model is not None:
+        if not os.path.isfile(job.model):
+            raise InputError(f"{job.model}: the model file does not exist")
+        ident["model"] = os.path.abspath(job.model)
+        ident["model_sha256"] = _digest(job.model)
+    return ident
+
+
+def job_id(ident):
+    text = json.dumps(ident, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def differences(old, new):
+    """Readable differences between two identities."""
+    out = []
+    for name in sorted(set(old) | set(new)):
+        a, b = old.get(name), new.get(name)
+        if a == b:
+            continue
+        if name == "input_files":
+            a, b = a or {}, b or {}
+            gone = sorted(set(a) - set(b))
+            added = sorted(set(b) - set(a))
+            changed = sorted(n for n in set(a) & set(b) if a[n] != b[n])
+            parts = [f"{label} {', '.join(names[:3])}" + (" ..." if len(names) > 3 else "")
+                     for label, names in (("missing:", gone), ("new:", added),
+                                          ("changed:", changed)) if names]  # fmt: skip
+            out.append("input files (" + "; ".join(parts) + ")")
+        else:
+            out.append(f"{name} {a!r} -> {b!r}")
+    return out
+
+
+def job_fields():
+    """The names of :class:`Job`'s fields, in order."""
+    return [f.name for f in dataclasses.fields(Job)]
+
+
+def from_toml(path):
+    """A :class:`Job` from a TOML file (keys are field names; ``-`` or ``_``)."""
+    import tomllib
+
+    try:
+        with open(path, "rb") as f:
+            values = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: the job file does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the job file: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    if "backfill" in values:
+        others = sorted(k for k in values if k != "backfill")
+        if others or not isinstance(values["backfill"], dict):
+            raise ConfigError(
+                f"{path}: with a [backfill] table, every key belongs in it; found "
+                f"{', '.join(others) or 'backfill = ...'} outside"
+            )
+        values = values["backfill"]
+    fields = job_fields()
+    out = {}
+    for name, value in values.items():
+        field = name.replace("-", "_")
+        if field not in fields:
+            raise ConfigError(f"{path}: unknown key {name!r}; known keys: {', '.join(fields)}")
+        out[field] = value
+    return out
