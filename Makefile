@@ -39,6 +39,7 @@ compare: $(VENV)/.dev
 	$(BIN)/python benchmarks/feeds_compare.py
 	$(BIN)/python benchmarks/learn_compare.py
 	$(BIN)/python benchmarks/weather_quality.py
+	$(BIN)/python benchmarks/backfill_compare.py
 
 clean:
 	rm -rf $(VENV) .asv build *.egg-info streamrnn/__pycache__ feeds/__pycache__
