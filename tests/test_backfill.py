@@ -154,9 +154,17 @@ def test_every_input_format_gives_the_same_output(data, reference, tmp_path, kin
 
 def test_quantiles_are_written_and_scored(data, tmp_path):
     _, path = data
-    summary = run(make_job(path, tmp_path / "out", quantiles=[0.9, 0.1, 0.5]))
+    summary = run(make_job(path, tmp_path / "out", quantiles=[0.9, 0.1, 0.5, 0.7]))
     table = outputs(tmp_path / "out")
-    assert table.column_names == ["key", "time", "y_forecast", "y_q0.9", "y_q0.1", "y_q0.5"]
+    assert table.column_names == [
+        "key",
+        "time",
+        "y_forecast",
+        "y_q0.9",
+        "y_q0.1",
+        "y_q0.5",
+        "y_q0.7",
+    ]
     assert np.array_equal(table.column("y_forecast"), table.column("y_q0.5"))
     assert 0 <= summary["coverage"] <= 1 and summary["coverage_nominal"] == pytest.approx(0.8)
 

@@ -3,6 +3,7 @@
 import contextlib
 import math
 import os
+import pickle
 import signal
 import sys
 import time
@@ -58,8 +59,6 @@ def _load_model(path):
     if start == checkpoint.MAGIC:
         engine = checkpoint.read(path)[1]["engine"]
     else:
-        import pickle
-
         try:
             with open(path, "rb") as f:
                 engine = pickle.load(f)
@@ -156,6 +155,11 @@ def _output_names(job, chunk, width):
     return [f"output_{j}" for j in range(width)]
 
 
+def _forecasts(names):
+    """Whether the outputs named ``names`` stand for the targets."""
+    return not names[0].startswith("output_")
+
+
 def _output_table(job, schema, chunk, out, names):
     cols, fields = [], []
     if chunk.keys is not None:
@@ -174,9 +178,8 @@ def _output_table(job, schema, chunk, out, names):
             times = pa.array(times.view(np.int64), pa.timestamp("ns", tz=chunk.tz))
         cols.append(pa.array(times))
         fields.append(schema.time)
-    if job.quantiles and names[0] != "output_0":  # the middle quantile as the forecast
-        K = len(job.quantiles)
-        mid = int(np.argsort(job.quantiles)[(K - 1) // 2])
+    if job.quantiles and _forecasts(names):  # the median as the forecast
+        K, mid = len(job.quantiles), job.quantiles.index(0.5)
         for j, t in enumerate(chunk.targets):
             cols.append(pa.array(out[:, j * K + mid]))
             fields.append(f"{t}_forecast")
@@ -298,7 +301,7 @@ class _Run:
         self.engine = _make_engine(job, self.model, chunk, self.feed)
         width = self.engine.model.out_features
         self.names = _output_names(job, chunk, width)
-        if chunk.y is None:
+        if chunk.y is None or not _forecasts(self.names):  # nothing to score
             return
         if job.learn:
             loss = self.engine.loss
@@ -306,14 +309,11 @@ class _Run:
             loss = Pinball(job.quantiles) if job.quantiles else MSE()
         names = _wanted(None, loss, job.season)
         self.scorer = _Scorer(loss, job.horizon, names, job.season, None, None, 0.0)
-        if job.quantiles and self.names[0] != "output_0":
-            K, q = len(job.quantiles), np.asarray(job.quantiles)
-            order = np.argsort(q)
-            point, band = int(order[(K - 1) // 2]), (int(order[0]), int(order[-1]))
-        else:
-            point, band = 0, None
-        if self.names[0] != "output_0" or width == chunk.y.shape[1]:
-            self.book = Book(job.plot_series, point, band)
+        point, band = 0, None
+        if job.quantiles:
+            q = job.quantiles
+            point, band = q.index(0.5), (q.index(min(q)), q.index(max(q)))
+        self.book = Book(job.plot_series, point, band)
 
     def step(self, chunk):
         if self.engine is None:
