@@ -588,8 +588,22 @@ class OnlineLearner(Stream):
 
     @classmethod
     def load(cls, path):
-        """A learner written by :meth:`save`."""
+        """A learner written by :meth:`save`, or the one a backfill checkpoint holds
+        (see :func:`streamrnn.backfill.load_checkpoint`)."""
+        from . import checkpoint
+
         with open(path, "rb") as f:
+            if f.read(len(checkpoint.MAGIC)) == checkpoint.MAGIC:
+                from .backfill import load_checkpoint
+
+                learner = load_checkpoint(path)
+                if not isinstance(learner, cls):
+                    raise StateError(
+                        f"{path} is the checkpoint of an inference backfill (a "
+                        f"{type(learner).__name__}), not of a {cls.__name__}"
+                    )
+                return learner
+            f.seek(0)
             try:
                 learner = pickle.load(f)
             except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:

@@ -365,6 +365,8 @@ def test_checkpoint_loads_into_the_streaming_library(data, tmp_path):
     run(make_job(first, tmp_path / "a"))
     learner = backfill.load_checkpoint(tmp_path / "a" / "_checkpoint")
     assert isinstance(learner, streamrnn.OnlineLearner)
+    again = streamrnn.OnlineLearner.load(tmp_path / "a" / "_checkpoint")
+    assert again.counts == learner.counts
     live = learner.predict_learn(df.iloc[half:])
     whole = tmp_path / "whole.parquet"
     pq.write_table(pa.Table.from_pandas(df, preserve_index=False), whole)
