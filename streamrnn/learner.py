@@ -1,8 +1,6 @@
 """Online learning: a :class:`~streamrnn.Stream` whose model learns while the stream flows."""
 
-import os
 import pickle
-import tempfile
 import types
 import warnings
 
@@ -13,7 +11,7 @@ import pyarrow as pa
 
 import feeds
 
-from . import kernels
+from . import checkpoint, kernels
 from . import tbptt as kernels_tbptt
 from ._keys import as_keys
 from ._validate import as_float_array, positive_int
@@ -567,31 +565,13 @@ class OnlineLearner(Stream):
         """Write the learner (weights, optimizer state, every key's state and history,
         the feed and its scaling) to ``path`` atomically: a reader sees the old file
         or the new one, never a part."""
-        path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".learner")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                pickle.dump(self, f, protocol=pickle.HIGHEST_PROTOCOL)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-        if hasattr(os, "O_DIRECTORY"):
-            dfd = os.open(folder, os.O_DIRECTORY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+        data = pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+        checkpoint.write_atomic(path, lambda f: f.write(data))
 
     @classmethod
     def load(cls, path):
         """A learner written by :meth:`save`, or the one a backfill checkpoint holds
         (see :func:`streamrnn.backfill.load_checkpoint`)."""
-        from . import checkpoint
-
         with open(path, "rb") as f:
             if f.read(len(checkpoint.MAGIC)) == checkpoint.MAGIC:
                 from .backfill import load_checkpoint
