@@ -2,9 +2,11 @@
 
 Options come from the command line or a TOML job file (``--config job.toml``,
 keys named like the long options, at the top level or under ``[backfill]``);
-the command line wins. Exit status: 0 done, 1 an error in the data or while
-writing (the message says what and where), 2 a bad option or job file,
-130 and 143 stopped by SIGINT and SIGTERM after a checkpoint.
+the command line wins; paths in a job file are taken from the working folder.
+Exit status: 0 done, 1 an error in the data, the folder's state or while
+writing (the message says what and where), 2 a bad option or job file, 70 an
+unexpected error (one line: please report it), 130 and 143 stopped by SIGINT
+and SIGTERM after a checkpoint.
 """
 
 import argparse
@@ -27,6 +29,8 @@ _HELP = {
     "targets": "comma-separated target columns: what is forecast and scored",
     "grid": "put each series on a regular grid of this step, e.g. 1h",
     "missing": "missing values: error, ffill, mask, ... (see feeds.Feed)",
+    "late": "a row older than its key's last: an error, or drop it (counted)",
+    "duplicates": "a row at its key's last time: an error, or keep the first or the last",
     "scale": "standardise values: per_key or global (default: not at all)",
     "model": "start from this model: a PyTorch .pt/.pth, a saved learner, or a checkpoint",
     "cell": "cell of a new model",
@@ -66,8 +70,9 @@ def _parser():
         help="run a model over history: files in, a Parquet dataset of forecasts out",
         description=backfill.__doc__.split("\n\n")[0].replace("\n", " ")
         + " Stopped or crashed runs continue with --resume, giving the same output bit for bit.",
-        epilog="Exit status: 0 done; 1 bad data or a write failure; 2 bad options; "
-        "130/143 stopped by SIGINT/SIGTERM after a checkpoint.",
+        epilog="Exit status: 0 done; 1 bad data, the folder's state or a write failure; "
+        "2 bad options; 70 unexpected (please report); 130/143 stopped by SIGINT/SIGTERM "
+        "after a checkpoint.",
     )
     defaults = backfill.Job()
     sub.add_argument("input", nargs="?", help=_HELP["input"])
@@ -89,6 +94,7 @@ def _parser():
         elif name == "checkpoint_seconds":
             kind = float
         choices = {"format": ["auto", "parquet", "csv", "ipc"], "cell": ["rnn", "gru", "lstm"],
+                   "late": ["error", "drop"], "duplicates": ["error", "first", "last"],
                    "dtype": ["float32", "float64"],
                    "progress": ["auto", "bar", "log", "none"]}.get(name)  # fmt: skip
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
@@ -109,8 +115,6 @@ def _job(args):
             values[name] = value
     if args.no_report:
         values["report"] = None
-    if args.checkpoint_seconds == 0:  # the flag's way to say never
-        values["checkpoint_seconds"] = None
     missing = [n for n in ("input", "output") if not values.get(n)]
     if missing:
         raise ConfigError(
@@ -170,8 +174,10 @@ def main(argv=None):
             "it; the output and checkpoint written so far are intact)\n"
         )
         return 70
-    if args.json:
-        print(json.dumps(summary, default=str))
+    if args.json:  # NaN (no score yet) as null: strict JSON
+        clean = {k: None if isinstance(v, float) and not math.isfinite(v) else v
+                 for k, v in summary.items()}  # fmt: skip
+        print(json.dumps(clean, default=str))
     else:
         _print_summary(summary, sys.stdout)
     return 0

@@ -622,7 +622,7 @@ def test_a_second_run_on_the_same_folder_is_refused(data, tmp_path):
     out.mkdir()
     holder = folder._lock(str(out))
     try:
-        with pytest.raises(ConfigError, match="is in use by another backfill run"):
+        with pytest.raises(StateError, match="is in use by another backfill run"):
             run(make_job(path, out))
     finally:
         os.close(holder)
@@ -673,6 +673,12 @@ def test_an_unstarted_folder_is_taken_without_overwrite(data, tmp_path):
         ({"grid": [1]}, "grid must be a time span"),
         ({"checkpoint_seconds": False}, "checkpoint_seconds must be a positive number"),
         ({"report": str(Path(__file__))}, "is a file"),
+        ({"report": ""}, "report must be a folder"),
+        ({"key": ""}, "key must be a non-empty string"),
+        ({"late": "skip"}, "late must be 'error' or 'drop'"),
+        ({"loss": "pinball"}, "give quantiles"),
+        ({"loss": "cross_entropy"}, "does not fit a backfill of forecasts"),
+        ({"missing": "guess"}, "missing"),
     ],
 )  # fmt: skip
 def test_bad_settings_are_refused_before_anything_is_written(data, tmp_path, options, match):
@@ -726,3 +732,63 @@ def test_empty_input_finishes_with_a_checkpoint(tmp_path):
     summary = run(make_job(path, tmp_path / "out"))
     assert summary["rows_out"] == 0 and os.path.exists(summary["checkpoint"])
     assert run(make_job(path, tmp_path / "out", resume=True))["rows_out"] == 0
+
+
+def test_output_inside_the_input_folder_is_refused(data, tmp_path):
+    df, _ = data
+    folder = tmp_path / "in"
+    folder.mkdir()
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), folder / "a.parquet")
+    with pytest.raises(ConfigError, match="is inside the input folder"):
+        run(make_job(folder, folder / "forecasts"))
+    with pytest.raises(ConfigError, match="report folder .* is inside the output folder"):
+        run(make_job(folder, tmp_path / "out", report=str(tmp_path / "out" / ".." / "out" / "r")))
+    assert sorted(os.listdir(folder)) == ["a.parquet"]
+
+
+def test_a_damaged_job_file_is_overwritten_on_request(data, tmp_path):
+    _, path = data
+    out = tmp_path / "out"
+    run(make_job(path, out, chunk_rows=500))
+    (out / "_job.json").write_text('{"job": ')
+    with pytest.raises(StateError, match="_job.json is damaged"):
+        run(make_job(path, out, chunk_rows=500, resume=True))
+    run(make_job(path, out, chunk_rows=500, overwrite=True))
+    run(make_job(path, out, chunk_rows=500, resume=True))
+
+
+def test_job_file_can_turn_off_time_checkpoints_and_the_report(data, tmp_path):
+    _, path = data
+    job = backfill.checked(make_job(path, tmp_path / "o", checkpoint_seconds=0, report=False))
+    assert job.checkpoint_seconds is None and job.report is None
+
+
+def test_late_rows_can_be_dropped(tmp_path):
+    df = history(steps=20)
+    df = pd.concat([df, df.iloc[[4]]])  # an old row again, at the end
+    path = tmp_path / "late.parquet"
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path)
+    with pytest.raises(feeds.TimeOrderError, match="late='drop'"):
+        run(make_job(path, tmp_path / "a"))
+    summary = run(make_job(path, tmp_path / "b", late="drop"))
+    assert summary["rows_in"] == len(df) and summary["rows_out"] == len(df) - 1
+
+
+def test_json_summary_is_strict_json(data, tmp_path, capsys):
+    _, path = data
+    code = cli.main(["backfill", path, "-o", str(tmp_path / "o"), "--targets", "y",
+                     "--hidden", "4", "--horizon", "500", "--no-report", "--json",
+                     "--progress", "none"])  # fmt: skip
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)  # no NaN in it
+    assert summary["mae"] is None and summary["rows_out"] == KEYS * STEPS
+
+
+def test_resuming_a_finished_job_keeps_its_report(data, tmp_path):
+    _, path = data
+    out = tmp_path / "out"
+    first = run(make_job(path, out, chunk_rows=500, report="auto"))
+    page = out / "_report" / "index.html"
+    before = page.read_bytes()
+    again = run(make_job(path, out, chunk_rows=500, report="auto", resume=True))
+    assert page.read_bytes() == before and again["report"] == first["report"]

@@ -36,8 +36,9 @@ def _ours(name):
 
 
 def _clear(folder):
-    """Remove a backfill's files from ``folder`` (nothing else), the job file last."""
-    names = sorted(os.listdir(folder), key=lambda n: n == JOB_FILE)
+    """Remove a backfill's files from ``folder`` (nothing else): the checkpoint first,
+    so that no checkpoint outlives the parts it commits, and the job file last."""
+    names = sorted(os.listdir(folder), key=lambda n: (n != CHECKPOINT, n == JOB_FILE))
     for name in names:
         if _ours(name) and name != LOCK:
             path = os.path.join(folder, name)
@@ -64,7 +65,7 @@ def _lock(out):
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         os.close(fd)
-        raise ConfigError(
+        raise StateError(
             f"output folder {out!r} is in use by another backfill run; wait for it to end or "
             "stop it (it can then be resumed)"
         ) from None
@@ -98,6 +99,11 @@ def claim(job, ident, job_id):
 
 def _take_over(job, ident, job_id, names):
     out = job.output
+    started = CHECKPOINT in names  # parts without a checkpoint are uncommitted
+    if job.overwrite or not started:  # nothing of value: start (again)
+        _clear(out)
+        _write_json(os.path.join(out, JOB_FILE), {"job": job_id, "identity": ident})
+        return None
     owner = None
     if JOB_FILE in names:
         try:
@@ -109,11 +115,6 @@ def _take_over(job, ident, job_id, names):
                 f"{os.path.join(out, JOB_FILE)} is damaged: cannot tell which job owns {out!r}; "
                 "start again with overwrite (--overwrite)"
             ) from None
-    started = CHECKPOINT in names  # parts without a checkpoint are uncommitted
-    if job.overwrite or not started:  # nothing of value: start (again)
-        _clear(out)
-        _write_json(os.path.join(out, JOB_FILE), {"job": job_id, "identity": ident})
-        return None
     if owner is None:
         raise ConfigError(
             f"output folder {out!r} holds a backfill's files but no {JOB_FILE} (an "

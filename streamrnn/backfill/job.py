@@ -31,7 +31,7 @@ class Job:
         ``auto`` goes by the file's suffix (a folder is Parquet).
     key, time, features, targets :
         Columns, as for :class:`feeds.Schema` (inferred when None).
-    grid, missing, scale :
+    grid, missing, late, duplicates, scale :
         Feed options, as for :class:`feeds.Feed`.
     model : str, optional
         A model to start from: a PyTorch file (``.pt``/``.pth``: an
@@ -78,6 +78,8 @@ class Job:
     targets: list = None
     grid: str = None
     missing: str = "error"
+    late: str = "error"
+    duplicates: str = "error"
     scale: str = None
     model: str = None
     cell: str = "gru"
@@ -148,8 +150,11 @@ def checked(job):
         _fail("format", job.format, "'auto', 'parquet', 'csv' or 'ipc'")
     for name in ("key", "time", "scale", "model"):
         value = getattr(job, name)
-        if value is not None and not isinstance(value, str):
-            _fail(name, value, "a string or None")
+        if value is not None and (not isinstance(value, str) or not value):
+            _fail(name, value, "a non-empty string or None")
+    for name, allowed in (("late", ("error", "drop")), ("duplicates", ("error", "first", "last"))):
+        if getattr(job, name) not in allowed:
+            _fail(name, getattr(job, name), " or ".join(map(repr, allowed)))
     if isinstance(job.grid, str):  # "3600" is a step for numeric times, "1h" for timestamps
         try:
             job.grid = float(job.grid) if "." in job.grid else int(job.grid)
@@ -172,6 +177,8 @@ def checked(job):
         _int(job, name, low)
     _int(job, "season", 1, none=True)
     _int(job, "checkpoint_rows", 1, none=True)
+    if type(job.checkpoint_seconds) in (int, float) and job.checkpoint_seconds == 0:
+        job.checkpoint_seconds = None  # 0: never by time (job files have no None)
     if job.checkpoint_seconds is not None and (
         isinstance(job.checkpoint_seconds, bool)
         or not isinstance(job.checkpoint_seconds, (int, float))
@@ -202,11 +209,20 @@ def checked(job):
             _fail("quantiles", job.quantiles, "distinct numbers between 0 and 1, 0.5 among "
                   "them (the median is the point forecast)")  # fmt: skip
         job.quantiles = q
-    as_loss(job.loss if job.quantiles is None else Pinball(job.quantiles))
+    loss = as_loss(job.loss if job.quantiles is None else Pinball(job.quantiles))
+    if job.quantiles is None and loss.name in ("pinball", "cross_entropy"):
+        raise ConfigError(
+            f"loss {job.loss!r} does not fit a backfill of forecasts: give quantiles "
+            "(--quantiles 0.1,0.5,0.9) for a pinball loss, or a loss of 'mse', 'mae' or 'huber'"
+        )
     if job.progress not in ("auto", "bar", "log", "none"):
         _fail("progress", job.progress, "'auto', 'bar', 'log' or 'none'")
-    if job.report is not None and not isinstance(job.report, (str, os.PathLike)):
-        _fail("report", job.report, "a folder, 'auto' or None")
+    if job.report is False:  # a job file's way to say none
+        job.report = None
+    if job.report is not None and (
+        not isinstance(job.report, (str, os.PathLike)) or not os.fspath(job.report)
+    ):
+        _fail("report", job.report, "a folder, 'auto', or None or false for no report")
     if job.format == "auto":
         if os.path.isdir(job.input):
             job.format = "parquet"

@@ -63,13 +63,16 @@ def _load_model(path):
             with open(path, "rb") as f:
                 engine = pickle.load(f)
         except Exception as exc:  # unpickling garbage can raise almost anything
+            reason = " ".join(str(exc).split())
             raise InputError(
                 f"{path}: not a model file (a PyTorch .pt/.pth, a saved learner or stream, "
-                f"or a checkpoint): {exc}"
+                f"or a checkpoint): {reason}"
             ) from None
     model = getattr(engine, "model", engine)
     if not isinstance(model, RecurrentModel):
-        raise InputError(f"{path} holds a {type(engine).__name__}, not a model")
+        what = "no model (the checkpoint of an empty run)" if engine is None else (
+            f"a {type(engine).__name__}, not a model")  # fmt: skip
+        raise InputError(f"{path} holds {what}")
     return model
 
 
@@ -108,7 +111,8 @@ def _make_engine(job, model, chunk, feed):
 
 def _feed(job):
     schema = feeds.Schema(time=job.time, key=job.key, features=job.features, targets=job.targets)
-    options = {"missing": job.missing, "dtype": job.dtype}
+    options = {"missing": job.missing, "late": job.late, "duplicates": job.duplicates,
+               "dtype": job.dtype}  # fmt: skip
     if job.grid is not None:
         options["grid"] = job.grid
     if job.scale is not None:
@@ -274,10 +278,10 @@ class _Signals:
 class _Run:
     """One backfill run: the state a checkpoint holds, and the loop."""
 
-    def __init__(self, job, model, job_id, start):
+    def __init__(self, job, model, job_id, start, feed):
         self.job, self.model, self.job_id = job, model, job_id
         if start is None:
-            self.engine, self.feed, self.scorer, self.book = None, _feed(job), None, None
+            self.engine, self.feed, self.scorer, self.book = None, feed, None, None
             self.names = None
             self.parts = self.rows_out = 0
             self.done = False
@@ -426,17 +430,25 @@ def run(job, out=None):
             raise InputError(f"{job.model}: the model file does not exist")
         model = _load_model(job.model)
         job.dtype = str(model.dtype)  # a loaded model keeps its own
+    if os.path.isdir(job.input) and _within(job.output, job.input):
+        raise ConfigError(
+            f"output folder {job.output!r} is inside the input folder {job.input!r}: its parts "
+            "would become input; choose a folder outside"
+        )
     report = _report_folder(job)
+    feed = _feed(job)  # its options are checked before anything is written
     ident = identity(job)
     job_id_ = job_id(ident)
     lock, start = claim(job, ident, job_id_)
     try:
-        state = _Run(job, model, job_id_, start)
+        state = _Run(job, model, job_id_, start, feed)
         t0 = time.perf_counter()
-        if not state.done:
+        finished = state.done
+        if not finished:
             _loop(job, state, out)
         seconds = time.perf_counter() - t0
-        return _finish(job, state, seconds, report)
+        keep = finished and report is not None and os.path.exists(report)  # as it was
+        return _finish(job, state, seconds, report, keep)
     finally:
         if lock is not None:
             os.close(lock)
@@ -459,6 +471,12 @@ def _loop(job, state, out):
         progress.show(state.rows_in, state.metric(), final=True)
 
 
+def _within(path, folder):
+    """Whether ``path`` is ``folder`` or lies inside it."""
+    path, folder = os.path.abspath(path), os.path.abspath(folder)
+    return os.path.commonpath([path, folder]) == folder
+
+
 def _report_folder(job):
     """The report folder (None for none), checked before anything is written."""
     if job.report is None:
@@ -468,12 +486,13 @@ def _report_folder(job):
     folder = job.report
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise ConfigError(f"report {folder!r} is a file; it must be a folder")
-    inside = os.path.relpath(os.path.abspath(folder), os.path.abspath(job.output))
-    if not inside.startswith(os.pardir):
+    if _within(folder, job.output):
         raise ConfigError(
             f"report folder {folder!r} is inside the output folder; leave report unset to "
             f"write it to {os.path.join(job.output, REPORT)!r}, or choose a folder outside"
         )
+    if os.path.isdir(job.input) and _within(folder, job.input):
+        raise ConfigError(f"report folder {folder!r} is inside the input folder; choose another")
     from ..report import FILES
 
     other = sorted(n for n in (os.listdir(folder) if os.path.isdir(folder) else [])
@@ -486,7 +505,7 @@ def _report_folder(job):
     return folder
 
 
-def _finish(job, state, seconds, report):
+def _finish(job, state, seconds, report, keep=False):
     engine = state.engine
     rows = state.rows_in - state.resumed_at
     summary = {
@@ -507,7 +526,8 @@ def _finish(job, state, seconds, report):
     if job.states and engine is not None:
         _write_states(job, engine)
     if report is not None and engine is not None:
-        summary["report"] = str(_report(job, state, summary, report))
+        page = os.path.join(report, "index.html")
+        summary["report"] = page if keep else str(_report(job, state, summary, report))
     return summary
 
 
