@@ -17,6 +17,7 @@ import sys
 import feeds
 
 from . import backfill
+from .backfill.job import CHOICES
 from .errors import ConfigError, StreamrnnError
 
 _HELP = {
@@ -93,10 +94,7 @@ def _parser():
             kind = int
         elif name == "checkpoint_seconds":
             kind = float
-        choices = {"format": ["auto", "parquet", "csv", "ipc"], "cell": ["rnn", "gru", "lstm"],
-                   "late": ["error", "drop"], "duplicates": ["error", "first", "last"],
-                   "dtype": ["float32", "float64"],
-                   "progress": ["auto", "bar", "log", "none"]}.get(name)  # fmt: skip
+        choices = CHOICES.get(name)
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
         if name != "report" and shown is not None:
             text += f" (default: {shown})"

@@ -675,7 +675,7 @@ def test_an_unstarted_folder_is_taken_without_overwrite(data, tmp_path):
         ({"report": str(Path(__file__))}, "is a file"),
         ({"report": ""}, "report must be a folder"),
         ({"key": ""}, "key must be a non-empty string"),
-        ({"late": "skip"}, "late must be 'error' or 'drop'"),
+        ({"late": "skip"}, "late must be one of 'error', 'drop'"),
         ({"loss": "pinball"}, "give quantiles"),
         ({"loss": "cross_entropy"}, "does not fit a backfill of forecasts"),
         ({"missing": "guess"}, "missing"),

@@ -10,7 +10,15 @@ import numpy as np
 from ..errors import ConfigError, InputError
 from ..losses import Pinball, as_loss
 
-CELLS = ("rnn", "gru", "lstm")
+#: The settings that take one of a few values, and those values.
+CHOICES = {
+    "format": ("auto", "parquet", "csv", "ipc"),
+    "late": ("error", "drop"),
+    "duplicates": ("error", "first", "last"),
+    "cell": ("rnn", "gru", "lstm"),
+    "dtype": ("float32", "float64"),
+    "progress": ("auto", "bar", "log", "none"),
+}
 _FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".arrow": "ipc",
             ".ipc": "ipc", ".feather": "ipc"}  # fmt: skip
 
@@ -146,15 +154,13 @@ def checked(job):
         if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
             _fail(name, value, "a path")
         setattr(job, name, os.fspath(value))
-    if job.format not in ("auto", "parquet", "csv", "ipc"):
-        _fail("format", job.format, "'auto', 'parquet', 'csv' or 'ipc'")
+    for name, allowed in CHOICES.items():
+        if getattr(job, name) not in allowed:
+            _fail(name, getattr(job, name), "one of " + ", ".join(map(repr, allowed)))
     for name in ("key", "time", "scale", "model"):
         value = getattr(job, name)
         if value is not None and (not isinstance(value, str) or not value):
             _fail(name, value, "a non-empty string or None")
-    for name, allowed in (("late", ("error", "drop")), ("duplicates", ("error", "first", "last"))):
-        if getattr(job, name) not in allowed:
-            _fail(name, getattr(job, name), " or ".join(map(repr, allowed)))
     if isinstance(job.grid, str):  # "3600" is a step for numeric times, "1h" for timestamps
         try:
             job.grid = float(job.grid) if "." in job.grid else int(job.grid)
@@ -165,10 +171,6 @@ def checked(job):
         _fail("grid", job.grid, "a time span ('1h') or a number (for numeric times)")
     _names(job, "features")
     _names(job, "targets")
-    if job.cell not in CELLS:
-        _fail("cell", job.cell, "'rnn', 'gru' or 'lstm'")
-    if job.dtype not in ("float32", "float64"):
-        _fail("dtype", job.dtype, "'float32' or 'float64'")
     for name in ("learn", "per_key", "resume", "overwrite", "states"):
         if not isinstance(getattr(job, name), (bool, np.bool_)):
             _fail(name, getattr(job, name), "true or false")
@@ -215,8 +217,6 @@ def checked(job):
             f"loss {job.loss!r} does not fit a backfill of forecasts: give quantiles "
             "(--quantiles 0.1,0.5,0.9) for a pinball loss, or a loss of 'mse', 'mae' or 'huber'"
         )
-    if job.progress not in ("auto", "bar", "log", "none"):
-        _fail("progress", job.progress, "'auto', 'bar', 'log' or 'none'")
     if job.report is False:  # a job file's way to say none
         job.report = None
     if job.report is not None and (
