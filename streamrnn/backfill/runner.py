@@ -401,6 +401,9 @@ def run(job, out=None):
     feeds.SchemaError, InputError
         Input that is missing, unreadable, damaged, or does not fit the schema
         (or the checkpoint's schema).
+    StateError
+        A damaged checkpoint or job file, committed parts gone missing, or a
+        folder in use by another run.
     StorageError
         A file could not be written (a full disk); the checkpoint and the parts
         it commits are intact.
