@@ -56,6 +56,7 @@ _HELP = {
     "report": "report folder (default: OUTPUT/_report)",
     "plot_series": "series shown in the report's forecast plot",
     "states": "write each key's final hidden state to OUTPUT/_states.parquet",
+    "hidden_states": "inference: add each row's hidden state (top layer) to the output",
     "progress": "auto: a live line on a terminal, log lines otherwise",
 }
 

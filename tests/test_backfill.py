@@ -792,3 +792,29 @@ def test_resuming_a_finished_job_keeps_its_report(data, tmp_path):
     before = page.read_bytes()
     again = run(make_job(path, out, chunk_rows=500, report="auto", resume=True))
     assert page.read_bytes() == before and again["report"] == first["report"]
+
+
+def test_each_rows_hidden_state_in_inference(data, tmp_path, monkeypatch):
+    df, path = data
+    whole = tmp_path / "whole"
+    run(make_job(path, whole, learn=False, hidden_states=True, layers=2, chunk_rows=1000))
+    table = outputs(whole)
+    assert table.column_names[-6:] == [f"h_{j}" for j in range(6)]
+    h = np.stack([table.column(f"h_{j}").to_numpy() for j in range(6)], axis=1)
+    model = streamrnn.GRU(3, 6, 2, output_size=None, seed=0)  # the job's model, headless
+    head = streamrnn.GRU(3, 6, 2, output_size=1, seed=0)
+    model.load_state_dict({k: v for k, v in head.state_dict().items() if "head" not in k})
+    for rows in df.groupby("key").groups.values():
+        x = df.loc[rows, ["x0", "x1", "y"]].to_numpy(np.float32)
+        assert np.array_equal(h[rows], model.forward(x)[0])  # the top layer's h after each row
+    out = tmp_path / "out"
+    with monkeypatch.context() as m:
+        crash_after(m, 4)
+        with pytest.raises(Crash):
+            run(make_job(path, out, learn=False, hidden_states=True, layers=2,
+                         checkpoint_rows=150))  # fmt: skip
+    run(make_job(path, out, learn=False, hidden_states=True, layers=2, chunk_rows=77,
+                 resume=True))  # fmt: skip
+    assert_same(outputs(out), table)
+    with pytest.raises(ConfigError, match="hidden_states writes each row's state in inference"):
+        run(make_job(path, tmp_path / "x", hidden_states=True))

@@ -72,6 +72,9 @@ class Job:
         Series shown in the report's forecast plot.
     states : bool
         Write each key's final hidden state to ``output/_states.parquet``.
+    hidden_states : bool
+        Inference: add each row's hidden state (the top layer's ``h``, after the
+        row) to the output, as columns ``h_0``, ``h_1``, ...
     progress : {"auto", "bar", "log", "none"}
         A live line on a terminal (``bar``), a log line every 10 s (``log``);
         ``auto`` picks by whether stderr is a terminal.
@@ -112,6 +115,7 @@ class Job:
     report: str = "auto"
     plot_series: int = 3
     states: bool = False
+    hidden_states: bool = False
     progress: str = "auto"
 
 
@@ -171,7 +175,7 @@ def checked(job):
         _fail("grid", job.grid, "a time span ('1h') or a number (for numeric times)")
     _names(job, "features")
     _names(job, "targets")
-    for name in ("learn", "per_key", "resume", "overwrite", "states"):
+    for name in ("learn", "per_key", "resume", "overwrite", "states", "hidden_states"):
         if not isinstance(getattr(job, name), (bool, np.bool_)):
             _fail(name, getattr(job, name), "true or false")
     for name, low in (("hidden", 1), ("layers", 1), ("seed", 0), ("horizon", 0), ("batch", 1),
@@ -211,6 +215,11 @@ def checked(job):
             _fail("quantiles", job.quantiles, "distinct numbers between 0 and 1, 0.5 among "
                   "them (the median is the point forecast)")  # fmt: skip
         job.quantiles = q
+    if job.hidden_states and job.learn:
+        raise ConfigError(
+            "hidden_states writes each row's state in inference; a learning run writes each "
+            "key's final state with states (--states)"
+        )
     loss = as_loss(job.loss if job.quantiles is None else Pinball(job.quantiles))
     if job.quantiles is None and loss.name in ("pinball", "cross_entropy"):
         raise ConfigError(

@@ -282,7 +282,7 @@ class _Run:
         self.job, self.model, self.job_id = job, model, job_id
         if start is None:
             self.engine, self.feed, self.scorer, self.book = None, feed, None, None
-            self.names = None
+            self.names = self.shadow = None
             self.parts = self.rows_out = 0
             self.done = False
             self.resumed_at = 0
@@ -290,7 +290,7 @@ class _Run:
             header, payload = start
             self.engine, self.feed = payload["engine"], payload["feed"]
             self.scorer, self.book = payload["scorer"], payload["book"]
-            self.names = payload["names"]
+            self.names, self.shadow = payload["names"], payload["shadow"]
             self.parts, self.rows_out = header["parts"], header["rows_out"]
             self.done = header["done"]
             self.resumed_at = header["rows_in"]
@@ -303,6 +303,12 @@ class _Run:
     def _setup(self, chunk):
         job = self.job
         self.engine = _make_engine(job, self.model, chunk, self.feed)
+        if job.hidden_states:  # the same network without its head: outputs are h
+            model = self.engine.model
+            bare = type(model)(**{**model._config(), "output_size": None})
+            bare.load_state_dict({k: v for k, v in model.state_dict().items()
+                                  if not k.startswith("head.")})  # fmt: skip
+            self.shadow = Stream(bare)
         width = self.engine.model.out_features
         self.names = _output_names(job, chunk, width)
         if chunk.y is None or not _forecasts(self.names):  # nothing to score
@@ -336,6 +342,11 @@ class _Run:
             self.scorer.on_pairs = None
         if len(chunk):
             table = _output_table(self.job, self.feed.schema, chunk, out, self.names)
+            if self.shadow is not None:
+                keys = chunk.keys if chunk.keys is not None else np.zeros(len(chunk), np.int64)
+                h = self.shadow.update(keys, chunk.times, chunk.x)
+                for j in range(h.shape[1]):
+                    table = table.append_column(f"h_{j}", pa.array(h[:, j]))
             name = os.path.join(self.job.output, f"part-{self.parts:06d}.parquet")
             checkpoint.write_atomic(name, lambda f: pq.write_table(table, f))
             self.parts += 1
@@ -360,7 +371,7 @@ class _Run:
             "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         payload = {"engine": self.engine, "feed": self.feed, "scorer": self.scorer,
-                   "book": self.book, "names": self.names}  # fmt: skip
+                   "book": self.book, "names": self.names, "shadow": self.shadow}  # fmt: skip
         checkpoint.write(os.path.join(self.job.output, CHECKPOINT), header, payload)
         self.last = (self.rows_in, time.monotonic())
 
