@@ -365,7 +365,6 @@ class _Scorer:
         self.every, self.report, self.start = every, report, start
         self.rows = 0
         self.history = []
-        self.on_pairs = None  # called with each chunk's scored (rows, outputs, targets)
         self._ready = False
         self._index = pd.Index([], dtype=object)
         self._steps = np.zeros(0, np.int64)
@@ -425,8 +424,10 @@ class _Scorer:
             self._y_hist = np.pad(self._y_hist, grow, constant_values=np.nan)
         return found[codes]
 
-    def take(self, chunk, out):
-        """Score the rows of ``chunk``, whose outputs are ``out``."""
+    def take(self, chunk, out, pairs=None):
+        """Score the rows of ``chunk``, whose outputs are ``out``; ``pairs``, when
+        given, is called with the scored rows (in arrival order), the outputs made
+        for them and their targets."""
         if chunk is None or not len(chunk):
             return
         N = len(chunk)
@@ -460,8 +461,8 @@ class _Scorer:
         rank[order] = np.arange(N)
         keep = rank[np.flatnonzero(kept)]
         made, ys = made[keep], [v[keep] for v in ys]
-        if self.on_pairs is not None:
-            self.on_pairs(order[keep], made, ys)
+        if pairs is not None:
+            pairs(order[keep], made, ys)
         a = 0
         while a < len(keep):
             b = len(keep)

@@ -7,6 +7,7 @@ import pickle
 import signal
 import sys
 import time
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -336,10 +337,8 @@ class _Run:
             out = self.engine.update(chunk)
         if self.scorer is not None and chunk.y is not None and len(chunk):
             book = self.book
-            self.scorer.on_pairs = None if book is None else (
-                lambda rows, made, ys: book.take(chunk, rows, made, ys))  # fmt: skip
-            self.scorer.take(chunk, out)
-            self.scorer.on_pairs = None
+            pairs = None if book is None else partial(book.take, chunk)
+            self.scorer.take(chunk, out, pairs)
         if len(chunk):
             table = _output_table(self.job, self.feed.schema, chunk, out, self.names)
             if self.shadow is not None:
@@ -546,13 +545,12 @@ def _finish(job, state, seconds, report, keep=False):
 
 
 def _write_states(job, engine):
-    keys = list(engine.keys())
+    keys, model = list(engine.keys()), engine.model
     cols = {(engine.feed.schema.key or "key"): pa.array(keys)}
-    parts = ("h", "c") if isinstance(engine.model, LSTM) else ("h",)
+    parts = ("h", "c") if isinstance(model, LSTM) else ("h",)
     states = [engine.get_state(k) for k in keys]
     for i, part in enumerate(parts):  # (layers, hidden) each: h0_0 is layer 0, unit 0
         values = [st[i] if len(parts) > 1 else st for st in states]
-        model = engine.model
         S = np.stack(values) if keys else np.zeros((0, model.num_layers, model.hidden_size))
         for layer in range(S.shape[1]):
             for unit in range(S.shape[2]):
