@@ -18,7 +18,7 @@ Examples
 
 from .chunks import Chunk, concat
 from .errors import ConfigError, FeedError, MissingValueError, SchemaError, TimeOrderError
-from .feed import Feed
+from .feed import Feed, calendar_for
 from .readers import iter_arrow, iter_chunks, iter_csv, iter_ipc, iter_pandas, iter_parquet
 from .schema import Schema
 from .tables import as_table, from_wide
@@ -33,6 +33,7 @@ __all__ = [
     "SchemaError",
     "TimeOrderError",
     "as_table",
+    "calendar_for",
     "concat",
     "from_wide",
     "iter_arrow",

@@ -5,6 +5,10 @@ the order check), the last value of each column (forward fill), the time of the
 previous row (time since previous row), a pending row (regular grid, last of
 duplicate times) and the running mean and variance (scaling). Feeding a stream
 in one piece or cut anywhere gives the same rows, bit for bit.
+
+Calendar features (the sine and cosine of the hour of the day, the day of the
+week, ...) need no state: each is a function of its row's time in the local
+clock of the time column, computed with a few array operations per chunk.
 """
 
 import numbers
@@ -115,6 +119,127 @@ def _span(value, name, time_sort):
     return int(value) if time_sort == "integer" else float(value)
 
 
+# -- calendar features ------------------------------------------------------------------------
+_DAY = 86_400 * 10**9  # nanoseconds
+_HOUR = 3_600 * 10**9
+# each feature's cycle; the position in it (the phase, in [0, 1)) gives two columns
+CALENDAR = ("minute_of_hour", "hour_of_day", "day_of_week", "day_of_year")
+# what "auto" picks: the features of the first row whose step bound exceeds the step
+_AUTO = (
+    (_DAY, ("hour_of_day", "day_of_week", "day_of_year")),
+    (7 * _DAY, ("day_of_week", "day_of_year")),
+    (365 * _DAY, ("day_of_year",)),
+)
+
+
+def calendar_for(step):
+    """The calendar features that ``calendar="auto"`` picks for a sampling step.
+
+    A feature is picked when the step is shorter than its cycle, so that rows
+    fall at different places in it: ``"hour_of_day"`` below one day,
+    ``"day_of_week"`` below 7 days and ``"day_of_year"`` below 365 days (a
+    yearly step would see about the same day every time). ``"minute_of_hour"``
+    is never picked; name it to have it.
+
+    Parameters
+    ----------
+    step : str, pandas.Timedelta, datetime.timedelta or numpy.timedelta64
+        A positive time span, such as a grid step or the typical time between
+        two rows of a key.
+
+    Returns
+    -------
+    tuple of str
+        Names for :class:`Feed`'s ``calendar`` (possibly empty).
+
+    Examples
+    --------
+    >>> from feeds import calendar_for
+    >>> calendar_for("1h"), calendar_for("1D"), calendar_for("30D"), calendar_for("365D")
+    (('hour_of_day', 'day_of_week', 'day_of_year'), ('day_of_week', 'day_of_year'), \
+('day_of_year',), ())
+    """
+    if isinstance(step, numbers.Number) and not isinstance(step, np.timedelta64):
+        raise ConfigError(
+            f"step must be a time span such as '1h' or pd.Timedelta, not a bare number "
+            f"({step!r}): calendar features need timestamps; numeric times have none"
+        )
+    try:
+        span = pd.Timedelta(step) if step is not None else pd.NaT
+    except (TypeError, ValueError):
+        span = pd.NaT
+    if span is pd.NaT or span.value <= 0:
+        raise ConfigError(
+            f"step must be a positive time span such as '1h' or pd.Timedelta, got {step!r}"
+        )
+    ns = span.value
+    for bound, names in _AUTO:
+        if ns < bound:
+            return names
+    return ()
+
+
+def _calendar_names(calendar):
+    """``calendar`` checked: None, "auto" or a tuple of distinct feature names."""
+    if calendar is None or (isinstance(calendar, str) and calendar == "auto"):
+        return calendar
+    names = (calendar,) if isinstance(calendar, str) else calendar
+    accepted = f"accepted names are {list(CALENDAR)}, or calendar='auto' or None"
+    if not isinstance(names, (list, tuple)):
+        raise ConfigError(
+            f"calendar must be a list of feature names, 'auto' or None, got {calendar!r}; "
+            f"{accepted}"
+        )
+    for name in names:
+        if not isinstance(name, str) or name not in CALENDAR:
+            raise ConfigError(f"calendar names {name!r}, which is no calendar feature; {accepted}")
+    dup = [name for name in names if names.count(name) > 1]
+    if dup:
+        raise ConfigError(f"calendar names {dup[0]!r} twice; name each feature once ({accepted})")
+    return tuple(names)
+
+
+def _local_clock(t, tz):
+    """Days since 1970-01-01 and nanoseconds since midnight of UTC nanoseconds ``t``,
+    on the wall clock of time zone ``tz`` (``t`` as it is when None).
+
+    The offset from UTC is looked up at times kept a day inside the nanosecond
+    range, and carried into the day without forming the local time, so that no
+    time overflows.
+    """
+    day = t // _DAY
+    clock = t - day * _DAY
+    if tz is not None:
+        inside = np.clip(t, np.iinfo(np.int64).min + _DAY, np.iinfo(np.int64).max - _DAY)
+        utc = pd.DatetimeIndex(inside.view("datetime64[ns]")).tz_localize("UTC")
+        clock = clock + (utc.tz_convert(tz).tz_localize(None).asi8 - inside)
+        carry = clock // _DAY  # -1, 0 or 1: the offset is under a day
+        day, clock = day + carry, clock - carry * _DAY
+    return day, clock
+
+
+def _calendar_columns(t, tz, names, out):
+    """Write the sine and cosine of each calendar feature's phase, in float64, into
+    the columns of ``out`` (two per name, in order) for UTC nanosecond times ``t``."""
+    day, clock = _local_clock(t, tz)
+    for q, name in enumerate(names):
+        if name == "minute_of_hour":
+            phase = (clock % _HOUR) / _HOUR
+        elif name == "hour_of_day":
+            phase = clock / _DAY
+        elif name == "day_of_week":  # 1970-01-01 was a Thursday: Monday is 3 days before
+            phase = (((day + 3) % 7) * _DAY + clock) / (7 * _DAY)
+        else:  # day_of_year: the fraction of the local year gone, over its own length
+            year = day.view("datetime64[D]").astype("datetime64[Y]")
+            since = day - year.astype("datetime64[D]").view(np.int64)
+            y = year.view(np.int64) + 1970
+            length = 365 + ((y % 4 == 0) & ((y % 100 != 0) | (y % 400 == 0)))
+            phase = (since * _DAY + clock) / (length * _DAY)
+        angle = 2.0 * np.pi * phase
+        out[:, 2 * q] = np.sin(angle)
+        out[:, 2 * q + 1] = np.cos(angle)
+
+
 class Feed:
     """Turns tables of long-format rows into chunks, carrying per-key state across them.
 
@@ -146,6 +271,26 @@ class Feed:
     time_delta : bool
         Append a column ``"dt"``: time since the key's previous row (seconds for
         timestamps, time units otherwise; 0 at a key's first row).
+    calendar : None, "auto", str or sequence of str
+        Calendar features of each emitted row's time (grid bins and rows
+        released by :meth:`flush` included), read on the local clock of the
+        time column's time zone (naive times as they are). Each name appends
+        two columns, ``"<name>_sin"`` and ``"<name>_cos"``: the sine and cosine
+        of 2π times the row's place in the cycle, computed in float64:
+        ``"minute_of_hour"`` (seconds since the hour / 3600),
+        ``"hour_of_day"`` (seconds since midnight / 86400), ``"day_of_week"``
+        (days since Monday 00:00, fractional, / 7) and ``"day_of_year"``
+        (days since January 1 00:00, fractional, / the length of that year:
+        365 or 366 days, so that every year runs once around the circle).
+        They are not standardised (they lie in [-1, 1]).
+        Timestamp and date time columns only: numeric times are a
+        :class:`ConfigError`. ``"auto"`` picks :func:`calendar_for` of the grid
+        step when there is a grid, and otherwise of the median time between
+        consecutive distinct times of a key in the first chunk (an error if it
+        has no key with two); it gives none for numeric times. Without a grid,
+        ``"auto"`` thus depends on where the stream's first chunk ends: name
+        the features for a choice that no cut can change.
+        :attr:`calendar_features` tells what was picked.
     grid : str, pandas.Timedelta or number, optional
         Regularise each key onto a grid of this step (bins start at multiples
         of the step from 1970-01-01 UTC, or from 0 for numeric times):
@@ -169,6 +314,12 @@ class Feed:
         previous row; a longer gap (a wrong timestamp, say) is a
         :class:`TimeOrderError` rather than millions of missing rows.
 
+    Notes
+    -----
+    The columns of ``x`` (``columns``) are the features in order, then
+    ``"dt"``, then the calendar columns (two per feature, sine first, in the
+    order named), then a ``"<column>_missing"`` mask per masked feature.
+
     Examples
     --------
     >>> import pandas as pd
@@ -180,6 +331,19 @@ class Feed:
     (('temp', 'dt'), [[20.0, 0.0], [15.0, 0.0], [20.0, 2.5]])
     >>> feed.counts["missing"]
     {'temp': 1}
+
+    Calendar features of rows six hours apart in New York, on its local clock:
+
+    >>> feed = Feed(calendar="auto")
+    >>> chunk = feed(pd.DataFrame({
+    ...     "time": pd.date_range("2024-03-04 06:00", periods=3, freq="6h", tz="America/New_York"),
+    ...     "load": [1.0, 2.0, 3.0]}))
+    >>> feed.calendar_features
+    ('hour_of_day', 'day_of_week', 'day_of_year')
+    >>> chunk.columns[:3]
+    ('load', 'hour_of_day_sin', 'hour_of_day_cos')
+    >>> chunk.x[:, 1].round(6).tolist()  # sine of the hour of the day at 06:00, 12:00, 18:00
+    [1.0, 0.0, -1.0]
     """
 
     def __init__(
@@ -196,6 +360,7 @@ class Feed:
         scale=None,
         freeze_after=None,
         max_empty_bins=1_000_000,
+        calendar=None,
     ):
         if schema is None:
             schema = Schema()
@@ -239,6 +404,7 @@ class Feed:
                 _policy(value, column)
         else:
             _policy(missing, None)
+        calendar = _calendar_names(calendar)
         self.schema = schema
         self.dtype = _DTYPES[name]
         self.late = late
@@ -250,12 +416,18 @@ class Feed:
         self.scale = scale
         self.freeze_after = freeze_after
         self.max_empty_bins = int(max_empty_bins)
+        self.calendar = calendar
         self.counts = {"rows_in": 0, "rows_out": 0}
         self._ready = False
 
     # -- setup on the first chunk ---------------------------------------------------
-    def _setup(self, schema):
+    def _setup(self, schema, table):
         self.schema = schema
+        time_type = schema._types[schema.time]
+        sort = "datetime" if kind_of(time_type) == "time" else kind_of(time_type)
+        self._time_sort = "float" if pa.types.is_floating(time_type) else sort
+        self._tz = getattr(time_type, "tz", None)
+        self._calendar = self._resolve_calendar(table)
         values = schema.values
         C = len(values)
         col = {c: j for j, c in enumerate(values)}
@@ -281,7 +453,7 @@ class Feed:
                 )
         self._ycols = np.array([col[c] for c in schema.targets], np.int64)
         masked = [c for c in schema.features if policy[col[c]] == K.MISS_MASK]
-        nx = len(schema.features) + int(self.time_delta)
+        nx = len(schema.features) + int(self.time_delta) + 2 * len(self._calendar)
         self._xpos = np.full(C, -1, np.int64)
         self._ypos = np.full(C, -1, np.int64)
         self._mpos = np.full(C, -1, np.int64)
@@ -293,10 +465,6 @@ class Feed:
             self._mpos[col[c]] = nx + q
         self._scols = np.full(C, self.scale is not None, np.bool_)
 
-        time_type = schema._types[schema.time]
-        sort = "datetime" if kind_of(time_type) == "time" else kind_of(time_type)
-        self._time_sort = "float" if pa.types.is_floating(time_type) else sort
-        self._tz = getattr(time_type, "tz", None)
         tdtype = np.float64 if self._time_sort == "float" else np.int64
         every = 1 if self.grid is None else _span(self.grid, "grid", self._time_sort)
         self._tparams = np.array([0, every], tdtype)
@@ -322,6 +490,7 @@ class Feed:
         self.columns = (
             *schema.features,
             *(("dt",) if self.time_delta else ()),
+            *(f"{name}_{f}" for name in self._calendar for f in ("sin", "cos")),
             *(f"{c}_missing" for c in masked),
         )
         taken = set(schema._types)
@@ -342,6 +511,50 @@ class Feed:
         self._KV = np.zeros((0, C, 6))
         self._SC = np.zeros((1, C, 3))
         self._ready = True
+
+    def _resolve_calendar(self, table):
+        """The calendar features to compute, with ``"auto"`` resolved on the first chunk."""
+        if not self.calendar:
+            return ()
+        name = self.schema.time
+        if self._time_sort != "datetime":
+            if self.calendar == "auto":
+                return ()
+            raise ConfigError(
+                f"calendar features need a timestamp or date time column; time column "
+                f"{name!r} holds {self.schema._types[name]} values, which have no calendar: "
+                "pass calendar=None (or 'auto', which picks none for numeric times)"
+            )
+        if self.calendar != "auto":
+            return self.calendar
+        if self.grid is not None:
+            return calendar_for(pd.Timedelta(_span(self.grid, "grid", "datetime")))
+        row0 = self.counts["rows_in"]
+        t = self._times(table, row0)
+        key = self.schema.key
+        if key:
+            col = table.column(key)
+            _refuse_nulls(col, "key", key, row0)
+            codes = pd.factorize(col.to_pandas())[0]
+        else:
+            codes = np.zeros(len(t), np.int64)
+        order = np.lexsort((t, codes))
+        t, codes = t[order], codes[order]
+        gap = np.diff(t)
+        gap = gap[(codes[1:] == codes[:-1]) & (gap > 0)]
+        if not gap.size:
+            raise ConfigError(
+                "calendar='auto' takes the sampling step from the first chunk, and it has no "
+                f"key with rows at two different times; name the features (calendar=[...], "
+                f"from {list(CALENDAR)}), give a grid, or start with a longer chunk"
+            )
+        return calendar_for(pd.Timedelta(int(np.median(gap)), "ns"))
+
+    @property
+    def calendar_features(self):
+        """The calendar features in ``x``, with ``"auto"`` resolved (after the first chunk)."""
+        self._require()
+        return self._calendar
 
     @property
     def input_size(self):
@@ -482,7 +695,7 @@ class Feed:
             return self._step(table, flush=False)
         unbound = self.schema
         try:  # the first chunk fixes the schema only if it goes through
-            self._setup(self.schema.bind(table.schema))
+            self._setup(self.schema.bind(table.schema), table)
             return self._step(table, flush=False)
         except Exception:
             self.schema = unbound
@@ -570,6 +783,10 @@ class Feed:
                       X, Y, YL, YS, counts, err)  # fmt: skip
         if err[0]:
             self._raise(err, row0, slot, t, new_keys, et)
+        if self._calendar:
+            c0 = len(self.schema.features) + int(self.time_delta)
+            c1 = c0 + 2 * len(self._calendar)
+            _calendar_columns(et, self._tz, self._calendar, X[:, c0:c1])
         # success: commit
         if new_keys:
             self._index = self._index.append(pd.Index(new_keys, dtype=self._index.dtype))
@@ -620,6 +837,13 @@ class Feed:
             YS if scaled and schema.targets else None,
             self.columns, self.targets, self._tz, counts,
         )  # fmt: skip
+
+    def __setstate__(self, state):
+        # a feed pickled before calendar features existed has none
+        state.setdefault("calendar", None)
+        if state.get("_ready"):
+            state.setdefault("_calendar", ())
+        self.__dict__.update(state)
 
     def _snapshot(self):
         """What :meth:`_restore` needs to undo the next call (state arrays are never

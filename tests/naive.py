@@ -586,3 +586,45 @@ def online_learning(model, rows, k1, k2, horizon, batch, lr, loss="mse"):
     }
     width = model.out_features
     return np.array(outputs).reshape(-1, width), p, states, counts
+
+
+def calendar_features(times, names, tz=None):
+    """Sine and cosine of each calendar feature's phase, row by row with Python's datetime.
+
+    ``times`` are UTC nanoseconds (int64 or datetime64[ns]; wall-clock times when
+    ``tz`` is None), read on the clock of ``tz`` (an IANA name or a fixed offset
+    such as ``"+05:45"``). Phases: seconds since the hour / 3600, since midnight
+    / 86400, days since Monday 00:00 / 7, days since January 1 00:00 / the
+    year's length in days.
+    """
+    import datetime as dt
+    import zoneinfo
+
+    if tz is None or tz in ("UTC", "utc", "Z"):
+        zone = None
+    elif tz[0] in "+-":
+        sign = -1 if tz[0] == "-" else 1
+        hours, minutes = (int(v) for v in tz[1:].split(":"))
+        zone = dt.timezone(sign * dt.timedelta(hours=hours, minutes=minutes))
+    else:
+        zone = zoneinfo.ZoneInfo(tz)
+    out = np.zeros((len(times), 2 * len(names)))
+    for i, ns in enumerate(np.asarray(times).view(np.int64).tolist()):
+        whole, frac = divmod(ns, 10**9)
+        when = dt.datetime(1970, 1, 1) + dt.timedelta(seconds=whole)
+        if zone is not None:
+            when = when.replace(tzinfo=dt.UTC).astimezone(zone).replace(tzinfo=None)
+        midnight = when.replace(hour=0, minute=0, second=0)
+        seconds = (when - midnight).total_seconds() + frac / 1e9
+        jan1 = dt.datetime(when.year, 1, 1)
+        year_days = (dt.datetime(when.year + 1, 1, 1) - jan1).days
+        phase = {
+            "minute_of_hour": (when.minute * 60 + when.second + frac / 1e9) / 3600,
+            "hour_of_day": seconds / 86400,
+            "day_of_week": (when.weekday() + seconds / 86400) / 7,
+            "day_of_year": ((midnight - jan1).days + seconds / 86400) / year_days,
+        }
+        for q, name in enumerate(names):
+            out[i, 2 * q] = np.sin(2 * np.pi * phase[name])
+            out[i, 2 * q + 1] = np.cos(2 * np.pi * phase[name])
+    return out
