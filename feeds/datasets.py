@@ -18,6 +18,15 @@ are naive ``datetime64[ns]`` and measurements are ``float64``.
 - :func:`load_seattle_weather`: daily weather in Seattle, 2012 to 2015, one
   series with several measurements and a text label (feed it with
   ``feeds.Schema(key=False)``, or the label is taken as a key).
+- :func:`load_glucose`: blood glucose from a continuous glucose monitor, about
+  every five minutes from March to May 2010, one series with gaps of up to
+  18 hours, a repeated time and a stretch of paired readings (put it on a
+  grid to see the gaps).
+- :func:`load_fulda`: daily discharge of the river Fulda with temperature and
+  precipitation in its catchment, 1979 to 1988, one complete series with a
+  strong yearly cycle.
+- :func:`load_brent`: daily Brent crude oil spot price, 1987 to 2019, one
+  series on trading days only (no weekends, no holidays).
 
 Examples
 --------
@@ -35,7 +44,14 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-__all__ = ["load_seattle_weather", "load_stocks", "load_weather"]
+__all__ = [
+    "load_brent",
+    "load_fulda",
+    "load_glucose",
+    "load_seattle_weather",
+    "load_stocks",
+    "load_weather",
+]
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
@@ -230,3 +246,196 @@ def load_seattle_weather():
     measures = ["precipitation", "temp_max", "temp_min", "wind"]
     dtypes = {"date": _TIME, **dict.fromkeys(measures, _FLOAT), "weather": _STR}
     return _load("seattle_weather.parquet", dtypes)
+
+
+def load_glucose():
+    """Blood glucose from a continuous glucose monitor, 2010-03-24 to 2010-05-31.
+
+    One series (no key column), one row per reading in time order. Readings
+    come about every five minutes, with 59 gaps of more than five minutes (up
+    to 18 hours), one time recorded twice and, from 2010-05-28 22:03 to
+    2010-05-29 14:09, 194 pairs of readings one minute apart. Nothing is filled
+    in: put it on a grid to see the gaps as missing values (see the example).
+
+    Returns
+    -------
+    pandas.DataFrame
+        17 710 rows, 2010-03-24 09:51 to 2010-05-31 23:55, with columns
+
+        ``time`` : datetime64[ns]
+            Clock time of the reading as recorded, to the minute, without time
+            zone.
+        ``glucose`` : float64
+            Glucose in mg/dL, whole numbers from 40 to 389.
+        ``isig`` : float64
+            The sensor's raw signal (an electric current), to 0.01.
+
+    Notes
+    -----
+    Source: ``CGM.csv.gz`` of the bokeh_sampledata 2026.1 package, first
+    17 710 of its 52 281 rows (all readings before June 2010). Licence:
+    public domain, as the package records for this file (the readings were
+    given to a Bokeh maintainer by a person who is not named); the package's
+    own code is BSD-3-Clause.
+
+    The source gives no time zone and names neither the device nor the
+    units; mg/dL is the unit that fits the values. Glucose is stored as
+    float64 although every value is a whole number. Within each pair of
+    readings one minute apart, ``isig`` is the same to within 0.01 while
+    ``glucose`` differs by up to 16 mg/dL.
+
+    Examples
+    --------
+    >>> from feeds.datasets import load_glucose
+    >>> df = load_glucose()
+    >>> df.shape
+    (17710, 3)
+    >>> df.dtypes
+    time       datetime64[ns]
+    glucose           float64
+    isig              float64
+    dtype: object
+    >>> df.head(3)
+                     time  glucose   isig
+    0 2010-03-24 09:51:00    258.0  22.59
+    1 2010-03-24 09:56:00    260.0  22.52
+    2 2010-03-24 10:01:00    258.0  22.23
+
+    On a five-minute grid the gaps become missing values, masked for the
+    model; readings that share a bin are averaged, and the second reading at
+    the repeated time is dropped:
+
+    >>> import feeds
+    >>> feed = feeds.Feed(
+    ...     feeds.Schema(key=False, targets="glucose"),
+    ...     grid="5min", duplicates="first", missing="mask",
+    ... )
+    >>> rows = len(feed(df)) + len(feed.flush())
+    >>> rows, feed.counts["empty_bins"], feed.counts["merged"]
+    (19754, 2240, 195)
+    """
+    return _load("glucose.parquet", {"time": _TIME, "glucose": _FLOAT, "isig": _FLOAT})
+
+
+def load_fulda():
+    """Daily discharge of the river Fulda with weather in its catchment, 1979 to 1988.
+
+    One series (no key column), one row per day in date order, every day of
+    the ten years exactly once and no missing values.
+
+    Returns
+    -------
+    pandas.DataFrame
+        3 653 rows, 1979-01-01 to 1988-12-31, with columns
+
+        ``date`` : datetime64[ns]
+            Calendar day at midnight, without time zone.
+        ``tmax``, ``tmin`` : float64
+            Daily maximum and minimum air temperature in degrees Celsius, to
+            0.1 degree.
+        ``tmean`` : float64
+            The mean of ``tmax`` and ``tmin`` (not a separate measurement).
+        ``precipitation`` : float64
+            Daily precipitation in millimetres, to 0.1 mm.
+        ``discharge`` : float64
+            Mean river discharge in cubic metres per second, to three
+            significant figures.
+
+    Notes
+    -----
+    Source: ``examples/cmf_data/fulda_climate.csv`` of the spotpy 1.6.7
+    package, which is MIT-licensed and gives the file no source or licence
+    of its own. The units are those of the file's second header line. The
+    example that reads it calls the weather station "Grebenau avg" and
+    takes the catchment to be 2 976.41 square kilometres.
+
+    Discharge is highest from December to April and lowest in August and
+    September; it ranges from 8.55 to 360 and jumps by up to 198 from one
+    day to the next.
+
+    Examples
+    --------
+    >>> from feeds.datasets import load_fulda
+    >>> df = load_fulda()
+    >>> df.shape
+    (3653, 6)
+    >>> df.dtypes
+    date             datetime64[ns]
+    tmax                    float64
+    tmin                    float64
+    tmean                   float64
+    precipitation           float64
+    discharge               float64
+    dtype: object
+    >>> df.head(3)
+            date  tmax  tmin  tmean  precipitation  discharge
+    0 1979-01-01 -12.9 -20.1 -16.50            1.0      143.0
+    1 1979-01-02 -10.9 -19.8 -15.35            0.6      110.0
+    2 1979-01-03  -6.2 -19.1 -12.65            0.7       62.6
+
+    One series, discharge as the target and all five measurements as inputs:
+
+    >>> import feeds
+    >>> chunk = feeds.Feed(feeds.Schema(targets="discharge"))(df)
+    >>> chunk.keys is None, len(chunk), chunk.targets
+    (True, 3653, ('discharge',))
+    """
+    measures = ["tmax", "tmin", "tmean", "precipitation", "discharge"]
+    return _load("fulda.parquet", {"date": _TIME, **dict.fromkeys(measures, _FLOAT)})
+
+
+def load_brent():
+    """Daily Brent crude oil spot price, 1987-05-20 to 2019-08-26.
+
+    One series (no key column), one row per trading day in date order. There
+    are no weekend dates, and 224 weekdays (mostly holidays such as
+    Christmas and New Year) are absent, so steps between rows are 1 to 6
+    days.
+
+    Returns
+    -------
+    pandas.DataFrame
+        8 195 rows, with columns
+
+        ``date`` : datetime64[ns]
+            Trading day at midnight, without time zone.
+        ``price`` : float64
+            Spot price in US dollars per barrel, to the cent.
+
+    Notes
+    -----
+    Source: U.S. Energy Information Administration, from
+    ``drift/datasets/brent_crude_oil.csv`` of the river 0.26.1 package.
+    Licence: public domain (a work of the United States government, as
+    river's description of the data also says); the river package is
+    BSD-3-Clause.
+
+    The river description says the series starts in 2000 and keeps every
+    tenth observation; the file holds every trading day from 1987. The
+    price runs from 9.10 (1998-12-10) to 143.95 (2008-07-03), and falls by
+    30% in one day on 1991-01-17.
+
+    Examples
+    --------
+    >>> from feeds.datasets import load_brent
+    >>> df = load_brent()
+    >>> df.shape
+    (8195, 2)
+    >>> df.dtypes
+    date     datetime64[ns]
+    price           float64
+    dtype: object
+    >>> df.head(3)
+            date  price
+    0 1987-05-20  18.63
+    1 1987-05-21  18.45
+    2 1987-05-22  18.55
+
+    One series; ``time_delta`` gives the model the days between rows:
+
+    >>> import feeds
+    >>> chunk = feeds.Feed(feeds.Schema(targets="price"), time_delta=True)(df)
+    >>> chunk.columns, float(chunk.x[:, 1].max()) / 86400
+    (('price', 'dt'), 6.0)
+    """
+    return _load("brent.parquet", {"date": _TIME, "price": _FLOAT})
