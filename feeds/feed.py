@@ -9,6 +9,10 @@ in one piece or cut anywhere gives the same rows, bit for bit.
 Calendar features (the sine and cosine of the hour of the day, the day of the
 week, ...) need no state: each is a function of its row's time in the local
 clock of the time column, computed with a few array operations per chunk.
+
+Lagged targets (each target's value some rows earlier) carry, per key, the
+last few values of the target's forward-filled history; each chunk groups its
+rows by key, puts that history before them and takes the lags by index.
 """
 
 import numbers
@@ -240,6 +244,84 @@ def _calendar_columns(t, tz, names, out):
         out[:, 2 * q + 1] = np.cos(angle)
 
 
+# -- lagged targets --------------------------------------------------------------------------
+def _lag_list(value, what):
+    """``value`` checked as a positive lag or a list of distinct ones: a tuple of ints."""
+    accepted = "an int >= 1 or a list of distinct ints >= 1"
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = (value,)
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{what} must be {accepted}, got {value!r}")
+    for k in value:
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+            raise ConfigError(f"{what} holds {k!r}, which is no lag; lags are {accepted}")
+    lags = tuple(int(k) for k in value)
+    dup = [k for k in lags if lags.count(k) > 1]
+    if dup:
+        raise ConfigError(f"{what} names lag {dup[0]} twice; {accepted}")
+    return lags
+
+
+def _lag_spec(lags, targets):
+    """``lags`` checked against the targets: None or a dict {target: tuple of lags}, in
+    the order of the targets (targets without lags left out)."""
+    if lags is None:
+        return None
+    if isinstance(lags, dict):
+        given = {name: _lag_list(value, f"the lags of {name!r}") for name, value in lags.items()}
+    else:
+        given, every = None, _lag_list(lags, "lags")
+    targets = tuple(targets or ())
+    if not targets and (given if given is not None else every):
+        raise ConfigError(
+            "lags are lagged values of the targets, and the schema names none; name them "
+            "with Schema(targets=[...])"
+        )
+    if given is None:
+        spec = {name: every for name in targets}
+    else:
+        unknown = [name for name in given if name not in targets]
+        if unknown:
+            raise ConfigError(
+                f"lags names column {unknown[0]!r}, which is not a target; lags apply to "
+                f"the targets: {list(targets)}"
+            )
+        spec = {name: given[name] for name in targets if name in given}
+    spec = {name: ks for name, ks in spec.items() if ks}
+    return spec or None
+
+
+def _ffill_by_key(es, values, history):
+    """Each key's forward-filled values, over its history then its rows in this chunk.
+
+    ``es`` gives each row's slot, ``values`` (rows, targets) their values (NaN:
+    missing) and ``history`` (keys, targets, L) each slot's last L forward-filled
+    values before this chunk (NaN before its first observed value). Returns
+    ``(ff, pos, uniq, ends)``: the forward-filled buffer (keys in this chunk x (L
+    + their rows), laid end to end, by targets), the place in it of each row, the
+    slots in the chunk and where each one's part of the buffer ends.
+    """
+    M, O = values.shape
+    L = history.shape[2]
+    order = np.argsort(es, kind="stable")
+    uniq, starts = np.unique(es[order], return_index=True)
+    U = len(uniq)
+    seg = np.repeat(np.arange(U), np.diff(np.append(starts, M)))  # each sorted row's key
+    pos = np.empty(M, np.int64)
+    pos[order] = np.arange(M) + (seg + 1) * L  # after its key's history and earlier rows
+    first = starts + np.arange(U) * L  # where each key's part begins
+    ends = np.append(first[1:], U * L + M)
+    buf = np.empty((U * L + M, O))
+    hist = (first[:, None] + np.arange(L)).ravel()
+    buf[hist] = history[uniq].transpose(0, 2, 1).reshape(U * L, O)
+    buf[pos] = values
+    at = np.where(np.isnan(buf), 0, np.arange(len(buf))[:, None])
+    at[first] = first[:, None]  # a key's part never reaches into the one before
+    np.maximum.accumulate(at, axis=0, out=at)
+    ff = np.take_along_axis(buf, at, axis=0)
+    return ff, pos, uniq, ends
+
+
 class Feed:
     """Turns tables of long-format rows into chunks, carrying per-key state across them.
 
@@ -291,6 +373,28 @@ class Feed:
         ``"auto"`` thus depends on where the stream's first chunk ends: name
         the features for a choice that no cut can change.
         :attr:`calendar_features` tells what was picked.
+    lags : None, int, sequence of int or dict
+        Give the model each target's value some rows earlier, as a forecaster
+        gives it the seasonal naive forecast (the value 23 rows before, say, for
+        a next-hour forecast of hourly data with a daily cycle). An int ``k`` or
+        a list of distinct ints >= 1 applies to every target; a dict
+        ``{target: lags}`` to the targets it names. Lags apply to targets only
+        (``Schema(targets=...)``). Each target and lag appends a column
+        ``"<target>_lag<k>"`` (targets in order, each with its lags in the
+        order given). Rows are the rows the feed emits for the key (grid bins
+        included, empty ones too): at a key's row t the column holds the last
+        observed (not missing) value of the target at or before row t - k of
+        that key, that is the key's forward-filled target history lagged by k
+        rows. When there is none (fewer than k earlier rows, or nothing
+        observed by then) it holds the key's last observed value at or before
+        row t, so that the lag less the current value is 0 and tells nothing;
+        when the key has observed nothing yet, 0 (the running mean when
+        scaling). The value is scaled as the target is at row t, ``(value -
+        y_loc) / y_scale`` with that row's ``y_loc`` and ``y_scale`` (computed
+        in float64, then cast to ``dtype``), and left in data units when the
+        feed does not scale. Each key's last ``max(k)`` forward-filled values
+        are carried across chunks, so the columns do not depend on where a
+        stream is cut.
     grid : str, pandas.Timedelta or number, optional
         Regularise each key onto a grid of this step (bins start at multiples
         of the step from 1970-01-01 UTC, or from 0 for numeric times):
@@ -318,7 +422,9 @@ class Feed:
     -----
     The columns of ``x`` (``columns``) are the features in order, then
     ``"dt"``, then the calendar columns (two per feature, sine first, in the
-    order named), then a ``"<column>_missing"`` mask per masked feature.
+    order named), then the lagged targets (``"<target>_lag<k>"``, target by
+    target, each with its lags in order), then a ``"<column>_missing"`` mask
+    per masked feature.
 
     Examples
     --------
@@ -344,6 +450,18 @@ class Feed:
     ('load', 'hour_of_day_sin', 'hour_of_day_cos')
     >>> chunk.x[:, 1].round(6).tolist()  # sine of the hour of the day at 06:00, 12:00, 18:00
     [1.0, 0.0, -1.0]
+
+    The load two rows earlier, beside the load (the first two rows have none:
+    they get the current value; a missing one is carried from before):
+
+    >>> from feeds import Schema
+    >>> feed = Feed(Schema(time="time", targets=["load"]), missing="ffill", lags=2)
+    >>> chunk = feed(pd.DataFrame({"time": [0, 1, 2, 3, 4],
+    ...                            "load": [1.0, 2.0, 3.0, None, 5.0]}))
+    >>> chunk.columns
+    ('load', 'load_lag2')
+    >>> chunk.x[:, 1].tolist()
+    [1.0, 2.0, 1.0, 2.0, 3.0]
     """
 
     def __init__(
@@ -361,6 +479,7 @@ class Feed:
         freeze_after=None,
         max_empty_bins=1_000_000,
         calendar=None,
+        lags=None,
     ):
         if schema is None:
             schema = Schema()
@@ -405,6 +524,9 @@ class Feed:
         else:
             _policy(missing, None)
         calendar = _calendar_names(calendar)
+        if lags is not None:
+            _lag_spec(lags, schema.targets)  # checked now; kept as given
+            lags = dict(lags) if isinstance(lags, dict) else lags
         self.schema = schema
         self.dtype = _DTYPES[name]
         self.late = late
@@ -417,6 +539,7 @@ class Feed:
         self.freeze_after = freeze_after
         self.max_empty_bins = int(max_empty_bins)
         self.calendar = calendar
+        self.lags = lags
         self.counts = {"rows_in": 0, "rows_out": 0}
         self._ready = False
 
@@ -453,7 +576,14 @@ class Feed:
                 )
         self._ycols = np.array([col[c] for c in schema.targets], np.int64)
         masked = [c for c in schema.features if policy[col[c]] == K.MISS_MASK]
-        nx = len(schema.features) + int(self.time_delta) + 2 * len(self._calendar)
+        spec = _lag_spec(self.lags, schema.targets) or {}
+        self._lag_names = tuple(f"{c}_lag{k}" for c, ks in spec.items() for k in ks)
+        # per lag column: the target (its column of y) and the lag
+        self._lag_at = np.array(
+            [(schema.targets.index(c), k) for c, ks in spec.items() for k in ks], np.int64
+        ).reshape(-1, 2)
+        self._lag0 = len(schema.features) + int(self.time_delta) + 2 * len(self._calendar)
+        nx = self._lag0 + len(self._lag_names)
         self._xpos = np.full(C, -1, np.int64)
         self._ypos = np.full(C, -1, np.int64)
         self._mpos = np.full(C, -1, np.int64)
@@ -491,6 +621,7 @@ class Feed:
             *schema.features,
             *(("dt",) if self.time_delta else ()),
             *(f"{name}_{f}" for name in self._calendar for f in ("sin", "cos")),
+            *self._lag_names,
             *(f"{c}_missing" for c in masked),
         )
         taken = set(schema._types)
@@ -510,6 +641,8 @@ class Feed:
         self._KB = np.zeros((0, 7), np.int64)
         self._KV = np.zeros((0, C, 6))
         self._SC = np.zeros((1, C, 3))
+        # per key, target and lag: the last max(lag) forward-filled values, oldest first
+        self._LH = np.full((0, len(schema.targets), int(self._lag_at[:, 1].max(initial=0))), np.nan)
         self._ready = True
 
     def _resolve_calendar(self, table):
@@ -787,12 +920,15 @@ class Feed:
             c0 = len(self.schema.features) + int(self.time_delta)
             c1 = c0 + 2 * len(self._calendar)
             _calendar_columns(et, self._tz, self._calendar, X[:, c0:c1])
+        LH = self._LH
+        if self._lag_names:
+            LH = self._lag_columns(A, idx, es, src, n, X, YL, YS, row0, slot, new_keys)
         # success: commit
         if new_keys:
             self._index = self._index.append(pd.Index(new_keys, dtype=self._index.dtype))
             self._key_dtype = None
         self._n = n
-        self._KT, self._KB, self._KV, self._SC = KT, KB, KV, SC
+        self._KT, self._KB, self._KV, self._SC, self._LH = KT, KB, KV, SC, LH
         chunk_counts = {
             "late_dropped": int(counts[K.N_LATE]),
             "duplicates_dropped": int(counts[K.N_DUP]),
@@ -811,12 +947,51 @@ class Feed:
         return self._chunk(es, et, X, Y, YL, YS, chunk_counts)
 
     @staticmethod
-    def _grown(a, n):
+    def _grown(a, n, fill=0):
         if a.shape[0] >= n:
             return a.copy()
-        out = np.zeros((max(n, 2 * a.shape[0], 16), *a.shape[1:]), a.dtype)
+        out = np.full((max(n, 2 * a.shape[0], 16), *a.shape[1:]), fill, a.dtype)
         out[: a.shape[0]] = a
         return out
+
+    def _lag_columns(self, A, idx, es, src, n, X, YL, YS, row0, slot, new_keys):
+        """Write the lagged targets of the emitted rows into ``X``; the keys' new histories.
+
+        ``A[j][idx]`` are the rows' raw values of value column ``j``, ``es`` their
+        slots, ``src`` their stream rows (for messages) and ``n`` the number of slots.
+        """
+        LH = self._grown(self._LH, n, np.nan)
+        M = len(idx)
+        if not M:
+            return LH
+        values = np.empty((M, len(self.targets)))
+        for q, j in enumerate(self._ycols):
+            values[:, q] = np.asarray(A[j])[idx]
+        ff, pos, uniq, ends = _ffill_by_key(es, values, LH)
+        L = LH.shape[2]
+        LH[uniq] = ff[ends[:, None] - L + np.arange(L)].transpose(0, 2, 1)
+        q, k = self._lag_at[:, 0], self._lag_at[:, 1]
+        now = ff[pos][:, q]  # the last observed value at or before each row
+        lagged = ff[pos[:, None] - k, q]
+        value = np.where(np.isnan(lagged), now, lagged)
+        if self.scale is not None:
+            with np.errstate(over="ignore"):
+                value = (value - YL[:, q].astype(np.float64)) / YS[:, q]
+        out = X[:, self._lag0 : self._lag0 + len(k)]
+        with np.errstate(over="ignore"):
+            out[...] = np.where(np.isnan(value), 0.0, value)
+        bad = ~np.isfinite(out)
+        if bad.any():
+            m, c = (int(v[0]) for v in np.nonzero(bad))
+            N = len(slot)
+            where = f"key {self._key_name(es[m], new_keys)!r}" if self.schema.key else "the series"
+            fix = "use dtype='float64' or " if self.dtype == np.float32 else ""
+            raise MissingValueError(
+                f"column {self._lag_names[c]!r} at {_row_text(int(src[m]), row0, N)} ({where}) "
+                f"is too large for {np.dtype(self.dtype)} once standardised; {fix}rescale "
+                f"the column {self.targets[q[c]]!r}"
+            )
+        return LH
 
     def _chunk(self, es, et, X, Y, YL, YS, counts):
         schema = self.schema
@@ -841,8 +1016,14 @@ class Feed:
     def __setstate__(self, state):
         # a feed pickled before calendar features existed has none
         state.setdefault("calendar", None)
+        state.setdefault("lags", None)  # nor lagged targets
         if state.get("_ready"):
             state.setdefault("_calendar", ())
+            state.setdefault("_lag_names", ())
+            state.setdefault("_lag_at", np.zeros((0, 2), np.int64))
+            state.setdefault("_lag0", 0)
+            n_targets = len(state["schema"].targets or ())
+            state.setdefault("_LH", np.full((0, n_targets, 0), np.nan))
         self.__dict__.update(state)
 
     def _snapshot(self):

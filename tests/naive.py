@@ -628,3 +628,33 @@ def calendar_features(times, names, tz=None):
             out[i, 2 * q] = np.sin(2 * np.pi * phase[name])
             out[i, 2 * q + 1] = np.cos(2 * np.pi * phase[name])
     return out
+
+
+def lagged_targets(keys, values, lags, loc=None, scale=None):
+    """Lagged targets row by row: each key's forward-filled history, ``k`` rows back.
+
+    ``keys`` names each emitted row's key, ``values`` ``(rows, targets)`` holds
+    the targets in data units (NaN: missing) and ``lags`` a list of ``(target,
+    k)``, one per column. A row's column holds the key's last observed value of
+    the target at or before its row ``t - k``; failing that, the last observed
+    at or before row ``t``; failing that, 0. Given ``loc`` and ``scale`` (per
+    row and target), an observed value becomes ``(value - loc) / scale``.
+    """
+    values = np.asarray(values, np.float64)
+    out = np.zeros((len(values), len(lags)))
+    history = {}  # key -> its rows so far, each a list of forward-filled values
+    for i, key in enumerate(keys):
+        rows = history.setdefault(key, [])
+        before = rows[-1] if rows else [np.nan] * values.shape[1]
+        rows.append([b if np.isnan(v) else v for v, b in zip(values[i].tolist(), before)])
+        t = len(rows) - 1
+        for c, (q, k) in enumerate(lags):
+            value = rows[t - k][q] if t - k >= 0 else np.nan
+            if np.isnan(value):
+                value = rows[t][q]
+            if np.isnan(value):
+                continue  # nothing observed yet: 0
+            if loc is not None:
+                value = (value - np.float64(loc[i][q])) / np.float64(scale[i][q])
+            out[i, c] = value
+    return out
