@@ -257,8 +257,9 @@ def forecast(spec, P, S, Xlast, fb, future, Y):
     """Autoregressive rollout of ``Y.shape[1]`` steps for each row of ``S``.
 
     ``S`` and ``Xlast`` are scratch copies (they are overwritten). ``fb`` holds
-    ``(output, input)`` index pairs: each prediction is fed back into the input
-    it stands for. Other inputs come from ``future[q, k - 1]`` when
+    ``(output, input, change)`` rows: each prediction is fed back into the input
+    it stands for, or added to it when ``change`` is 1 (the output is the change
+    of the input's level). Other inputs come from ``future[q, k - 1]`` when
     ``future.shape[1]`` is not zero, else they are held at ``Xlast[q]``.
     """
     n = S.shape[0]
@@ -274,6 +275,9 @@ def forecast(spec, P, S, Xlast, fb, future, Y):
             if future.shape[1] > 0:
                 x[:] = future[q, k - 1]
             for m in range(fb.shape[0]):
-                x[fb[m, 1]] = Y[q, k - 1, fb[m, 0]]
+                if fb[m, 2]:  # the output is a change: the input carries the level
+                    x[fb[m, 1]] += Y[q, k - 1, fb[m, 0]]
+                else:
+                    x[fb[m, 1]] = Y[q, k - 1, fb[m, 0]]
             advance_block(spec, P, x, s, 1, GI, GH)
             readout_block(spec, P, s, 1, Y[q, k])

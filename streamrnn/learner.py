@@ -12,6 +12,7 @@ import pyarrow as pa
 import feeds
 
 from . import checkpoint, kernels
+from . import relative as rel
 from . import tbptt as kernels_tbptt
 from ._keys import as_keys
 from ._validate import as_float_array, positive_int
@@ -19,10 +20,25 @@ from .bptt import refresh, window_args
 from .errors import ConfigError, InputError, StateError
 from .layout import make_back_spec, trainable_ranges, unpack
 from .losses import Pinball, as_loss
-from .optim import Adam, Optimizer
+from .optim import Adam, Optimizer, WarmUp
 from .stream import Stream, _forecast, _through
 
 _TABLES = (feeds.Chunk, pd.DataFrame, pa.Table, pa.RecordBatch)
+
+#: The forecasting defaults (the ``streamrnn backfill`` command has the same):
+#: windows of 16 steps closing every 8, a Huber loss (robust to spikes: quadratic
+#: within one target standard deviation of the change, linear beyond) and Adam at
+#: 3e-3 after a linear warm-up from a tenth of it over 100 updates.
+DEFAULT_TBPTT = (8, 16)
+DEFAULT_LOSS = "huber"
+DEFAULT_LR = 3e-3
+DEFAULT_WARMUP = 100
+
+
+def default_optimizer():
+    """The optimizer a learner gets by default: ``Adam(lr=3e-3)`` warmed up over 100
+    updates (:class:`~streamrnn.optim.WarmUp`)."""
+    return Adam(lr=DEFAULT_LR, schedule=WarmUp(DEFAULT_WARMUP))
 #: Per-slot arrays of a learner with independent weights per key.
 _PER_KEY_ARRAYS = ("_Pk", "_PTk", "_Gk", "_M1k", "_M2k", "_tk", "_pendk", "_lossk", "_countk")
 
@@ -58,11 +74,12 @@ class OnlineLearner(Stream):
     ----------
     model : RNN, GRU or LSTM
         Trained in place: ``model.state_dict()`` follows the learning.
-    tbptt : (int, int), default (32, 32)
+    tbptt : (int, int), default (8, 16)
         ``(k1, k2)``: a window closes every ``k1`` steps and reaches ``k2 >= k1``
         steps back.
-    loss : str or streamrnn.losses.Loss, default "mse"
-    optimizer : streamrnn.optim.Optimizer, default ``Adam()``
+    loss : str or streamrnn.losses.Loss, default "huber"
+    optimizer : streamrnn.optim.Optimizer, default :func:`default_optimizer`
+        ``Adam(lr=3e-3)`` with a linear warm-up over its first 100 updates.
     horizon : int, default 1
         The output at step ``t`` is labeled by the targets of step ``t + horizon``
         (held per series until that row arrives): 1 learns next-step forecasts
@@ -76,8 +93,23 @@ class OnlineLearner(Stream):
         and its own optimizer state: one small model per series, trained in
         parallel. ``batch`` then counts each key's own windows.
         :meth:`key_model` returns a key's model.
+    relative : {"last", None}, default "last" for forecasts
+        ``"last"``: the network forecasts the change from each target's last
+        observed value, in the feed's scale of the target (see
+        :mod:`streamrnn.relative`): an untrained network forecasts persistence
+        and learns what it misses. None: the network forecasts the level. The
+        default is ``"last"`` when the outputs stand for the targets (one per
+        target, or one per target and quantile), else None.
+    minimum : float, optional
+        A lower bound for every forecast and quantile (0 for a target that
+        cannot be negative); learning is unchanged.
     feedback, feed :
         As for :class:`~streamrnn.Stream`.
+
+    Notes
+    -----
+    Quantiles (a :class:`~streamrnn.losses.Pinball` loss) come back
+    rearranged so that they never cross (see :mod:`streamrnn.relative`).
 
     Examples
     --------
@@ -100,6 +132,7 @@ class OnlineLearner(Stream):
     """
 
     _SLOT_ARRAYS = Stream._SLOT_ARRAYS + (
+        "_aring",
         "_ring",
         "_ring_row",
         "_steps",
@@ -111,14 +144,16 @@ class OnlineLearner(Stream):
     def __init__(
         self,
         model,
-        tbptt=(32, 32),
-        loss="mse",
+        tbptt=DEFAULT_TBPTT,
+        loss=DEFAULT_LOSS,
         optimizer=None,
         horizon=1,
         batch=1,
         per_key=False,
         feedback=None,
         feed=None,
+        relative="default",
+        minimum=None,
     ):
         self.tbptt = _tbptt(tbptt)
         self.loss = as_loss(loss)
@@ -130,7 +165,7 @@ class OnlineLearner(Stream):
         if self.per_key:
             self._SLOT_ARRAYS = type(self)._SLOT_ARRAYS + _PER_KEY_ARRAYS
         if optimizer is None:
-            optimizer = Adam()
+            optimizer = default_optimizer()
         if not isinstance(optimizer, Optimizer):
             raise ConfigError(
                 f"optimizer must be a streamrnn.optim optimizer (SGD, Adam, AdamW), "
@@ -142,7 +177,18 @@ class OnlineLearner(Stream):
         self._C = k2 + self.horizon + 1  # ring length: steps a window may reach back
         self._ring_width = model.input_size + self._n_targets + model.state_size
         self._PT_size = make_back_spec(model._spec, model.dtype)[1]
-        super().__init__(model, feedback=feedback, feed=feed)
+        quantiles = self.loss.quantiles if isinstance(self.loss, Pinball) else None
+        stands = self._stands_for_targets(model)
+        if relative == "default":
+            relative = "last" if stands else None
+        if not stands and (relative is not None or minimum is not None):
+            raise ConfigError(
+                f"relative and minimum apply to outputs that stand for the targets; the "
+                f"{self._outputs_for(model)} outputs of this model under {self.loss!r} do "
+                f"not (pass relative=None)"
+            )
+        super().__init__(model, feedback=feedback, feed=feed, relative=relative,
+                         minimum=minimum, quantiles=quantiles, horizon=self.horizon)  # fmt: skip
         size = model._P.shape[0]
         # With biases, the optimizer can sweep the whole buffer: padding has zero
         # gradient and state, so it stays zero; the derived b_ih + b_hh is rebuilt.
@@ -166,6 +212,15 @@ class OnlineLearner(Stream):
     def _outputs_for(self, model):
         """Outputs the loss scores."""
         return model.out_features
+
+    def _stands_for_targets(self, model):
+        """Whether the outputs are values of the targets (or their quantiles)."""
+        O = self._outputs_for(model)
+        if self.loss.name == "cross_entropy":
+            return False
+        if isinstance(self.loss, Pinball):
+            return O == self._n_targets * len(self.loss.quantiles)
+        return O == self._n_targets
 
     def _new_outputs(self, n):
         return np.empty((n, self.model.out_features), self.model.dtype)
@@ -194,6 +249,9 @@ class OnlineLearner(Stream):
             self._countk = np.zeros((capacity, 4), np.int64)
         self._ring = np.zeros((capacity, self._C, self._ring_width), self.model.dtype)
         self._ring_row = np.zeros((capacity, self._C), np.int64)  # chunk row of a pending step
+        # a relative learner's anchors and scales of each series' last `horizon` rows
+        lag = self.horizon if self.relative is not None else 0
+        self._aring = np.full((capacity, lag, 2 * self._T), np.nan)
         self._steps = np.zeros(capacity, np.int64)  # steps stored
         self._done = np.zeros(capacity, np.int64)  # steps run forward
         self._vsince = np.full(capacity, -1, np.int64)  # update count when ...
@@ -211,6 +269,7 @@ class OnlineLearner(Stream):
 
     def _add_keys(self, new_keys):
         slots = super()._add_keys(new_keys)
+        self._aring[slots] = np.nan
         self._restart(slots)
         if self.per_key:  # a new key starts from the model's weights, untrained
             self._Pk[slots] = self.model._P
@@ -319,25 +378,7 @@ class OnlineLearner(Stream):
                 "the chunk has no targets to learn from; name them in feeds.Schema(targets=[...])"
             )
         keys = chunk.keys if chunk.keys is not None else np.zeros(len(chunk), np.int64)
-        Y = self._learn_arrays(keys, chunk.times, chunk.x, chunk.y)
-        if chunk.y_scale is None:
-            return Y
-        j = self._out_target()
-        if j is None:
-            return Y
-        scale, loc = chunk.y_scale[:, j], chunk.y_loc[:, j]
-        if Y.ndim == 3:  # (rows, horizon, outputs)
-            scale, loc = scale[:, None], loc[:, None]
-        return (Y * scale + loc).astype(Y.dtype, copy=False)
-
-    def _out_target(self):
-        """The target each output stands for (None when outputs are no target values)."""
-        O = self._outputs_for(self.model)
-        if isinstance(self.loss, Pinball):
-            return np.arange(O) // len(self.loss.quantiles)
-        if self._n_targets != O or self.loss.name == "cross_entropy":
-            return None
-        return np.arange(O)
+        return self._learn_arrays(keys, chunk.times, chunk.x, chunk.y, chunk.y_loc, chunk.y_scale)
 
     def _labels(self, y, N):
         if y is None:
@@ -359,17 +400,50 @@ class OnlineLearner(Stream):
         self.loss.check_targets(y, self.model.out_features, "y")
         return y
 
-    def _learn_arrays(self, keys, times, x, y):
+    def _learn_arrays(self, keys, times, x, y, loc=None, scale=None):
+        """Predict and learn from arrays; ``loc`` and ``scale`` (N, targets) are the
+        feed's scaling of ``y`` (None: none). Returns the forecasts."""
         rows = self._rows(keys, times, x)
         if rows is None:
             self._labels(y, 0)
             return self._new_outputs(0)
         y = self._labels(y, len(rows.x))
+        if not self._stands_for_targets(self.model):
+            scale = None  # outputs that are no target values stay as they are
         self._commit_keys(rows)
         Y = self._new_outputs(len(rows.x))
-        self._learn_rows(rows, y, Y)
+        if self.relative is None:
+            self._learn_rows(rows, y, Y)
+            Y = self._in_units(Y, loc, scale)
+        else:
+            obs, A, s, last = self._anchors(rows, y, loc, scale)
+            labels, ring = self._change_labels(rows, obs, A, s)
+            self._learn_rows(rows, labels, Y)
+            self._aring[rows.slots] = ring
+            self._alast[rows.slots] = last
+            Y = self._from_changes(rows, Y, A, s)
+        Y = self._bounded(Y)
         self._commit_rows(rows)
         return Y
+
+    def _change_labels(self, rows, obs, anchor, s):
+        """A relative learner's labels: the change of each row's targets from the
+        anchor of the row ``horizon`` steps before, in that row's scale. Returns them
+        in input order (the model's dtype) and the series' new anchor histories."""
+        h = self.horizon
+        if h == 0:
+            lab = (obs - anchor) / s
+            ring = self._aring[rows.slots]
+        else:
+            slots, sizes, pos = rel.groups_of(rows)
+            ring = self._aring[slots].copy()
+            then = rel.lagged(ring, (np.arange(len(slots)), sizes, pos),
+                              np.hstack([anchor, s]), h)  # fmt: skip
+            T = self._T
+            lab = (obs - then[:, :T]) / then[:, T:]
+        labels = np.empty(lab.shape, self.model.dtype)
+        labels[rows.order] = lab
+        return labels, ring
 
     def _learn_rows(self, rows, y, Y):
         if self.per_key:
@@ -497,16 +571,13 @@ class OnlineLearner(Stream):
                         horizon,
                         fut,
                         arr[i : i + 1],
+                        change=self.relative is not None,
                     )  # fmt: skip
                 )
         finally:
             self.model._P = shared
         Y = np.concatenate(out) if out else np.empty((0, horizon, self.model.out_features))
-        feed = self.feed
-        if feed is None or feed.scale is None or len(feed.targets) != self.model.out_features:
-            return Y.astype(self.model.dtype, copy=False)
-        loc, scale = feed.target_scaling(arr)
-        return (Y * scale[:, None] + loc[:, None]).astype(self.model.dtype, copy=False)
+        return self._rollout(Y.astype(self.model.dtype, copy=False), slots, arr)
 
     forecast.__doc__ = Stream.forecast.__doc__
 

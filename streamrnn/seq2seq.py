@@ -32,7 +32,7 @@ from .kernels import _gate_width, advance_block, readout_block
 from .layout import CELLS_BY_KIND_GATES
 from .learner import OnlineLearner
 from .models import RecurrentModel
-from .optim import apply_update, clip_scale, grad_norm
+from .optim import Adam, apply_update, clip_scale, grad_norm
 
 _FLAGS = config.JIT_FLAGS
 
@@ -184,7 +184,8 @@ class Seq2SeqLearner(OnlineLearner):
     horizon : int
         Steps the decoder emits.
     tbptt, loss, optimizer, batch, feed :
-        As for :class:`~streamrnn.OnlineLearner`.
+        As for :class:`~streamrnn.OnlineLearner` (default ``(32, 32)``, ``"mse"`` and
+        ``Adam()``). The decoder's outputs are levels.
 
     :meth:`predict_learn` returns, for each row, the ``(horizon, outputs)``
     forecast of the steps after it, made before learning from the row.
@@ -215,8 +216,10 @@ class Seq2SeqLearner(OnlineLearner):
                 f"{', '.join(same)}; they differ in {', '.join(diff)}"
             )
         self.decoder = decoder
+        if optimizer is None:
+            optimizer = Adam()
         super().__init__(encoder, tbptt=tbptt, loss=loss, optimizer=optimizer,
-                         horizon=horizon, batch=batch, feed=feed)  # fmt: skip
+                         horizon=horizon, batch=batch, feed=feed, relative=None)  # fmt: skip
         if self.horizon < 1:
             raise ConfigError(f"horizon must be an integer >= 1, got {horizon!r}")
         if decoder.input_size != self._n_targets:
@@ -332,11 +335,13 @@ class Seq2SeqLearner(OnlineLearner):
             s = self._S[slot].copy()
             _decode(dec._spec, dec._P, s, x0, self._fb_out, horizon, Y[i], GI, GH)
         Y = Y.reshape(len(slots), horizon, dec.out_features)
-        feed, j = self.feed, self._out_target()
-        if feed is None or feed.scale is None or j is None:
-            return Y
+        feed = self.feed
+        if feed is None or feed.scale is None or not self._stands_for_targets(dec):
+            return self._bounded(Y)
         loc, scale = feed.target_scaling(arr)
-        return (Y * scale[:, None, j] + loc[:, None, j]).astype(dec.dtype, copy=False)
+        j = self._tcol
+        Y = (Y * scale[:, None, j] + loc[:, None, j]).astype(dec.dtype, copy=False)
+        return self._bounded(Y)
 
 
 __all__ = ["Seq2SeqLearner"]

@@ -10,6 +10,7 @@ import pyarrow as pa
 import feeds
 
 from . import kernels
+from . import relative as rel
 from ._keys import as_keys, as_times
 from ._validate import as_float_array, check_finite, plain, positive_int
 from .errors import (
@@ -48,8 +49,9 @@ def _feedback_pairs(model, feedback):
     return np.array(out, dtype=np.int64).reshape(-1, 2)
 
 
-def _forecast(model, S, Xlast, has_input, fb, horizon, future, labels):
-    """Shared body of :meth:`Series.forecast` and :meth:`Stream.forecast`."""
+def _forecast(model, S, Xlast, has_input, fb, horizon, future, labels, change=False):
+    """Shared body of :meth:`Series.forecast` and :meth:`Stream.forecast`; with
+    ``change``, the fed-back outputs are changes added to their inputs' levels."""
     horizon = positive_int(horizon, "horizon")
     n, I = S.shape[0], model.input_size
     if future is None:
@@ -75,7 +77,8 @@ def _forecast(model, S, Xlast, has_input, fb, horizon, future, labels):
         checked[:, :, fb[:, 1]] = 0  # fed-back inputs may hold anything, NaN included
         check_finite(checked, "future", ("series", "step", "column"))
     Y = np.empty((n, horizon, model.out_features), model.dtype)
-    kernels.forecast(model._spec, model._P, S, Xlast, fb, future, Y)
+    flags = np.full((fb.shape[0], 1), int(change), np.int64)
+    kernels.forecast(model._spec, model._P, S, Xlast, np.hstack([fb, flags]), future, Y)
     return Y
 
 
@@ -312,6 +315,23 @@ class Stream:
     model : RNN, GRU or LSTM
     feedback : dict or sequence of pairs, optional
         ``{output index: input index}`` used by :meth:`forecast`.
+    feed : feeds.Feed, optional
+        What tables given to :meth:`update` go through.
+    relative : {None, "last"}
+        ``"last"``: the outputs are changes from each target's last observed
+        value (see :mod:`streamrnn.relative`); the stream returns ``anchor +
+        scale * output``. Targets come from the chunks' ``y`` or ``update``'s
+        ``y``. None: the outputs are the forecasts.
+    minimum : float, optional
+        A lower bound applied to every forecast (0 for a target that cannot be
+        negative).
+    quantiles : sequence of float, optional
+        The quantile levels of each target's outputs (``len(quantiles)``
+        consecutive outputs per target): returned rearranged so that they never
+        cross.
+    horizon : int, default 1
+        Steps ahead the outputs forecast; with ``relative``, 0 anchors each row
+        on the value before it.
 
     Examples
     --------
@@ -332,12 +352,14 @@ class Stream:
     streamrnn.errors.TimeOrderError: key 'a': time 2 at row 0 is not after its previous time 2; ...
     """
 
-    def __init__(self, model, feedback=None, feed=None):
+    def __init__(self, model, feedback=None, feed=None, relative=None, minimum=None,
+                 quantiles=None, horizon=1):  # fmt: skip
         self.model = model
         self._fb = _feedback_pairs(model, feedback)
         if feed is not None and not isinstance(feed, feeds.Feed):
             raise ConfigError(f"feed must be a feeds.Feed, got {type(feed).__name__}")
         self.feed = feed
+        self._set_forecasting(relative, minimum, quantiles, horizon)
         self._n = 0
         self._key_kind = None
         self._time_kind = None
@@ -346,9 +368,42 @@ class Stream:
         self._seg_of = np.full(0, -1, np.int64)  # scratch for kernels.group_rows
         self._allocate(0)
 
+    def _outputs_for(self, model):
+        """Outputs a forecast holds."""
+        return model.out_features
+
+    def _set_forecasting(self, relative, minimum, quantiles, horizon):
+        """The rules that turn outputs into forecasts (:mod:`streamrnn.relative`)."""
+        self.relative = rel.check_mode(relative)
+        self.minimum = rel.check_minimum(minimum)
+        self.horizon = positive_int(horizon, "horizon", 0)
+        if quantiles is not None:
+            quantiles = tuple(float(q) for q in quantiles)
+            if not quantiles or not all(0 < q < 1 for q in quantiles):
+                raise ConfigError(f"quantiles must be levels between 0 and 1, got {quantiles}")
+        self.quantiles = quantiles
+        K = len(quantiles) if quantiles else 1
+        O = self._outputs_for(self.model)
+        if O % K:
+            raise ConfigError(
+                f"the model has {O} outputs, which is no whole number of targets times "
+                f"{K} quantiles"
+            )
+        self._T = O // K  # targets the outputs stand for
+        self._tcol = np.arange(O) // K  # the target of each output
+        if quantiles:
+            q = np.array(quantiles)
+            mid = np.flatnonzero(q == 0.5)
+            point = int(mid[0]) if mid.size else int(np.argsort(q)[(K - 1) // 2])
+            self._qorder = np.argsort(q, kind="stable")
+        else:
+            point, self._qorder = 0, None
+        self._point = np.arange(self._T) * K + point  # each target's point forecast
+
     # -- storage ---------------------------------------------------------------
     def _allocate(self, capacity):
         m = self.model
+        self._alast = np.full((capacity, self._T), np.nan)  # last observed targets
         self._keys = np.empty(capacity, object if self._key_kind != "int" else np.int64)
         self._S = np.zeros((capacity, m.state_size), m.dtype)
         self._xlast = np.zeros((capacity, m.input_size), m.dtype)
@@ -357,7 +412,7 @@ class Stream:
         self._has_time = np.zeros(capacity, bool)
 
     #: Arrays with one entry per slot: grown, and compacted on remove, together.
-    _SLOT_ARRAYS = ("_keys", "_S", "_xlast", "_has_input", "_tlast", "_has_time")
+    _SLOT_ARRAYS = ("_keys", "_S", "_xlast", "_has_input", "_tlast", "_has_time", "_alast")
 
     def _grow(self, need):
         old = {name: getattr(self, name) for name in self._SLOT_ARRAYS}
@@ -374,6 +429,7 @@ class Stream:
         self._S[n : n + k] = 0
         self._has_input[n : n + k] = False
         self._has_time[n : n + k] = False
+        self._alast[n : n + k] = np.nan
         self._n = n + k
         self._index = pd.Index(self._keys[: self._n])
         self._lookup = None  # key -> slot, built when needed
@@ -464,7 +520,7 @@ class Stream:
         self._lookup = None  # key -> slot, built when needed
 
     # -- streaming ---------------------------------------------------------------
-    def update(self, keys, times=None, x=None, outputs="all"):
+    def update(self, keys, times=None, x=None, outputs="all", y=None):
         """Advance every series by its rows in the chunk.
 
         Takes either arrays ``(keys, times, x)`` or one chunk: a
@@ -488,6 +544,9 @@ class Stream:
             feed's chunk when a table goes through the feed), in input order.
             ``"last"`` returns ``(keys, y)``: each key of the chunk once, in
             order of first appearance, with the output at its last row.
+        y : array, shape (N, targets), optional
+            The rows' observed targets (NaN where missing), for a ``relative``
+            stream's anchors; a chunk's own targets are used when it has them.
 
         An empty chunk changes nothing and returns empty outputs. On error
         nothing is changed.
@@ -516,18 +575,126 @@ class Stream:
                     f"DataFrame or an Arrow table; got {type(keys).__name__} and no x"
                 )
             return self._update_chunk(keys, outputs)
+        return self._update_arrays(keys, times, x, outputs, y, None, None)
+
+    def _update_arrays(self, keys, times, x, outputs, y, loc, scale):
+        """:meth:`update` of arrays; ``loc`` and ``scale`` (N, targets) turn outputs
+        standing for scaled targets back into data units (None: no scaling)."""
         rows = self._rows(keys, times, x)
         model = self.model
         if rows is None:
             empty = np.empty((0, model.out_features), model.dtype)
             return empty if outputs == "all" else ([], empty)
+        y = self._observed(y, len(rows.x))
         Y = np.empty((len(rows.x), model.out_features), model.dtype)
         self._commit_keys(rows)
         self._advance(rows, Y)
+        if self.relative is None:
+            Y = self._in_units(Y, loc, scale)
+        else:
+            obs, A, s, last = self._anchors(rows, y, loc, scale)
+            Y = self._from_changes(rows, Y, A, s)
+            self._alast[rows.slots] = last
+        Y = self._bounded(Y)
         self._commit_rows(rows)
         if outputs == "all":
             return Y
         return rows.keys[rows.order[rows.seg[:-1]]].tolist(), Y[rows.last_rows]
+
+    # -- outputs into forecasts (streamrnn.relative) ------------------------------
+    def _observed(self, y, N):
+        """``update``'s targets checked: None, or float64 (N, targets) with NaN gaps."""
+        if y is None:
+            return None
+        y = as_float_array(y, np.float64, "y")
+        if y.ndim == 1 and self._T == 1:
+            y = y[:, None]
+        if y.shape != (N, self._T):
+            raise InputError(
+                f"y has shape {y.shape}, expected {(N, self._T)}: one row of {self._T} "
+                "target(s) per input row"
+            )
+        if np.isinf(y).any():
+            row = int(np.flatnonzero(np.isinf(y).any(axis=1))[0])
+            raise InputError(f"y holds inf at row {row}; targets must be finite (NaN if missing)")
+        return y
+
+    def _in_units(self, Y, loc, scale):
+        """Outputs standing for scaled targets, in data units (``Y`` is (N, outputs),
+        or (N, steps, outputs) for multi-step outputs)."""
+        if scale is None or scale.shape[1] != self._T:
+            return Y
+        scale, loc = scale[:, self._tcol], loc[:, self._tcol]
+        if Y.ndim == 3:
+            scale, loc = scale[:, None], loc[:, None]
+        return (Y * scale + loc).astype(Y.dtype, copy=False)
+
+    def _anchors(self, rows, y, loc, scale):
+        """What a relative forecast starts from, per row in series order (``rows.order``).
+
+        Returns ``(obs, anchor, scale, last)``: the observed targets in data units
+        (NaN where missing), the anchors (the last observed value at or before the
+        row; before it for ``horizon=0``; the running mean, or 0, before any) and
+        the scales, each (N, targets) float64, and each series' last observed
+        targets after its rows (to commit once the rows are taken).
+        """
+        N, T, order = len(rows.x), self._T, rows.order
+        groups = rel.groups_of(rows)
+        obs = np.full((N, T), np.nan) if y is None else np.asarray(y, np.float64)[order]
+        if scale is not None and y is not None:
+            obs = obs * scale[order] + loc[order]
+        seed = self._alast[rows.slots]
+        filled, last = rel.forward_fill(seed, groups, obs)
+        if self.horizon == 0:  # the row's own target is what is forecast
+            before = np.empty_like(filled)
+            before[1:] = filled[:-1]
+            before[rows.seg[:-1]] = seed
+            filled = before
+        if scale is None:
+            s = np.ones((N, T))
+            base = 0.0
+        else:
+            s = scale[order].astype(np.float64)
+            base = loc[order].astype(np.float64)
+        anchor = np.where(np.isnan(filled), base, filled)
+        return obs, anchor, s, last
+
+    def _from_changes(self, rows, Y, anchor, s):
+        """Forecasts ``anchor + s * Y`` in input order, from anchors in series order."""
+        j = self._tcol
+        A = np.empty_like(anchor)
+        S = np.empty_like(s)
+        A[rows.order] = anchor
+        S[rows.order] = s
+        return (A[:, j] + Y * S[:, j]).astype(self.model.dtype, copy=False)
+
+    def _bounded(self, Y):
+        """Quantiles rearranged so that they never cross, then the lower bound."""
+        if self._qorder is not None:
+            Y = rel.sort_quantiles(Y, self._qorder, len(self._qorder))
+        if self.minimum is not None:
+            Y = np.maximum(Y, self.minimum).astype(self.model.dtype, copy=False)
+        return Y
+
+    def _rollout(self, Y, slots, keys):
+        """Forecasts ``(n, horizon, outputs)`` of :meth:`forecast` from the model's
+        outputs: in data units, from each key's level for a relative stream."""
+        feed = self.feed
+        scaled = feed is not None and feed.scale is not None and len(feed.targets) == self._T
+        j = self._tcol
+        if self.relative is None:
+            if scaled:
+                loc, scale = feed.target_scaling(keys)
+                Y = (Y * scale[:, None, j] + loc[:, None, j]).astype(self.model.dtype, copy=False)
+            return self._bounded(Y)
+        n, T = len(slots), self._T
+        loc, scale = feed.target_scaling(keys) if scaled else (np.zeros((n, T)), np.ones((n, T)))
+        level = np.where(np.isnan(self._alast[slots]), loc, self._alast[slots])
+        out = np.empty(Y.shape)
+        for k in range(Y.shape[1]):  # each step's change starts from the level before it
+            out[:, k] = level[:, j] + scale[:, j] * Y[:, k]
+            level = level + scale * Y[:, k, self._point]
+        return self._bounded(out.astype(self.model.dtype))
 
     def _rows(self, keys, times, x):
         """Checked rows of a chunk, grouped by series (None when there are none);
@@ -616,17 +783,9 @@ class Stream:
             empty = np.empty((0, self.model.out_features), self.model.dtype)
             return empty if outputs == "all" else ([], empty)
         keys = chunk.keys if chunk.keys is not None else np.zeros(len(chunk), np.int64)
-        result = self.update(keys, chunk.times, chunk.x, outputs)
-        loc, scale = chunk.y_loc, chunk.y_scale
-        if scale is None or scale.shape[1] != self.model.out_features:
-            return result
-        if outputs == "all":
-            return (result * scale + loc).astype(self.model.dtype, copy=False)
-        codes = pd.factorize(keys)[0]
-        last = np.zeros(codes.max() + 1, np.int64)
-        np.maximum.at(last, codes, np.arange(len(codes)))
-        last_keys, Y = result
-        return last_keys, (Y * scale[last] + loc[last]).astype(self.model.dtype, copy=False)
+        y = chunk.y if chunk.y is not None and chunk.y.shape[1] == self._T else None
+        return self._update_arrays(keys, chunk.times, chunk.x, outputs, y, chunk.y_loc,
+                                   chunk.y_scale)  # fmt: skip
 
     def _slot_rows(self, keys, kind):
         """State slot of each row; keys new to the stream get the slots they will get
@@ -729,9 +888,6 @@ class Stream:
             horizon,
             future,
             arr,
+            change=self.relative is not None,
         )
-        feed = self.feed
-        if feed is None or feed.scale is None or len(feed.targets) != self.model.out_features:
-            return Y
-        loc, scale = feed.target_scaling(arr)
-        return (Y * scale[:, None] + loc[:, None]).astype(self.model.dtype, copy=False)
+        return self._rollout(Y, slots, arr)

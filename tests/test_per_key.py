@@ -18,7 +18,8 @@ def stream(n=300, n_keys=3, seed=0):
 def learner(cell="gru", per_key=True, dtype="float64", **kw):
     cls = {"gru": streamrnn.GRU, "lstm": streamrnn.LSTM}[cell]
     model = cls(2, 4, output_size=1, dtype=dtype, seed=1)
-    opts = dict(tbptt=(4, 9), horizon=1, batch=2, optimizer=streamrnn.optim.Adam(lr=0.02))
+    opts = dict(tbptt=(4, 9), horizon=1, batch=2, optimizer=streamrnn.optim.Adam(lr=0.02),
+                relative=None)  # fmt: skip
     opts.update(kw)
     return streamrnn.OnlineLearner(model, per_key=per_key, **opts)
 

@@ -1,0 +1,169 @@
+"""Forecasts relative to the last observed value, quantiles that never cross, a lower
+bound: against NumPy references (tests/naive.py), cut anywhere, saved and loaded."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from naive import relative_anchors, relative_labels
+
+import feeds
+import streamrnn
+from streamrnn import ConfigError, InputError, optim
+from streamrnn.losses import CrossEntropy, Pinball
+
+
+def keyed(lengths, seed=0, mask=0.2):
+    """Rows of several keys interleaved at random: keys, x (2 inputs), y (NaN gaps)."""
+    rng = np.random.default_rng(seed)
+    keys = np.concatenate([np.full(n, k) for k, n in enumerate(lengths)])
+    keys = keys[rng.permutation(len(keys))]
+    x = rng.standard_normal((len(keys), 2))
+    y = np.cumsum(rng.standard_normal(len(keys)))[:, None] + 5.0
+    y[rng.random(len(keys)) < mask] = np.nan
+    return keys, x, y
+
+
+def learner(relative="last", horizon=1, loss="mse", outputs=1, **kw):
+    model = streamrnn.GRU(2, 4, output_size=outputs, dtype="float64", seed=3)
+    return streamrnn.OnlineLearner(model, tbptt=(3, 5), horizon=horizon, loss=loss,
+                                   optimizer=optim.Adam(lr=0.02), relative=relative,
+                                   **kw)  # fmt: skip
+
+
+@pytest.mark.parametrize("horizon", [0, 1, 3])
+def test_learns_the_change_as_a_level_learner_given_the_reference_labels(horizon):
+    """A relative learner is a level learner whose labels are the changes from the
+    anchors, and whose forecasts are the anchors plus its outputs."""
+    keys, x, y = keyed([30, 25, 20], seed=horizon)
+    rel = learner(horizon=horizon)
+    level = learner(relative=None, horizon=horizon)
+    out = rel.predict_learn(keys, None, x, y)
+    raw = level.predict_learn(keys, None, x, relative_labels(keys, y, horizon))
+    anchors = relative_anchors(keys, y, horizon)
+    np.testing.assert_array_equal(out, anchors + raw)
+    for name, value in rel.model.state_dict().items():
+        np.testing.assert_array_equal(value, level.model.state_dict()[name], err_msg=name)
+
+
+def test_through_a_scaling_feed_changes_are_in_the_targets_scale():
+    """With a feed that standardises, the label of row r is (y_r - anchor_o) / scale_o,
+    o the row `horizon` before, and the forecast anchor_t + scale_t * output."""
+    rng = np.random.default_rng(4)
+    n = 60
+    df = pd.DataFrame({"key": np.repeat(["a", "b"], n), "time": np.tile(np.arange(n), 2),
+                       "u": rng.standard_normal(2 * n),
+                       "v": np.cumsum(rng.standard_normal(2 * n)) * 10 + 100})  # fmt: skip
+    df.loc[rng.random(2 * n) < 0.15, "v"] = np.nan
+    schema = feeds.Schema(features=["u"], targets=["v"])
+    chunk = feeds.concat(list(feeds.iter_pandas(df, feeds.Feed(schema, scale="per_key",
+                                                               dtype="float64"), rows=17)))
+    model = streamrnn.GRU(1, 4, output_size=1, dtype="float64", seed=1)
+    rel = streamrnn.OnlineLearner(model, tbptt=(3, 5), optimizer=optim.Adam(lr=0.02),
+                                  feed=feeds.Feed(schema, scale="per_key", dtype="float64"))
+    out = np.concatenate([rel.predict_learn(part) for part in
+                          [df.iloc[:50], df.iloc[50:51], df.iloc[51:]]])  # fmt: skip
+    keys = np.asarray(chunk.keys, object)
+    data = chunk.y * chunk.y_scale + chunk.y_loc
+    level = streamrnn.OnlineLearner(streamrnn.GRU(1, 4, output_size=1, dtype="float64", seed=1),
+                                    tbptt=(3, 5), optimizer=optim.Adam(lr=0.02), relative=None)
+    labels = relative_labels(keys, data, 1, chunk.y_loc, chunk.y_scale)
+    raw = level.predict_learn(keys, None, chunk.x, labels)
+    anchors = relative_anchors(keys, data, 1, chunk.y_loc)
+    np.testing.assert_allclose(out, anchors + chunk.y_scale * raw, rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.integers(1, 40), min_size=1, max_size=6), st.sampled_from([0, 1, 2]))
+def test_any_cut_gives_the_same_forecasts_and_weights(cuts, horizon):
+    keys, x, y = keyed([40, 33, 27], seed=7)
+    whole = learner(horizon=horizon)
+    expected = whole.predict_learn(keys, None, x, y)
+    parts = learner(horizon=horizon)
+    edges = np.unique(np.clip(np.cumsum(cuts), 0, len(keys)))
+    got = [parts.predict_learn(keys[a:b], None, x[a:b], y[a:b])
+           for a, b in zip(np.r_[0, edges], np.r_[edges, len(keys)])]  # fmt: skip
+    np.testing.assert_array_equal(np.concatenate(got), expected)
+    for name, value in whole.model.state_dict().items():
+        np.testing.assert_array_equal(parts.model.state_dict()[name], value)
+
+
+def test_an_untrained_network_starts_at_persistence():
+    """Outputs near zero forecast the last observed value: a new relative learner's
+    error is close to persistence's from the first rows."""
+    model = streamrnn.GRU(2, 4, output_size=1, dtype="float64", seed=0)
+    model.load_state_dict({**model.state_dict(), "head.weight": np.zeros((1, 4)),
+                           "head.bias": np.zeros(1)})  # fmt: skip
+    stream = streamrnn.Stream(model, relative="last")
+    keys, x, y = keyed([10, 12], seed=1, mask=0.3)
+    out = stream.update(keys, None, x, y=y)
+    np.testing.assert_array_equal(out, relative_anchors(keys, y, 1))
+
+
+def test_rollouts_add_each_change_to_the_level_before():
+    model = streamrnn.GRU(1, 5, output_size=1, dtype="float64", seed=2)
+    stream = streamrnn.Stream(model, relative="last")
+    rng = np.random.default_rng(0)
+    x = np.cumsum(rng.standard_normal(12))[:, None]
+    stream.update(np.zeros(12, int), None, x, y=x)
+    got = stream.forecast([0], horizon=4)[0, :, 0]
+    # reference: step the network by hand, feeding back the level
+    state = stream.get_state(0)
+    level, out = x[-1, 0], []
+    y0, _ = model.forward(np.zeros((0, 1)), state) if False else (None, None)
+    change = model.forward(x[-1:], None)[0] if False else None
+    s = streamrnn.Series(model, state=state)
+    step = s.output()[0]
+    for _ in range(4):
+        out.append(level + step)
+        level = level + step
+        step = s.step(np.array([level]))[0]
+    np.testing.assert_allclose(got, out, rtol=1e-12)
+    del y0, change
+
+
+def test_quantiles_never_cross_and_the_bound_holds():
+    model = streamrnn.GRU(2, 6, output_size=3, dtype="float64", seed=5)
+    keys, x, y = keyed([30, 30], seed=3)
+    plain = streamrnn.Stream(model).update(keys, None, x)
+    sorted_ = streamrnn.Stream(model, quantiles=[0.5, 0.05, 0.95]).update(keys, None, x)
+    np.testing.assert_array_equal(sorted_[:, [1, 0, 2]], np.sort(plain, axis=1))
+    bounded = streamrnn.Stream(model, minimum=0.0).update(keys, None, x)
+    np.testing.assert_array_equal(bounded, np.maximum(plain, 0.0))
+    lrn = learner(loss=Pinball([0.9, 0.1, 0.5]), outputs=3, minimum=4.0)
+    out = lrn.predict_learn(keys, None, x, y)
+    assert (np.diff(out[:, [1, 2, 0]], axis=1) >= 0).all() and (out >= 4.0).all()
+    fc = lrn.forecast([0, 1], horizon=5)
+    assert (np.diff(fc[..., [1, 2, 0]], axis=-1) >= 0).all() and (fc >= 4.0).all()
+
+
+def test_defaults_and_errors():
+    assert learner(relative="default").relative == "last"
+    model = streamrnn.GRU(2, 4, output_size=3, dtype="float64", seed=0)
+    assert streamrnn.OnlineLearner(model, loss=CrossEntropy(), horizon=0).relative is None
+    with pytest.raises(ConfigError, match="relative must be"):
+        learner(relative="seasonal")
+    with pytest.raises(ConfigError, match="minimum must be finite"):
+        learner(minimum=np.inf)
+    with pytest.raises(ConfigError, match="stand for the targets"):
+        streamrnn.OnlineLearner(model, loss=CrossEntropy(), relative="last")
+    stream = streamrnn.Stream(streamrnn.GRU(2, 4, output_size=1, seed=0), relative="last")
+    with pytest.raises(InputError, match=r"y has shape \(3, 2\), expected \(3, 1\)"):
+        stream.update([1, 2, 3], None, np.ones((3, 2)), y=np.ones((3, 2)))
+    with pytest.raises(InputError, match="y holds inf at row 1"):
+        stream.update([1, 2, 3], None, np.ones((3, 2)), y=[1.0, np.inf, 0.0])
+    assert len(stream) == 0  # nothing changed
+
+
+def test_saved_and_loaded_goes_on_as_if_never_stopped(tmp_path):
+    keys, x, y = keyed([40, 40], seed=9)
+    a = learner(horizon=2, minimum=0.0)
+    b = learner(horizon=2, minimum=0.0)
+    a.predict_learn(keys[:37], None, x[:37], y[:37])
+    b.predict_learn(keys[:37], None, x[:37], y[:37])
+    b.save(tmp_path / "l.pkl")
+    b = streamrnn.OnlineLearner.load(tmp_path / "l.pkl")
+    np.testing.assert_array_equal(b.predict_learn(keys[37:], None, x[37:], y[37:]),
+                                  a.predict_learn(keys[37:], None, x[37:], y[37:]))  # fmt: skip
+    np.testing.assert_array_equal(b.forecast([0, 1], 3), a.forecast([0, 1], 3))
