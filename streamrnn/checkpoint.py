@@ -34,7 +34,7 @@ import tempfile
 from .errors import StateError, StorageError
 
 MAGIC = b"STREAMRNN-CHECKPOINT\n"
-FORMAT = 1
+FORMAT = 2
 
 
 def _umask():

@@ -32,7 +32,12 @@ _HELP = {
     "missing": "missing values: error, ffill, mask, ... (see feeds.Feed)",
     "late": "a row older than its key's last: an error, or drop it (counted)",
     "duplicates": "a row at its key's last time: an error, or keep the first or the last",
-    "scale": "standardise values: per_key or global (default: not at all)",
+    "scale": "standardise values online: per_key, global or none; auto: per_key for a new "
+    "model, none with --model",
+    "calendar": "calendar inputs from the time: none, auto (from the sampling step; none "
+    "with --model), or names among hour_of_day, day_of_week, day_of_year, minute_of_hour",
+    "lags": "inputs holding each target's value this many rows before: auto (season - "
+    "horizon: the seasonal naive forecast; none with --model), none, or numbers",
     "model": "start from this model: a PyTorch .pt/.pth, a saved learner, or a checkpoint",
     "cell": "cell of a new model",
     "hidden": "hidden size of a new model",
@@ -40,14 +45,23 @@ _HELP = {
     "seed": "seed of a new model's weights",
     "dtype": "dtype of a new model and of the data",
     "learn": "learn prequentially (predict each row, then learn from it); else inference",
-    "loss": "loss to learn: mse, mae or huber",
+    "loss": "loss to learn: huber (robust to spikes), mse or mae",
     "quantiles": "comma-separated quantiles: learn (or read) each as an output, pinball loss",
     "lr": "Adam learning rate",
+    "schedule": "learning-rate schedule: warmup (linear from lr/10 over --warmup updates, "
+    "then constant), constant, or exponential (warm-up, then times --decay each update)",
+    "warmup": "updates of learning-rate warm-up",
+    "decay": "factor on the learning rate per update after warm-up (--schedule exponential)",
+    "relative": "forecast the change from each target's last value (last) or the level "
+    "(none); auto: last, or a saved model's own (none for a PyTorch model)",
+    "minimum": "lower bound of every forecast and quantile (0 for a target that cannot be "
+    "negative)",
     "tbptt": "k1,k2: a window closes every k1 steps and backpropagates k2 steps",
     "horizon": "steps ahead each output forecasts (0: the row's own targets)",
     "batch": "windows per update",
     "per_key": "every key learns its own weights",
-    "season": "period in steps of the seasonal naive baseline (scored too)",
+    "season": "period in steps of the seasonal naive baseline (scored too): a number, "
+    "none, or auto (24 for hourly data, 7 for daily, ...)",
     "chunk_rows": "input rows per chunk; memory follows it, results do not",
     "checkpoint_rows": "take a checkpoint after this many input rows",
     "checkpoint_seconds": "take a checkpoint after this many seconds (0: never by time)",
@@ -91,15 +105,16 @@ def _parser():
                              help=text)  # fmt: skip
             continue
         kind = type(default) if isinstance(default, (int, float)) else str
-        if name in ("checkpoint_rows", "season"):
+        if name == "checkpoint_rows":
             kind = int
-        elif name == "checkpoint_seconds":
+        elif name in ("checkpoint_seconds", "minimum", "decay"):
             kind = float
         choices = CHOICES.get(name)
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
         if name != "report" and shown is not None:
             text += f" (default: {shown})"
-        sub.add_argument(flag, type=kind, choices=choices, default=None,
+        flags = (flag, "--min") if name == "minimum" else (flag,)
+        sub.add_argument(*flags, type=kind, choices=choices, default=None, dest=name,
                          metavar=None if choices else name.upper(), help=text)  # fmt: skip
     sub.add_argument("--no-report", action="store_true", help="make no report")
     sub.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -96,16 +96,16 @@ def backfill(df, args):
         write_monthly(df, source)
     job = Job(str(source), str(Path(args.output) / "forecasts"), key="city", time="time",
               features=["temperature"], targets=["temperature"], grid="1h", missing="ffill",
-              scale="per_key", learn=True, hidden=args.hidden, quantiles=[0.05, 0.5, 0.95],
-              tbptt=(8, 16), lr=0.01, chunk_rows=args.chunk, overwrite=True,
-              progress="none")  # fmt: skip
+              learn=True, hidden=args.hidden, quantiles=[0.05, 0.5, 0.95],
+              chunk_rows=args.chunk, overwrite=True, progress="none")  # fmt: skip
     print(f"\nbackfill: learning a GRU({args.hidden}) over {source} (prequential, "
           "5%/50%/95% quantiles; compiling the learning kernels takes a few minutes the "
           "first time)")  # fmt: skip
     s = run_backfill(job)
     print(f"backfill: {s['rows_out']:,} forecasts in {s['seconds']:.1f} s, "
           f"{s['updates']:,} updates; next-hour MAE {s['mae']:.3f} F against persistence "
-          f"{s['persistence_mae']:.3f} F (MASE {s['mase']:.2f}); "
+          f"{s['persistence_mae']:.3f} F (MASE {s['mase']:.2f}), the same hour the day "
+          f"before {s['seasonal_mae']:.3f} F, an online AR(7) {s['ar_mae']:.3f} F; "
           f"{s['coverage']:.0%} of temperatures inside the 5%-95% interval")  # fmt: skip
     print(f"backfill: forecasts in {job.output}/ (Parquet dataset), checkpoint {s['checkpoint']}")
     print(f"report: {s['report']}")

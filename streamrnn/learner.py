@@ -39,6 +39,8 @@ def default_optimizer():
     """The optimizer a learner gets by default: ``Adam(lr=3e-3)`` warmed up over 100
     updates (:class:`~streamrnn.optim.WarmUp`)."""
     return Adam(lr=DEFAULT_LR, schedule=WarmUp(DEFAULT_WARMUP))
+
+
 #: Per-slot arrays of a learner with independent weights per key.
 _PER_KEY_ARRAYS = ("_Pk", "_PTk", "_Gk", "_M1k", "_M2k", "_tk", "_pendk", "_lossk", "_countk")
 

@@ -94,12 +94,18 @@ def reference(data, tmp_path_factory):
 
 # -- what the job computes -------------------------------------------------------------
 def test_learning_outputs_are_the_learners(data, reference):
-    df, _ = data
+    df, path = data
     table, summary = reference
-    model = streamrnn.GRU(3, 6, output_size=1, seed=0)
+    # the command's defaults are the library's: per-key scaling, the seasonal naive's value
+    # as an input, a Huber loss, forecasts relative to the last value, Adam warmed up
+    job = runner.resolved(backfill.job.checked(make_job(path, "unused")))
+    assert job.lags == [job.season - 1] and job.scale == "per_key"
+    model = streamrnn.GRU(4, 6, output_size=1, seed=0)
     schema = feeds.Schema(key="key", time="time", features=["x0", "x1", "y"], targets=["y"])
-    learner = streamrnn.OnlineLearner(model, tbptt=(4, 8), optimizer=streamrnn.optim.Adam(lr=0.01),
-                                      feed=feeds.Feed(schema, dtype="float32"))  # fmt: skip
+    optimizer = streamrnn.optim.Adam(lr=0.01, schedule=streamrnn.optim.WarmUp(100))
+    feed = feeds.Feed(schema, dtype="float32", scale="per_key", lags=job.lags)
+    learner = streamrnn.OnlineLearner(model, tbptt=(4, 8), optimizer=optimizer, feed=feed)
+    assert (learner.loss.name, learner.relative) == ("huber", "last")
     expected = learner.predict_learn(df)
     assert table.column_names == ["key", "time", "y_forecast"]
     assert table.num_rows == len(df) == summary["rows_out"] == summary["rows_in"]
@@ -387,7 +393,7 @@ def test_checkpoint_format_is_checked(data, tmp_path, reference):
         backfill.load_checkpoint(tmp_path / "cut")
     newer = raw.replace(b'"format":1', b'"format":99', 1)
     (tmp_path / "newer").write_bytes(newer)
-    with pytest.raises(StateError, match="in format 99 .* this streamrnn reads format 1"):
+    with pytest.raises(StateError, match="in format 99 .* this streamrnn reads format 2"):
         backfill.load_checkpoint(tmp_path / "newer")
     (tmp_path / "other").write_bytes(pickle.dumps({"not": "a checkpoint"}))
     with pytest.raises(StateError, match="is not a streamrnn checkpoint"):
@@ -679,6 +685,16 @@ def test_an_unstarted_folder_is_taken_without_overwrite(data, tmp_path):
         ({"loss": "pinball"}, "give quantiles"),
         ({"loss": "cross_entropy"}, "does not fit a backfill of forecasts"),
         ({"missing": "guess"}, "missing"),
+        ({"scale": "robust"}, "scale must be 'auto', 'per_key', 'global' or 'none'"),
+        ({"lags": "week"}, "lags must be 'auto', 'none' or positive integers"),
+        ({"lags": [0]}, "lags must be 'auto', 'none' or distinct positive integers"),
+        ({"minimum": "zero"}, "minimum must be a number"),
+        ({"minimum": float("inf")}, "minimum must be a finite number"),
+        ({"season": "daily"}, "season must be a number of steps, 'auto' or 'none'"),
+        ({"decay": 1.5}, r"decay must be a number in \(0, 1\]"),
+        ({"schedule": "cosine"}, "schedule must be one of 'warmup', 'constant', 'exponential'"),
+        ({"relative": "seasonal"}, "relative must be one of 'auto', 'last', 'none'"),
+        ({"calendar": ["hour"]}, "hour"),
     ],
 )  # fmt: skip
 def test_bad_settings_are_refused_before_anything_is_written(data, tmp_path, options, match):
@@ -797,7 +813,8 @@ def test_resuming_a_finished_job_keeps_its_report(data, tmp_path):
 def test_each_rows_hidden_state_in_inference(data, tmp_path, monkeypatch):
     df, path = data
     whole = tmp_path / "whole"
-    run(make_job(path, whole, learn=False, hidden_states=True, layers=2, chunk_rows=1000))
+    raw = dict(scale="none", lags="none")  # the model sees the columns as they are
+    run(make_job(path, whole, learn=False, hidden_states=True, layers=2, chunk_rows=1000, **raw))
     table = outputs(whole)
     assert table.column_names[-6:] == [f"h_{j}" for j in range(6)]
     h = np.stack([table.column(f"h_{j}").to_numpy() for j in range(6)], axis=1)
@@ -812,9 +829,55 @@ def test_each_rows_hidden_state_in_inference(data, tmp_path, monkeypatch):
         crash_after(m, 4)
         with pytest.raises(Crash):
             run(make_job(path, out, learn=False, hidden_states=True, layers=2,
-                         checkpoint_rows=150))  # fmt: skip
+                         checkpoint_rows=150, **raw))  # fmt: skip
     run(make_job(path, out, learn=False, hidden_states=True, layers=2, chunk_rows=77,
-                 resume=True))  # fmt: skip
+                 resume=True, **raw))  # fmt: skip
     assert_same(outputs(out), table)
     with pytest.raises(ConfigError, match="hidden_states writes each row's state in inference"):
         run(make_job(path, tmp_path / "x", hidden_states=True))
+
+
+# -- forecasting defaults ----------------------------------------------------------------------
+def test_auto_settings_come_from_the_sampling_step(tmp_path):
+    from streamrnn.backfill.job import checked
+    from streamrnn.backfill.runner import _season_for, resolved
+
+    assert [_season_for(pd.Timedelta(s)) for s in ("5min", "1h", "1D", "7D", "31D", "365D")] == [
+        288, 24, 7, 52, 12, None]  # fmt: skip
+    times = pd.date_range("2024-01-01", periods=60, freq="1h")
+    df = pd.DataFrame({"time": times, "level": np.sin(np.arange(60) / 3.0)})
+    df.to_parquet(tmp_path / "h.parquet")
+    job = resolved(checked(Job(str(tmp_path / "h.parquet"), str(tmp_path / "out"),
+                               targets=["level"], learn=True, calendar="auto")))  # fmt: skip
+    assert (job.season, job.lags, job.scale) == (24, [23], "per_key")
+    assert job.calendar == ["hour_of_day", "day_of_week", "day_of_year"]
+    job = resolved(checked(Job(str(tmp_path / "h.parquet"), str(tmp_path / "out"),
+                               targets=["level"], horizon=3, season=4, lags="none")))  # fmt: skip
+    assert (job.season, job.lags, job.calendar) == (4, None, None)
+
+
+def test_quantiles_never_cross_and_the_minimum_holds(data, tmp_path):
+    _, path = data
+    summary = run(make_job(path, tmp_path / "out", quantiles=[0.5, 0.05, 0.95], minimum=-0.25,
+                           lr=0.05))  # fmt: skip
+    table = outputs(tmp_path / "out")
+    q = np.stack([table.column(f"y_q{v}").to_numpy() for v in ("0.05", "0.5", "0.95")], axis=1)
+    assert (np.diff(q, axis=1) >= 0).all() and (q >= -0.25).all()
+    assert (table.column("y_forecast").to_numpy() == q[:, 1]).all()
+    assert summary["ar_mae"] > 0 and summary["seasonal_mae"] > 0
+
+
+def test_command_line_forecasting_options(data, tmp_path):
+    _, path = data
+    code = cli.main([path, "-o", str(tmp_path / "out"), "--key", "key", "--time", "time",
+                     "--targets", "y", "--learn", "--hidden", "4", "--min", "0", "--scale",
+                     "none", "--lags", "2", "--schedule", "exponential", "--warmup", "5",
+                     "--decay", "0.99", "--relative", "none", "--loss", "mae", "--no-report",
+                     "--progress", "none", "--json"])  # fmt: skip
+    assert code == 0
+    table = outputs(tmp_path / "out")
+    assert (table.column("y_forecast").to_numpy() >= 0).all()
+    engine = streamrnn.backfill.load_checkpoint(tmp_path / "out" / "_checkpoint")
+    assert (engine.relative, engine.minimum, engine.loss.name) == (None, 0.0, "mae")
+    assert engine.feed.scale is None and engine.feed.columns[-1] == "y_lag2"
+    assert engine.optimizer.lr_at(7) == pytest.approx(streamrnn.learner.DEFAULT_LR * 0.99)

@@ -57,17 +57,26 @@ def test_through_a_scaling_feed_changes_are_in_the_targets_scale():
                        "v": np.cumsum(rng.standard_normal(2 * n)) * 10 + 100})  # fmt: skip
     df.loc[rng.random(2 * n) < 0.15, "v"] = np.nan
     schema = feeds.Schema(features=["u"], targets=["v"])
-    chunk = feeds.concat(list(feeds.iter_pandas(df, feeds.Feed(schema, scale="per_key",
-                                                               dtype="float64"), rows=17)))
+    chunk = feeds.concat(
+        list(feeds.iter_pandas(df, feeds.Feed(schema, scale="per_key", dtype="float64"), rows=17))
+    )
     model = streamrnn.GRU(1, 4, output_size=1, dtype="float64", seed=1)
-    rel = streamrnn.OnlineLearner(model, tbptt=(3, 5), optimizer=optim.Adam(lr=0.02),
-                                  feed=feeds.Feed(schema, scale="per_key", dtype="float64"))
+    rel = streamrnn.OnlineLearner(
+        model,
+        tbptt=(3, 5),
+        optimizer=optim.Adam(lr=0.02),
+        feed=feeds.Feed(schema, scale="per_key", dtype="float64"),
+    )
     out = np.concatenate([rel.predict_learn(part) for part in
                           [df.iloc[:50], df.iloc[50:51], df.iloc[51:]]])  # fmt: skip
     keys = np.asarray(chunk.keys, object)
     data = chunk.y * chunk.y_scale + chunk.y_loc
-    level = streamrnn.OnlineLearner(streamrnn.GRU(1, 4, output_size=1, dtype="float64", seed=1),
-                                    tbptt=(3, 5), optimizer=optim.Adam(lr=0.02), relative=None)
+    level = streamrnn.OnlineLearner(
+        streamrnn.GRU(1, 4, output_size=1, dtype="float64", seed=1),
+        tbptt=(3, 5),
+        optimizer=optim.Adam(lr=0.02),
+        relative=None,
+    )
     labels = relative_labels(keys, data, 1, chunk.y_loc, chunk.y_scale)
     raw = level.predict_learn(keys, None, chunk.x, labels)
     anchors = relative_anchors(keys, data, 1, chunk.y_loc)

@@ -8,6 +8,7 @@ import os
 import numpy as np
 
 from ..errors import ConfigError, InputError
+from ..learner import DEFAULT_LOSS, DEFAULT_LR, DEFAULT_TBPTT, DEFAULT_WARMUP
 from ..losses import Pinball, as_loss
 
 #: The settings that take one of a few values, and those values.
@@ -18,7 +19,10 @@ CHOICES = {
     "cell": ("rnn", "gru", "lstm"),
     "dtype": ("float32", "float64"),
     "progress": ("auto", "bar", "log", "none"),
+    "relative": ("auto", "last", "none"),
+    "schedule": ("warmup", "constant", "exponential"),
 }
+#: The learner's forecasting defaults (as :class:`~streamrnn.OnlineLearner` has them).
 _FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".arrow": "ipc",
             ".ipc": "ipc", ".feather": "ipc"}  # fmt: skip
 
@@ -39,8 +43,22 @@ class Job:
         ``auto`` goes by the file's suffix (a folder is Parquet).
     key, time, features, targets :
         Columns, as for :class:`feeds.Schema` (inferred when None).
-    grid, missing, late, duplicates, scale :
+    grid, missing, late, duplicates :
         Feed options, as for :class:`feeds.Feed`.
+    scale : {"auto", "per_key", "global", "none"}
+        Online standardisation of every feature and target (:class:`feeds.Feed`).
+        ``auto``: ``per_key`` for a new model, ``none`` with ``model``.
+    calendar : str or list of str
+        Calendar inputs from the time column (``hour_of_day``, ``day_of_week``,
+        ``day_of_year``, ``minute_of_hour``); ``"auto"`` picks them from the
+        sampling step (read from the input's first rows) for a new model, none
+        with ``model``; none by default (on the bundled data they made the
+        online forecasts worse than the lagged target alone).
+    lags : str, int or list of int
+        Inputs holding each target's value that many rows before; ``"auto"`` is
+        ``season - horizon`` (what the seasonal naive forecast reads) when the
+        season is known, for a new model (none with ``model``); ``"none"`` for
+        none.
     model : str, optional
         A model to start from: a PyTorch file (``.pt``/``.pth``: an
         ``nn.RNN/GRU/LSTM``, a module with ``rnn`` and ``head`` attributes, or a
@@ -55,8 +73,23 @@ class Job:
         ``quantiles`` makes the loss a pinball loss over them: the model then
         gives each quantile of each target, in learning and in inference.
         ``horizon`` also pairs outputs with targets for scoring.
-    season : int, optional
-        Period of the seasonal naive baseline, in steps.
+    schedule, warmup, decay :
+        The learning rate's schedule: ``"warmup"`` (linear from a tenth of
+        ``lr`` over ``warmup`` updates, then constant), ``"constant"``, or
+        ``"exponential"`` (after the warm-up, multiplied by ``decay`` every
+        update).
+    relative : {"auto", "last", "none"}
+        Forecast the change from each target's last observed value (``last``,
+        see :mod:`streamrnn.relative`) or the level (``none``). ``auto``: a
+        learner's own setting when ``model`` is a saved learner or checkpoint,
+        ``none`` for a PyTorch model, else ``last``.
+    minimum : float, optional
+        A lower bound for every forecast and quantile (0 for a target that
+        cannot be negative).
+    season : int or "auto", optional
+        Period of the seasonal naive baseline, in steps; ``"auto"`` from the
+        sampling step (288 for 5 minutes, 24 for hours, 7 for days, 52 for
+        weeks, 12 for months), None for none.
     chunk_rows : int
         Input rows per chunk; memory follows it. It does not change the results,
         and may differ between a run and its resumption.
@@ -91,22 +124,29 @@ class Job:
     missing: str = "error"
     late: str = "error"
     duplicates: str = "error"
-    scale: str = None
+    scale: str = "auto"
+    calendar: object = None
+    lags: object = "auto"
     model: str = None
     cell: str = "gru"
-    hidden: int = 64
+    hidden: int = 32
     layers: int = 1
     seed: int = 0
     dtype: str = "float32"
     learn: bool = False
-    loss: str = "mse"
+    loss: str = DEFAULT_LOSS
     quantiles: list = None
-    lr: float = 1e-3
-    tbptt: tuple = (32, 32)
+    lr: float = DEFAULT_LR
+    schedule: str = "warmup"
+    warmup: int = DEFAULT_WARMUP
+    decay: float = 1.0
+    tbptt: tuple = DEFAULT_TBPTT
     horizon: int = 1
     batch: int = 1
     per_key: bool = False
-    season: int = None
+    relative: str = "auto"
+    minimum: float = None
+    season: object = "auto"
     chunk_rows: int = 100_000
     checkpoint_rows: int = None
     checkpoint_seconds: float = 60.0
@@ -161,7 +201,50 @@ def checked(job):
     for name, allowed in CHOICES.items():
         if getattr(job, name) not in allowed:
             _fail(name, getattr(job, name), "one of " + ", ".join(map(repr, allowed)))
-    for name in ("key", "time", "scale", "model"):
+    if job.scale in ("none", False):
+        job.scale = None
+    if job.scale not in (None, "auto", "per_key", "global"):
+        _fail("scale", job.scale, "'auto', 'per_key', 'global' or 'none'")
+    for name in ("calendar", "lags"):
+        value = getattr(job, name)
+        if isinstance(value, str) or value is False or value is None:
+            value = None if value in ("none", "", False, None) else value
+        setattr(job, name, value)
+    if job.calendar not in (None, "auto"):
+        _names(job, "calendar")
+    if job.lags not in (None, "auto"):
+        lags = job.lags
+        if isinstance(lags, str):
+            lags = [v for v in lags.split(",") if v.strip()]
+        elif isinstance(lags, int) and not isinstance(lags, bool):
+            lags = [lags]
+        try:
+            job.lags = [int(v) if not isinstance(v, (bool, float)) else None for v in lags]
+        except (TypeError, ValueError):
+            _fail("lags", job.lags, "'auto', 'none' or positive integers")
+        if None in job.lags:
+            _fail("lags", lags, "'auto', 'none' or positive integers")
+        if not all(v > 0 for v in job.lags) or len(set(job.lags)) != len(job.lags):
+            _fail("lags", job.lags, "'auto', 'none' or distinct positive integers")
+    if job.season == "none":
+        job.season = None
+    if isinstance(job.season, str) and job.season != "auto":
+        try:
+            job.season = int(job.season)
+        except ValueError:
+            _fail("season", job.season, "a number of steps, 'auto' or 'none'")
+    if job.minimum is not None:
+        if isinstance(job.minimum, str):
+            try:
+                job.minimum = float(job.minimum)
+            except ValueError:
+                _fail("minimum", job.minimum, "a number")
+        if isinstance(job.minimum, bool) or not isinstance(job.minimum, (int, float)):
+            _fail("minimum", job.minimum, "a number")
+        if not np.isfinite(job.minimum):
+            _fail("minimum", job.minimum, "a finite number")
+        job.minimum = float(job.minimum)
+    for name in ("key", "time", "model"):
         value = getattr(job, name)
         if value is not None and (not isinstance(value, str) or not value):
             _fail(name, value, "a non-empty string or None")
@@ -181,7 +264,16 @@ def checked(job):
     for name, low in (("hidden", 1), ("layers", 1), ("seed", 0), ("horizon", 0), ("batch", 1),
                       ("chunk_rows", 1), ("plot_series", 0)):  # fmt: skip
         _int(job, name, low)
-    _int(job, "season", 1, none=True)
+    if job.season != "auto":
+        _int(job, "season", 1, none=True)
+    _int(job, "warmup", 0)
+    if (
+        isinstance(job.decay, bool)
+        or not isinstance(job.decay, (int, float))
+        or not (0 < job.decay <= 1)
+    ):
+        _fail("decay", job.decay, "a number in (0, 1]")
+    job.decay = float(job.decay)
     _int(job, "checkpoint_rows", 1, none=True)
     if type(job.checkpoint_seconds) in (int, float) and job.checkpoint_seconds == 0:
         job.checkpoint_seconds = None  # 0: never by time (job files have no None)

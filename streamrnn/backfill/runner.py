@@ -1,6 +1,7 @@
 """The backfill loop: engines, output parts, checkpoints, progress and signals."""
 
 import contextlib
+import dataclasses
 import math
 import os
 import pickle
@@ -23,7 +24,7 @@ from ..evaluate import _Scorer, _wanted
 from ..learner import OnlineLearner
 from ..losses import MSE, Pinball
 from ..models import GRU, LSTM, RNN, RecurrentModel
-from ..optim import Adam
+from ..optim import Adam, ExponentialDecay, WarmUp
 from ..stream import Stream
 from .folder import CHECKPOINT, REPORT, STATES, claim
 from .job import checked, identity, job_id
@@ -33,7 +34,9 @@ _CELLS = {"rnn": RNN, "gru": GRU, "lstm": LSTM}
 
 # -- models and engines -----------------------------------------------------------------
 def _load_model(path):
-    """A streamrnn model from a PyTorch file, a saved learner or stream, or a checkpoint."""
+    """A streamrnn model from a PyTorch file, a saved learner or stream, or a checkpoint;
+    returns ``(model, relative)``: what the saved engine's outputs are (``"none"`` for
+    a PyTorch model or a bare model)."""
     if path.endswith((".pt", ".pth")):
         from ..torch_io import _torch, from_torch
 
@@ -54,7 +57,7 @@ def _load_model(path):
                 f".head) attributes, or a dict {{'rnn': ..., 'head': ...}}; got "
                 f"{type(obj).__name__}"
             )
-        return from_torch(rnn, head)
+        return from_torch(rnn, head), "none"
     with open(path, "rb") as f:
         start = f.read(len(checkpoint.MAGIC))
     if start == checkpoint.MAGIC:
@@ -74,10 +77,90 @@ def _load_model(path):
         what = "no model (the checkpoint of an empty run)" if engine is None else (
             f"a {type(engine).__name__}, not a model")  # fmt: skip
         raise InputError(f"{path} holds {what}")
-    return model
+    return model, getattr(engine, "relative", None) or "none"
 
 
-def _make_engine(job, model, chunk, feed):
+# -- settings read from the data ------------------------------------------------------------
+#: The season (steps) of a sampling step, smallest step first: a day of 5-minute steps,
+#: a day of hours, a week of days, a year of weeks or months.
+_SEASONS = ((pd.Timedelta("5min"), 288), (pd.Timedelta("15min"), 96),
+            (pd.Timedelta("30min"), 48), (pd.Timedelta("1h"), 24), (pd.Timedelta("1D"), 7),
+            (pd.Timedelta("7D"), 52))  # fmt: skip
+_PEEK_ROWS = 10_000
+
+
+def _season_for(step):
+    """The natural season of data sampled every ``step`` (None when there is none)."""
+    if pd.Timedelta("28D") <= step <= pd.Timedelta("31D"):  # months
+        return 12
+    for every, season in _SEASONS:
+        if abs(step - every) <= every * 0.1:
+            return season
+    return None
+
+
+def _sampling_step(job):
+    """The input's sampling step: the grid, else the median time between a key's rows
+    among the input's first rows (None for numeric times or too few rows)."""
+    if job.grid is not None:
+        try:
+            return pd.Timedelta(job.grid)
+        except (TypeError, ValueError):
+            return None  # numeric times
+    feed = feeds.Feed(feeds.Schema(time=job.time, key=job.key, features=job.features,
+                                   targets=job.targets), late="drop", duplicates="first",
+                      missing="ffill" if job.missing == "error" else job.missing)  # fmt: skip
+    try:
+        reader = _reader(dataclasses.replace(job, chunk_rows=_PEEK_ROWS), feed, 0)
+        with contextlib.closing(reader):
+            chunk = next(iter(reader), None)
+    except (feeds.FeedError, OSError, ValueError):
+        return None  # the run itself reports what is wrong with the input
+    if chunk is None or chunk.times is None or chunk.times.dtype.kind != "M":
+        return None
+    keys = np.zeros(len(chunk), np.int64) if chunk.keys is None else pd.factorize(chunk.keys)[0]
+    order = np.lexsort((chunk.times, keys))
+    t, k = chunk.times.view(np.int64)[order], keys[order]
+    gap = np.diff(t)[np.diff(k) == 0]
+    gap = gap[gap > 0]
+    return pd.Timedelta(int(np.median(gap)), "ns") if gap.size else None
+
+
+def resolved(job):
+    """The job with its ``auto`` settings decided: season, calendar inputs, lags and
+    relative (read from the sampling step of the input's first rows)."""
+    job = dataclasses.replace(job)
+    if job.model is not None:  # a given model's inputs and units are its own
+        job.scale = None if job.scale == "auto" else job.scale
+        job.calendar = None if job.calendar == "auto" else job.calendar
+        job.lags = None if job.lags == "auto" else job.lags
+    elif job.scale == "auto":
+        job.scale = "per_key"
+    if "auto" in (job.season, job.calendar) or job.lags == "auto":
+        step = _sampling_step(job)
+        if job.season == "auto":
+            job.season = None if step is None else _season_for(step)
+        if job.calendar == "auto":
+            job.calendar = None if step is None else (list(feeds.calendar_for(step)) or None)
+    if job.lags == "auto":
+        lag = None if job.season is None else job.season - job.horizon
+        job.lags = [lag] if job.targets and lag is not None and lag >= 1 else None
+    return job
+
+
+def _optimizer(job):
+    """Adam with the job's learning rate and schedule."""
+    then = ExponentialDecay(job.decay) if job.schedule == "exponential" else None
+    if job.schedule == "constant" or (job.warmup == 0 and then is None):
+        schedule = None
+    elif job.warmup == 0:
+        schedule = then
+    else:
+        schedule = WarmUp(job.warmup, then=then)
+    return Adam(lr=job.lr, schedule=schedule)
+
+
+def _make_engine(job, model, chunk, feed, relative):
     """The learner or stream for the first chunk (input and target counts known)."""
     I = chunk.x.shape[1]
     T = 0 if chunk.y is None else chunk.y.shape[1]
@@ -100,14 +183,26 @@ def _make_engine(job, model, chunk, feed):
             )
         model = _CELLS[job.cell](I, job.hidden, job.layers, output_size=T * K,
                                  dtype=job.dtype, seed=job.seed)  # fmt: skip
+    relative = None if relative == "none" else relative
+    stands = bool(T) and model.out_features == T * K
+    if not stands and (relative is not None or job.minimum is not None):
+        if job.relative != "auto" or job.minimum is not None:
+            raise ConfigError(
+                f"relative and minimum apply to forecasts of the targets; the model's "
+                f"{model.out_features} outputs are not one per target"
+                + (" and quantile" if job.quantiles else "")
+            )
+        relative = None
     if not job.learn:
-        return Stream(model, feed=feed)
+        return Stream(model, feed=feed, relative=relative, minimum=job.minimum,
+                      quantiles=job.quantiles if stands else None,
+                      horizon=job.horizon)  # fmt: skip
     if not T:
         raise ConfigError("learning needs targets: name them (targets=...)")
     loss = Pinball(job.quantiles) if job.quantiles else job.loss
-    return OnlineLearner(model, tbptt=job.tbptt, loss=loss, optimizer=Adam(lr=job.lr),
+    return OnlineLearner(model, tbptt=job.tbptt, loss=loss, optimizer=_optimizer(job),
                          horizon=job.horizon, batch=job.batch, per_key=job.per_key,
-                         feed=feed)  # fmt: skip
+                         feed=feed, relative=relative, minimum=job.minimum)  # fmt: skip
 
 
 def _feed(job):
@@ -118,6 +213,10 @@ def _feed(job):
         options["grid"] = job.grid
     if job.scale is not None:
         options["scale"] = job.scale
+    if job.calendar is not None:
+        options["calendar"] = tuple(job.calendar)
+    if job.lags is not None:
+        options["lags"] = list(job.lags)
     try:
         return feeds.Feed(schema, **options)
     except (ValueError, TypeError) as exc:
@@ -279,8 +378,9 @@ class _Signals:
 class _Run:
     """One backfill run: the state a checkpoint holds, and the loop."""
 
-    def __init__(self, job, model, job_id, start, feed):
+    def __init__(self, job, model, job_id, start, feed, relative="last"):
         self.job, self.model, self.job_id = job, model, job_id
+        self.relative = relative
         if start is None:
             self.engine, self.feed, self.scorer, self.book = None, feed, None, None
             self.names = self.shadow = None
@@ -303,7 +403,7 @@ class _Run:
 
     def _setup(self, chunk):
         job = self.job
-        self.engine = _make_engine(job, self.model, chunk, self.feed)
+        self.engine = _make_engine(job, self.model, chunk, self.feed, self.relative)
         if job.hidden_states:  # the same network without its head: outputs are h
             model = self.engine.model
             bare = type(model)(**{**model._config(), "output_size": None})
@@ -437,12 +537,17 @@ def run(job, out=None):
     ['key', 'time', 'level_forecast']
     """
     job = checked(job)
-    model = None
+    model, relative = None, job.relative
     if job.model is not None:
         if not os.path.isfile(job.model):
             raise InputError(f"{job.model}: the model file does not exist")
-        model = _load_model(job.model)
+        model, saved = _load_model(job.model)
         job.dtype = str(model.dtype)  # a loaded model keeps its own
+        if relative == "auto":
+            relative = saved
+    if relative == "auto":
+        relative = "last"
+    job = resolved(job)
     if os.path.isdir(job.input) and _within(job.output, job.input):
         raise ConfigError(
             f"output folder {job.output!r} is inside the input folder {job.input!r}: its parts "
@@ -454,7 +559,7 @@ def run(job, out=None):
     job_id_ = job_id(ident)
     lock, start = claim(job, ident, job_id_)
     try:
-        state = _Run(job, model, job_id_, start, feed)
+        state = _Run(job, model, job_id_, start, feed, relative)
         t0 = time.perf_counter()
         finished = state.done
         if not finished:
