@@ -50,7 +50,7 @@ def learner(cell, H, n_series):
     """A fresh learner: Adam, MSE, one update from every ``n_series`` windows."""
     return streamrnn.OnlineLearner(
         model(cell, H), tbptt=(K, K), loss="mse", optimizer=streamrnn.optim.Adam(), horizon=0,
-        batch=n_series,
+        batch=n_series, relative=None,  # levels, as PyTorch's recipe learns
     )  # fmt: skip
 
 

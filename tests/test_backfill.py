@@ -391,7 +391,7 @@ def test_checkpoint_format_is_checked(data, tmp_path, reference):
     (tmp_path / "cut").write_bytes(raw[:-10])
     with pytest.raises(StateError, match="truncated or damaged"):
         backfill.load_checkpoint(tmp_path / "cut")
-    newer = raw.replace(b'"format":1', b'"format":99', 1)
+    newer = raw.replace(b'"format":2', b'"format":99', 1)
     (tmp_path / "newer").write_bytes(newer)
     with pytest.raises(StateError, match="in format 99 .* this streamrnn reads format 2"):
         backfill.load_checkpoint(tmp_path / "newer")
@@ -869,11 +869,11 @@ def test_quantiles_never_cross_and_the_minimum_holds(data, tmp_path):
 
 def test_command_line_forecasting_options(data, tmp_path):
     _, path = data
-    code = cli.main([path, "-o", str(tmp_path / "out"), "--key", "key", "--time", "time",
-                     "--targets", "y", "--learn", "--hidden", "4", "--min", "0", "--scale",
-                     "none", "--lags", "2", "--schedule", "exponential", "--warmup", "5",
-                     "--decay", "0.99", "--relative", "none", "--loss", "mae", "--no-report",
-                     "--progress", "none", "--json"])  # fmt: skip
+    code = cli.main(["backfill", path, "-o", str(tmp_path / "out"), "--key", "key",
+                     "--time", "time", "--targets", "y", "--learn", "--hidden", "4", "--min",
+                     "0", "--scale", "none", "--lags", "2", "--schedule", "exponential",
+                     "--warmup", "5", "--decay", "0.99", "--relative", "none", "--loss",
+                     "mae", "--no-report", "--progress", "none", "--json"])  # fmt: skip
     assert code == 0
     table = outputs(tmp_path / "out")
     assert (table.column("y_forecast").to_numpy() >= 0).all()

@@ -107,14 +107,15 @@ def _sampling_step(job):
             return pd.Timedelta(job.grid)
         except (TypeError, ValueError):
             return None  # numeric times
-    feed = feeds.Feed(feeds.Schema(time=job.time, key=job.key, features=job.features,
-                                   targets=job.targets), late="drop", duplicates="first",
-                      missing="ffill" if job.missing == "error" else job.missing)  # fmt: skip
+    schema = feeds.Schema
     try:
+        feed = feeds.Feed(schema(time=job.time, key=job.key, features=job.features,
+                                 targets=job.targets), late="drop", duplicates="first",
+                          missing="ffill" if job.missing == "error" else job.missing)  # fmt: skip
         reader = _reader(dataclasses.replace(job, chunk_rows=_PEEK_ROWS), feed, 0)
         with contextlib.closing(reader):
             chunk = next(iter(reader), None)
-    except (feeds.FeedError, OSError, ValueError):
+    except (feeds.FeedError, OSError, ValueError, TypeError):
         return None  # the run itself reports what is wrong with the input
     if chunk is None or chunk.times is None or chunk.times.dtype.kind != "M":
         return None
