@@ -105,6 +105,12 @@ class OnlineLearner(Stream):
     minimum : float, optional
         A lower bound for every forecast and quantile (0 for a target that
         cannot be negative); learning is unchanged.
+    shrink : bool, default True
+        With ``relative="last"``: multiply the network's forecast change by
+        each key's gain in [0, 1], the least-squares gain of the realised
+        changes on the forecast ones over the key's past labels (see
+        :mod:`streamrnn.relative`), so that a network whose changes are noise
+        forecasts close to persistence. Learning is unchanged.
     feedback, feed :
         As for :class:`~streamrnn.Stream`.
 
@@ -135,6 +141,8 @@ class OnlineLearner(Stream):
 
     _SLOT_ARRAYS = Stream._SLOT_ARRAYS + (
         "_aring",
+        "_oring",
+        "_gain",
         "_ring",
         "_ring_row",
         "_steps",
@@ -156,6 +164,7 @@ class OnlineLearner(Stream):
         feed=None,
         relative="default",
         minimum=None,
+        shrink=True,
     ):
         self.tbptt = _tbptt(tbptt)
         self.loss = as_loss(loss)
@@ -189,6 +198,9 @@ class OnlineLearner(Stream):
                 f"{self._outputs_for(model)} outputs of this model under {self.loss!r} do "
                 f"not (pass relative=None)"
             )
+        if not isinstance(shrink, (bool, np.bool_)):
+            raise ConfigError(f"shrink must be True or False, got {shrink!r}")
+        self.shrink = bool(shrink) and relative is not None
         super().__init__(model, feedback=feedback, feed=feed, relative=relative,
                          minimum=minimum, quantiles=quantiles, horizon=self.horizon)  # fmt: skip
         size = model._P.shape[0]
@@ -254,6 +266,10 @@ class OnlineLearner(Stream):
         # a relative learner's anchors and scales of each series' last `horizon` rows
         lag = self.horizon if self.relative is not None else 0
         self._aring = np.full((capacity, lag, 2 * self._T), np.nan)
+        # ... the network's point changes of those rows, and the shrinkage gains' sums
+        lag = lag if self.__dict__.get("shrink") else 0
+        self._oring = np.full((capacity, lag, self._T), np.nan)
+        self._gain = np.zeros((capacity, self._T, 2))
         self._steps = np.zeros(capacity, np.int64)  # steps stored
         self._done = np.zeros(capacity, np.int64)  # steps run forward
         self._vsince = np.full(capacity, -1, np.int64)  # update count when ...
@@ -272,6 +288,8 @@ class OnlineLearner(Stream):
     def _add_keys(self, new_keys):
         slots = super()._add_keys(new_keys)
         self._aring[slots] = np.nan
+        self._oring[slots] = np.nan
+        self._gain[slots] = 0
         self._restart(slots)
         if self.per_key:  # a new key starts from the model's weights, untrained
             self._Pk[slots] = self.model._P
@@ -419,11 +437,12 @@ class OnlineLearner(Stream):
             Y = self._in_units(Y, loc, scale)
         else:
             obs, A, s, last = self._anchors(rows, y, loc, scale)
-            labels, ring = self._change_labels(rows, obs, A, s)
+            labels, lab, ring = self._change_labels(rows, obs, A, s)
             self._learn_rows(rows, labels, Y)
+            gain = self._shrink(rows, lab, Y) if self.shrink else None
             self._aring[rows.slots] = ring
             self._alast[rows.slots] = last
-            Y = self._from_changes(rows, Y, A, s)
+            Y = self._from_changes(rows, Y, A, s, gain)
         Y = self._bounded(Y)
         self._commit_rows(rows)
         return Y
@@ -431,7 +450,8 @@ class OnlineLearner(Stream):
     def _change_labels(self, rows, obs, anchor, s):
         """A relative learner's labels: the change of each row's targets from the
         anchor of the row ``horizon`` steps before, in that row's scale. Returns them
-        in input order (the model's dtype) and the series' new anchor histories."""
+        in input order (the model's dtype) and in series order (float64), and the
+        series' new anchor histories."""
         h = self.horizon
         if h == 0:
             lab = (obs - anchor) / s
@@ -445,7 +465,27 @@ class OnlineLearner(Stream):
             lab = (obs - then[:, :T]) / then[:, T:]
         labels = np.empty(lab.shape, self.model.dtype)
         labels[rows.order] = lab
-        return labels, ring
+        return labels, lab, ring
+
+    def _shrink(self, rows, lab, Y):
+        """Each row's shrinkage gain (series order, see :mod:`streamrnn.relative`);
+        the keys' sums and histories of forecast changes are committed."""
+        slots, sizes, pos = rel.groups_of(rows)
+        made = Y[rows.order][:, self._point].astype(np.float64)
+        if self.horizon:
+            ring = self._oring[slots].copy()
+            made = rel.lagged(ring, (np.arange(len(slots)), sizes, pos), made, self.horizon)
+            self._oring[slots] = ring
+        state = self._gain[slots].copy()
+        gain = np.empty_like(lab)
+        rel.shrink_gains(rows.seg, lab, made, state, rel.SHRINK_FORGET, gain)
+        self._gain[slots] = state
+        return gain
+
+    def _gains_of(self, slots):
+        if not self.shrink:
+            return super()._gains_of(slots)
+        return rel.current_gains(self._gain[slots])
 
     def _learn_rows(self, rows, y, Y):
         if self.per_key:

@@ -17,6 +17,17 @@ Rollouts (``forecast(keys, horizon)``) add each step's change to the level of
 the step before: fed-back inputs carry the level, and step ``k``'s forecast is
 the level path of the point forecast up to ``k - 1`` plus ``scale * output``.
 
+A learner also **shrinks** the network's changes towards persistence when they
+do not earn their keep (``shrink=True``, its default with ``relative="last"``):
+the forecast is ``anchor + scale * gain * output``, where each key's ``gain``
+in [0, 1] is the least-squares gain of the realised changes (the labels) on
+the changes the network forecast, over the key's labels before the row, with
+older ones forgotten by a factor :data:`SHRINK_FORGET` per label. A network
+whose changes are noise (a price that moves as a random walk) gets a gain
+near 0 and forecasts close to persistence; one whose changes are right gets
+a gain near 1. Quantiles move with their median: each is shifted by the
+amount the point forecast was shrunk, so the interval keeps its width.
+
 Every returned forecast also obeys two rules, whatever the mode:
 
 - **Quantiles never cross**: the outputs of a target's quantiles are sorted
@@ -31,11 +42,43 @@ same bit for bit however the stream is cut.
 """
 
 import numpy as np
+from numba import njit
 
+from . import config
 from .errors import ConfigError
 
 #: The accepted values of ``relative``.
 MODES = (None, "last")
+#: The weight kept by an older label in a key's shrinkage gain, per later label.
+SHRINK_FORGET = 0.995
+
+
+@njit(cache=config.CACHE)
+def shrink_gains(seg, labels, made, state, forget, gain):
+    """Each row's shrinkage gain, then the gain's sums updated with the row's label.
+
+    Rows are grouped by series (``seg``: group boundaries); ``labels`` (N, T) are the
+    realised changes, ``made`` (N, T) the changes the network forecast for them (NaN
+    where either is missing); ``state`` (groups, T, 2) holds each series' forgotten
+    sums of ``label * made`` and ``made ** 2`` and is updated; ``gain`` (N, T) gets
+    ``clip(sum(label * made) / sum(made ** 2), 0, 1)`` from the rows before.
+    """
+    for g in range(seg.shape[0] - 1):
+        for r in range(seg[g], seg[g + 1]):
+            for j in range(labels.shape[1]):
+                sxy, sxx = state[g, j, 0], state[g, j, 1]
+                gain[r, j] = min(max(sxy / sxx, 0.0), 1.0) if sxx > 0.0 else 0.0
+                d, c = labels[r, j], made[r, j]
+                if not (np.isnan(d) or np.isnan(c)):
+                    state[g, j, 0] = forget * sxy + d * c
+                    state[g, j, 1] = forget * sxx + c * c
+
+
+def current_gains(state):
+    """The gain a series' next forecast gets, from its sums (series, T, 2)."""
+    sxy, sxx = state[..., 0], state[..., 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(sxx > 0, np.clip(sxy / np.where(sxx > 0, sxx, 1.0), 0.0, 1.0), 0.0)
 
 
 def check_mode(value):

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from naive import relative_anchors, relative_labels
+from naive import made_changes, relative_anchors, relative_labels, shrink_gains
 
 import feeds
 import streamrnn
@@ -26,6 +26,7 @@ def keyed(lengths, seed=0, mask=0.2):
 
 
 def learner(relative="last", horizon=1, loss="mse", outputs=1, **kw):
+    kw.setdefault("shrink", False)
     model = streamrnn.GRU(2, 4, output_size=outputs, dtype="float64", seed=3)
     return streamrnn.OnlineLearner(model, tbptt=(3, 5), horizon=horizon, loss=loss,
                                    optimizer=optim.Adam(lr=0.02), relative=relative,
@@ -66,6 +67,7 @@ def test_through_a_scaling_feed_changes_are_in_the_targets_scale():
         tbptt=(3, 5),
         optimizer=optim.Adam(lr=0.02),
         feed=feeds.Feed(schema, scale="per_key", dtype="float64"),
+        shrink=False,
     )
     out = np.concatenate([rel.predict_learn(part) for part in
                           [df.iloc[:50], df.iloc[50:51], df.iloc[51:]]])  # fmt: skip
@@ -87,15 +89,16 @@ def test_through_a_scaling_feed_changes_are_in_the_targets_scale():
 @given(st.lists(st.integers(1, 40), min_size=1, max_size=6), st.sampled_from([0, 1, 2]))
 def test_any_cut_gives_the_same_forecasts_and_weights(cuts, horizon):
     keys, x, y = keyed([40, 33, 27], seed=7)
-    whole = learner(horizon=horizon)
+    whole = learner(horizon=horizon, shrink=True)
     expected = whole.predict_learn(keys, None, x, y)
-    parts = learner(horizon=horizon)
+    parts = learner(horizon=horizon, shrink=True)
     edges = np.unique(np.clip(np.cumsum(cuts), 0, len(keys)))
     got = [parts.predict_learn(keys[a:b], None, x[a:b], y[a:b])
            for a, b in zip(np.r_[0, edges], np.r_[edges, len(keys)])]  # fmt: skip
     np.testing.assert_array_equal(np.concatenate(got), expected)
     for name, value in whole.model.state_dict().items():
         np.testing.assert_array_equal(parts.model.state_dict()[name], value)
+    np.testing.assert_array_equal(parts.forecast([0, 1, 2], 3), whole.forecast([0, 1, 2], 3))
 
 
 def test_an_untrained_network_starts_at_persistence():
@@ -149,6 +152,10 @@ def test_quantiles_never_cross_and_the_bound_holds():
 
 def test_defaults_and_errors():
     assert learner(relative="default").relative == "last"
+    default = streamrnn.OnlineLearner(streamrnn.GRU(2, 4, output_size=1, seed=0))
+    assert (default.relative, default.shrink, default.loss.name) == ("last", True, "huber")
+    with pytest.raises(ConfigError, match="shrink must be True or False"):
+        learner(shrink="yes")
     model = streamrnn.GRU(2, 4, output_size=3, dtype="float64", seed=0)
     assert streamrnn.OnlineLearner(model, loss=CrossEntropy(), horizon=0).relative is None
     with pytest.raises(ConfigError, match="relative must be"):
@@ -176,3 +183,40 @@ def test_saved_and_loaded_goes_on_as_if_never_stopped(tmp_path):
     np.testing.assert_array_equal(b.predict_learn(keys[37:], None, x[37:], y[37:]),
                                   a.predict_learn(keys[37:], None, x[37:], y[37:]))  # fmt: skip
     np.testing.assert_array_equal(b.forecast([0, 1], 3), a.forecast([0, 1], 3))
+
+
+@pytest.mark.parametrize("horizon", [0, 1, 2])
+def test_shrunk_changes_against_the_reference(horizon):
+    """A shrinking learner learns as one that does not (the gain only touches what it
+    returns) and forecasts anchor + gain * change, the gain from the rows before."""
+    keys, x, y = keyed([40, 30, 35], seed=11)
+    shrunk = learner(horizon=horizon, shrink=True)
+    plain = learner(horizon=horizon)
+    out = shrunk.predict_learn(keys[:50], None, x[:50], y[:50])
+    out = np.concatenate([out, shrunk.predict_learn(keys[50:], None, x[50:], y[50:])])
+    raw = plain.predict_learn(keys, None, x, y)
+    anchors = relative_anchors(keys, y, horizon)
+    change = raw - anchors
+    gain = shrink_gains(
+        keys,
+        relative_labels(keys, y, horizon),
+        made_changes(keys, change, horizon),
+        streamrnn.relative.SHRINK_FORGET,
+    )
+    np.testing.assert_allclose(out, anchors + gain * change, rtol=1e-12, atol=1e-12)
+    for name, value in plain.model.state_dict().items():
+        np.testing.assert_array_equal(shrunk.model.state_dict()[name], value)
+    assert 0 < gain.max() <= 1 and gain.min() >= 0
+
+
+def test_shrinking_quantiles_move_with_their_median():
+    keys, x, y = keyed([60], seed=12, mask=0.0)
+    q = (0.1, 0.5, 0.9)
+    shrunk = learner(loss=Pinball(q), outputs=3, shrink=True)
+    plain = learner(loss=Pinball(q), outputs=3)
+    out = shrunk.predict_learn(keys, None, x, y)
+    raw = plain.predict_learn(keys, None, x, y)
+    np.testing.assert_allclose(out[:, 2] - out[:, 0], raw[:, 2] - raw[:, 0], atol=1e-9)
+    anchors = relative_anchors(keys, y, 1)[:, 0]
+    assert np.abs(out[:, 1] - anchors).max() <= np.abs(raw[:, 1] - anchors).max() + 1e-12
+    assert shrunk.forecast([0], 4).shape == (1, 4, 3)

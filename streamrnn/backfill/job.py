@@ -86,6 +86,10 @@ class Job:
     minimum : float, optional
         A lower bound for every forecast and quantile (0 for a target that
         cannot be negative).
+    shrink : bool
+        Learning with ``relative`` ``last``: shrink each key's forecast changes
+        towards persistence by a gain learned from its past labels (see
+        :mod:`streamrnn.relative`).
     season : int or "auto", optional
         Period of the seasonal naive baseline, in steps; ``"auto"`` from the
         sampling step (288 for 5 minutes, 24 for hours, 7 for days, 52 for
@@ -146,6 +150,7 @@ class Job:
     per_key: bool = False
     relative: str = "auto"
     minimum: float = None
+    shrink: bool = True
     season: object = "auto"
     chunk_rows: int = 100_000
     checkpoint_rows: int = None
@@ -258,7 +263,7 @@ def checked(job):
         _fail("grid", job.grid, "a time span ('1h') or a number (for numeric times)")
     _names(job, "features")
     _names(job, "targets")
-    for name in ("learn", "per_key", "resume", "overwrite", "states", "hidden_states"):
+    for name in ("learn", "per_key", "resume", "overwrite", "states", "hidden_states", "shrink"):
         if not isinstance(getattr(job, name), (bool, np.bool_)):
             _fail(name, getattr(job, name), "true or false")
     for name, low in (("hidden", 1), ("layers", 1), ("seed", 0), ("horizon", 0), ("batch", 1),

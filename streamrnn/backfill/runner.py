@@ -203,7 +203,8 @@ def _make_engine(job, model, chunk, feed, relative):
     loss = Pinball(job.quantiles) if job.quantiles else job.loss
     return OnlineLearner(model, tbptt=job.tbptt, loss=loss, optimizer=_optimizer(job),
                          horizon=job.horizon, batch=job.batch, per_key=job.per_key,
-                         feed=feed, relative=relative, minimum=job.minimum)  # fmt: skip
+                         feed=feed, relative=relative, minimum=job.minimum,
+                         shrink=job.shrink and relative is not None)  # fmt: skip
 
 
 def _feed(job):
