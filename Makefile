@@ -38,7 +38,7 @@ compare: $(VENV)/.dev
 	$(BIN)/python benchmarks/compare.py
 	$(BIN)/python benchmarks/feeds_compare.py
 	$(BIN)/python benchmarks/learn_compare.py
-	$(BIN)/python benchmarks/weather_quality.py
+	$(BIN)/python benchmarks/quality.py
 	$(BIN)/python benchmarks/backfill_compare.py
 
 clean:
