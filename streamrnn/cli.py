@@ -56,6 +56,8 @@ _HELP = {
     "(none); auto: last, or a saved model's own (none for a PyTorch model)",
     "shrink": "learning: shrink each key's forecast changes towards persistence by a gain "
     "learned from its past errors (with --relative last)",
+    "calibrate": "learning quantiles: widen or narrow each key's intervals as they miss, "
+    "towards the nominal coverage (with --relative last)",
     "minimum": "lower bound of every forecast and quantile (0 for a target that cannot be "
     "negative)",
     "tbptt": "k1,k2: a window closes every k1 steps and backpropagates k2 steps",

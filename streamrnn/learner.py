@@ -105,6 +105,12 @@ class OnlineLearner(Stream):
     minimum : float, optional
         A lower bound for every forecast and quantile (0 for a target that
         cannot be negative); learning is unchanged.
+    calibrate : bool, default True
+        With ``relative="last"`` and a :class:`~streamrnn.losses.Pinball` loss:
+        spread each key's quantiles around their median by a factor that
+        follows the interval's misses, so that the share of labels outside the
+        outer quantiles tends to the nominal one (see
+        :mod:`streamrnn.relative`). Learning is unchanged.
     shrink : bool, default True
         With ``relative="last"``: multiply the network's forecast change by
         each key's gain in [0, 1], the least-squares gain of the realised
@@ -143,6 +149,9 @@ class OnlineLearner(Stream):
         "_aring",
         "_oring",
         "_gain",
+        "_cwidth",
+        "_cring",
+        "_cseen",
         "_ring",
         "_ring_row",
         "_steps",
@@ -165,6 +174,7 @@ class OnlineLearner(Stream):
         relative="default",
         minimum=None,
         shrink=True,
+        calibrate=True,
     ):
         self.tbptt = _tbptt(tbptt)
         self.loss = as_loss(loss)
@@ -201,6 +211,9 @@ class OnlineLearner(Stream):
         if not isinstance(shrink, (bool, np.bool_)):
             raise ConfigError(f"shrink must be True or False, got {shrink!r}")
         self.shrink = bool(shrink) and relative is not None
+        if not isinstance(calibrate, (bool, np.bool_)):
+            raise ConfigError(f"calibrate must be True or False, got {calibrate!r}")
+        self.calibrate = bool(calibrate) and relative is not None and quantiles is not None
         super().__init__(model, feedback=feedback, feed=feed, relative=relative,
                          minimum=minimum, quantiles=quantiles, horizon=self.horizon)  # fmt: skip
         size = model._P.shape[0]
@@ -270,6 +283,11 @@ class OnlineLearner(Stream):
         lag = lag if self.__dict__.get("shrink") else 0
         self._oring = np.full((capacity, lag, self._T), np.nan)
         self._gain = np.zeros((capacity, self._T, 2))
+        # ... and the calibration's log spreads, the intervals issued, the rows seen
+        lag = self.horizon if self.__dict__.get("calibrate") else 0
+        self._cwidth = np.zeros((capacity, self._T))
+        self._cring = np.full((capacity, lag, self._T, 2), np.nan)
+        self._cseen = np.zeros(capacity, np.int64)
         self._steps = np.zeros(capacity, np.int64)  # steps stored
         self._done = np.zeros(capacity, np.int64)  # steps run forward
         self._vsince = np.full(capacity, -1, np.int64)  # update count when ...
@@ -290,6 +308,9 @@ class OnlineLearner(Stream):
         self._aring[slots] = np.nan
         self._oring[slots] = np.nan
         self._gain[slots] = 0
+        self._cwidth[slots] = 0
+        self._cring[slots] = np.nan
+        self._cseen[slots] = 0
         self._restart(slots)
         if self.per_key:  # a new key starts from the model's weights, untrained
             self._Pk[slots] = self.model._P
@@ -439,10 +460,9 @@ class OnlineLearner(Stream):
             obs, A, s, last = self._anchors(rows, y, loc, scale)
             labels, lab, ring = self._change_labels(rows, obs, A, s)
             self._learn_rows(rows, labels, Y)
-            gain = self._shrink(rows, lab, Y) if self.shrink else None
+            Y = self._forecasts(rows, Y, A, s, lab)
             self._aring[rows.slots] = ring
             self._alast[rows.slots] = last
-            Y = self._from_changes(rows, Y, A, s, gain)
         Y = self._bounded(Y)
         self._commit_rows(rows)
         return Y
@@ -467,11 +487,46 @@ class OnlineLearner(Stream):
         labels[rows.order] = lab
         return labels, lab, ring
 
-    def _shrink(self, rows, lab, Y):
-        """Each row's shrinkage gain (series order, see :mod:`streamrnn.relative`);
-        the keys' sums and histories of forecast changes are committed."""
+    def _forecasts(self, rows, Y, anchor, s, lab):
+        """Forecasts in input order from the network's changes ``Y``: shrunk and
+        calibrated in series order (committing what that learns), then ``anchor +
+        s * change``."""
+        order, j = rows.order, self._tcol
+        C = Y[order].astype(np.float64)
+        if self.shrink:
+            gain = self._shrink(rows, lab, C[:, self._point])
+            C -= ((1.0 - gain) * C[:, self._point])[:, j]
+        if self.calibrate:  # on rearranged quantiles: the median is the middle one
+            C = rel.sort_quantiles(C, self._qorder, len(self._qorder))
+            self._calibrate(rows, lab, C)
+        out = np.empty(Y.shape, self.model.dtype)
+        out[order] = anchor[:, j] + C * s[:, j]
+        return out
+
+    def _calibrate(self, rows, lab, C):
+        """Spread ``C``'s quantiles (series order, in place) by each key's calibration."""
+        slots = rows.slots
+        K = len(self.quantiles)
+        q = np.array(self.quantiles)
+        outer = np.array([np.argmin(q), np.argmax(q)], np.int64)
+        nominal = 1.0 - (q.max() - q.min())
+        width, ring = self._cwidth[slots].copy(), self._cring[slots].copy()
+        seen = self._cseen[slots].copy()
+        C3 = C.reshape(len(C), self._T, K)
+        rel.calibrate(rows.seg, lab, C3, int(self._point[0]), outer, nominal,
+                      rel.CALIBRATION_STEP, width, ring, seen)  # fmt: skip
+        self._cwidth[slots], self._cring[slots], self._cseen[slots] = width, ring, seen
+
+    def _spreads_of(self, slots):
+        if not self.calibrate:
+            return super()._spreads_of(slots)
+        return np.exp(self._cwidth[slots])
+
+    def _shrink(self, rows, lab, made):
+        """Each row's shrinkage gain (series order, see :mod:`streamrnn.relative`) from
+        the network's point changes ``made`` (series order); the keys' sums and
+        histories of forecast changes are committed."""
         slots, sizes, pos = rel.groups_of(rows)
-        made = Y[rows.order][:, self._point].astype(np.float64)
         if self.horizon:
             ring = self._oring[slots].copy()
             made = rel.lagged(ring, (np.arange(len(slots)), sizes, pos), made, self.horizon)

@@ -28,6 +28,16 @@ near 0 and forecasts close to persistence; one whose changes are right gets
 a gain near 1. Quantiles move with their median: each is shifted by the
 amount the point forecast was shrunk, so the interval keeps its width.
 
+A learner with quantiles **calibrates** its intervals online
+(``calibrate=True``, its default with ``relative="last"`` and a pinball loss):
+each key's quantiles are spread around their median by a factor ``m``, and
+after each label ``log m`` grows by :data:`CALIBRATION_STEP` times (1 - the
+nominal share outside the outer quantiles) when the label fell outside the
+interval issued for it, and shrinks by the step times that share when it fell
+inside. The share of labels outside then tends to the nominal one whatever
+the network learned (adaptive conformal inference, Gibbs and Candes, 2021, in
+a multiplicative form). The median is unchanged.
+
 Every returned forecast also obeys two rules, whatever the mode:
 
 - **Quantiles never cross**: the outputs of a target's quantiles are sorted
@@ -72,6 +82,46 @@ def shrink_gains(seg, labels, made, state, forget, gain):
                 if not (np.isnan(d) or np.isnan(c)):
                     state[g, j, 0] = forget * sxy + d * c
                     state[g, j, 1] = forget * sxx + c * c
+
+
+#: How fast an interval's width follows its misses (see ``calibrate``).
+CALIBRATION_STEP = 0.05
+_LOG_WIDTH_MAX = 5.0  # widths stay within e**-5 .. e**5 of the network's
+
+
+@njit(cache=config.CACHE)
+def calibrate(seg, labels, C, point, outer, nominal, step, width, ring, seen):
+    """Spread each row's quantile changes around their median, then learn from its label.
+
+    Rows are grouped by series (``seg``); ``C`` (N, T, K) holds the changes each
+    quantile forecasts (changed in place), ``labels`` (N, T) the realised changes
+    (NaN where missing), ``point`` the median's index and ``outer`` the indices of
+    the lowest and highest quantiles; ``nominal`` is the share meant to fall
+    outside them. Each series ``g`` carries ``width[g, t]`` (log of the spread),
+    ``ring[g]`` (the outer quantiles issued for its last ``ring.shape[1]`` rows,
+    oldest at ``seen[g] % len``) and ``seen[g]`` (its rows so far).
+    """
+    h = ring.shape[1]
+    lo, hi = outer[0], outer[1]
+    for g in range(seg.shape[0] - 1):
+        for r in range(seg[g], seg[g + 1]):
+            at = seen[g] % h if h else 0
+            for j in range(C.shape[1]):
+                m = np.exp(width[g, j])
+                mid = C[r, j, point]
+                for k in range(C.shape[2]):
+                    C[r, j, k] = mid + m * (C[r, j, k] - mid)
+                if h:  # the interval issued `h` rows before, then this row's
+                    a, b = ring[g, at, j, 0], ring[g, at, j, 1]
+                    ring[g, at, j, 0], ring[g, at, j, 1] = C[r, j, lo], C[r, j, hi]
+                else:
+                    a, b = C[r, j, lo], C[r, j, hi]
+                d = labels[r, j]
+                if not (np.isnan(d) or np.isnan(a)):
+                    miss = 1.0 if (d < a or d > b) else 0.0
+                    w = width[g, j] + step * (miss - nominal)
+                    width[g, j] = min(max(w, -_LOG_WIDTH_MAX), _LOG_WIDTH_MAX)
+            seen[g] += 1
 
 
 def current_gains(state):

@@ -659,24 +659,21 @@ class Stream:
         anchor = np.where(np.isnan(filled), base, filled)
         return obs, anchor, s, last
 
-    def _from_changes(self, rows, Y, anchor, s, gain=None):
-        """Forecasts ``anchor + s * Y`` in input order, from anchors in series order;
-        with ``gain`` (series order), each target's outputs are shifted by what its
-        point forecast is shrunk: ``anchor + s * (Y - (1 - gain) * Y_point)``."""
+    def _from_changes(self, rows, Y, anchor, s):
+        """Forecasts ``anchor + s * Y`` in input order, from anchors in series order."""
         j = self._tcol
         A = np.empty_like(anchor)
         S = np.empty_like(s)
         A[rows.order] = anchor
         S[rows.order] = s
-        if gain is None:
-            return (A[:, j] + Y * S[:, j]).astype(self.model.dtype, copy=False)
-        G = np.empty_like(gain)
-        G[rows.order] = gain
-        change = Y - (1.0 - G[:, j]) * Y[:, self._point][:, j]
-        return (A[:, j] + change * S[:, j]).astype(self.model.dtype, copy=False)
+        return (A[:, j] + Y * S[:, j]).astype(self.model.dtype, copy=False)
 
     def _gains_of(self, slots):
         """The shrinkage gain of each key's next forecast (ones: no shrinkage)."""
+        return np.ones((len(slots), self._T))
+
+    def _spreads_of(self, slots):
+        """The calibrated spread of each key's next quantiles (ones: as the network's)."""
         return np.ones((len(slots), self._T))
 
     def _bounded(self, Y):
@@ -701,11 +698,12 @@ class Stream:
         n, T = len(slots), self._T
         loc, scale = feed.target_scaling(keys) if scaled else (np.zeros((n, T)), np.ones((n, T)))
         level = np.where(np.isnan(self._alast[slots]), loc, self._alast[slots])
-        gain = self._gains_of(slots)
+        gain, spread = self._gains_of(slots), self._spreads_of(slots)
         out = np.empty(Y.shape)
         for k in range(Y.shape[1]):  # each step's change starts from the level before it
             point = Y[:, k, self._point]
-            out[:, k] = level[:, j] + scale[:, j] * (Y[:, k] - ((1.0 - gain) * point)[:, j])
+            change = (gain * point)[:, j] + spread[:, j] * (Y[:, k] - point[:, j])
+            out[:, k] = level[:, j] + scale[:, j] * change
             level = level + scale * gain * point
         return self._bounded(out.astype(self.model.dtype))
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from naive import made_changes, relative_anchors, relative_labels, shrink_gains
+from naive import calibrated, made_changes, relative_anchors, relative_labels, shrink_gains
 
 import feeds
 import streamrnn
@@ -27,6 +27,7 @@ def keyed(lengths, seed=0, mask=0.2):
 
 def learner(relative="last", horizon=1, loss="mse", outputs=1, **kw):
     kw.setdefault("shrink", False)
+    kw.setdefault("calibrate", False)
     model = streamrnn.GRU(2, 4, output_size=outputs, dtype="float64", seed=3)
     return streamrnn.OnlineLearner(model, tbptt=(3, 5), horizon=horizon, loss=loss,
                                    optimizer=optim.Adam(lr=0.02), relative=relative,
@@ -220,3 +221,34 @@ def test_shrinking_quantiles_move_with_their_median():
     anchors = relative_anchors(keys, y, 1)[:, 0]
     assert np.abs(out[:, 1] - anchors).max() <= np.abs(raw[:, 1] - anchors).max() + 1e-12
     assert shrunk.forecast([0], 4).shape == (1, 4, 3)
+
+
+@pytest.mark.parametrize("horizon", [0, 1, 3])
+def test_calibrated_intervals_against_the_reference(horizon):
+    keys, x, y = keyed([50, 45], seed=13)
+    q = (0.9, 0.5, 0.1)
+    cal = learner(loss=Pinball(q), outputs=3, horizon=horizon, calibrate=True)
+    plain = learner(loss=Pinball(q), outputs=3, horizon=horizon)
+    out = np.concatenate([cal.predict_learn(keys[a:b], None, x[a:b], y[a:b])
+                          for a, b in ((0, 31), (31, 32), (32, 95))])  # fmt: skip
+    anchors = relative_anchors(keys, y, horizon)
+    raw = plain.predict_learn(keys, None, x, y)  # sorted; the spread keeps the order
+    changes = (raw - anchors)[:, None, :]
+    want = calibrated(keys, relative_labels(keys, y, horizon), changes, q, horizon,
+                      streamrnn.relative.CALIBRATION_STEP)  # fmt: skip
+    np.testing.assert_allclose(out, anchors + want[:, 0], rtol=1e-12, atol=1e-12)
+    assert not np.allclose(out, raw)  # the spread moved
+
+
+def test_calibration_reaches_the_nominal_coverage_on_a_wrong_network():
+    """A network whose interval is far too narrow still covers about 80% of the labels
+    of a 10%-90% interval once the spread has followed the misses."""
+    rng = np.random.default_rng(0)
+    n = 3000
+    y = np.cumsum(rng.standard_normal(n))[:, None]
+    model = streamrnn.GRU(1, 3, output_size=3, dtype="float64", seed=0)
+    lrn = streamrnn.OnlineLearner(model, loss=Pinball((0.1, 0.5, 0.9)),
+                                  optimizer=optim.SGD(lr=1e-12))  # fmt: skip
+    out = lrn.predict_learn(np.zeros(n, int), None, y, y)
+    inside = (y[1:, 0] >= out[:-1, 0]) & (y[1:, 0] <= out[:-1, 2])
+    assert 0.75 < inside[n // 2 :].mean() < 0.85

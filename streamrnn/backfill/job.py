@@ -90,6 +90,10 @@ class Job:
         Learning with ``relative`` ``last``: shrink each key's forecast changes
         towards persistence by a gain learned from its past labels (see
         :mod:`streamrnn.relative`).
+    calibrate : bool
+        Learning quantiles with ``relative`` ``last``: spread each key's
+        quantiles around their median by a factor that follows the interval's
+        misses, so that its coverage tends to the nominal one.
     season : int or "auto", optional
         Period of the seasonal naive baseline, in steps; ``"auto"`` from the
         sampling step (288 for 5 minutes, 24 for hours, 7 for days, 52 for
@@ -151,6 +155,7 @@ class Job:
     relative: str = "auto"
     minimum: float = None
     shrink: bool = True
+    calibrate: bool = True
     season: object = "auto"
     chunk_rows: int = 100_000
     checkpoint_rows: int = None
@@ -263,7 +268,16 @@ def checked(job):
         _fail("grid", job.grid, "a time span ('1h') or a number (for numeric times)")
     _names(job, "features")
     _names(job, "targets")
-    for name in ("learn", "per_key", "resume", "overwrite", "states", "hidden_states", "shrink"):
+    for name in (
+        "learn",
+        "per_key",
+        "resume",
+        "overwrite",
+        "states",
+        "hidden_states",
+        "shrink",
+        "calibrate",
+    ):
         if not isinstance(getattr(job, name), (bool, np.bool_)):
             _fail(name, getattr(job, name), "true or false")
     for name, low in (("hidden", 1), ("layers", 1), ("seed", 0), ("horizon", 0), ("batch", 1),

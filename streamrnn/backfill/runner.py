@@ -204,7 +204,8 @@ def _make_engine(job, model, chunk, feed, relative):
     return OnlineLearner(model, tbptt=job.tbptt, loss=loss, optimizer=_optimizer(job),
                          horizon=job.horizon, batch=job.batch, per_key=job.per_key,
                          feed=feed, relative=relative, minimum=job.minimum,
-                         shrink=job.shrink and relative is not None)  # fmt: skip
+                         shrink=job.shrink and relative is not None,
+                         calibrate=job.calibrate and relative is not None)  # fmt: skip
 
 
 def _feed(job):
