@@ -8,32 +8,36 @@ from numba import njit
 
 from . import config
 
+#: The baselines whose errors the book keeps beside the model's, in its columns' order.
+BASELINES = ("persistence", "seasonal", "ar")
+_SUMS = 2 * (1 + len(BASELINES))  # a sum and a count each: the model, then the baselines
+
 
 @njit(cache=config.CACHE, error_model="numpy")
-def _fill(model, base, first_row, width, acc):
+def _fill(errors, first_row, width, acc):
     """Add each row's errors, one row after another, into its bucket's sums.
 
-    ``acc[j] = [model sum, model count, base sum, base count]`` of bucket
-    ``first_row // width + j``; row ``i`` is scored row ``first_row + i``. NaN
-    errors (no label, no baseline) are not counted.
+    ``errors[i]`` are scored row ``first_row + i``'s absolute errors (the model,
+    then each baseline); ``acc[j, 2 c]`` and ``acc[j, 2 c + 1]`` are the sum and
+    count of column ``c`` in bucket ``first_row // width + j``. NaN errors (no
+    label, no baseline forecast) are not counted.
     """
     first = first_row // width
-    for i in range(model.shape[0]):
+    for i in range(errors.shape[0]):
         j = (first_row + i) // width - first
-        if not np.isnan(model[i]):
-            acc[j, 0] += model[i]
-            acc[j, 1] += 1.0
-        if not np.isnan(base[i]):
-            acc[j, 2] += base[i]
-            acc[j, 3] += 1.0
+        for c in range(errors.shape[1]):
+            if not np.isnan(errors[i, c]):
+                acc[j, 2 * c] += errors[i, c]
+                acc[j, 2 * c + 1] += 1.0
 
 
 class Book:
     """Running figures for the report.
 
     Scored rows go into buckets of ``width`` consecutive rows, each holding the
-    sums of the model's and persistence's absolute errors (added one row after
-    another, in stream order) and the time of its last row; when ``2 * BUCKETS``
+    sums of the absolute errors of the model and of each baseline in
+    :data:`BASELINES` on the first target (added one row after another, in
+    stream order, with their counts) and the time of its last row; when ``2 * BUCKETS``
     buckets are full, neighbours merge and the width doubles, so the book stays
     small however long the run. The first ``plot_series`` keys scored keep their
     last ``POINTS`` forecasts and actual values.
@@ -54,15 +58,24 @@ class Book:
         self.point, self.band = point, band
         self.width, self.rows = 64, 0
         self.closed = []  # [rows at its end, time of its last row, sums and counts]
-        self.open = [0, 0, 0.0, 0.0, 0.0, 0.0]
+        self.open = [0, 0, *[0.0] * _SUMS]
         self.plot_series = plot_series
         self.keys = []
         self.samples = {}
         self.time_kind = self.tz = None
 
-    def take(self, chunk, rows, made, ys):
+    def __setstate__(self, state):
+        # a book written before the seasonal and AR baselines were kept: none of theirs
+        self.__dict__.update(state)
+        pad = 2 + _SUMS - len(self.open)
+        if pad:
+            self.open = [*self.open, *[0.0] * pad]
+            self.closed = [[*bucket, *[0.0] * pad] for bucket in self.closed]
+
+    def take(self, chunk, rows, made, values):
         """Add the scored rows of ``chunk``: ``rows`` (in stream order), the outputs
-        ``made`` for them and their targets ``ys`` (targets, then persistence's)."""
+        ``made`` for them and ``values``, a dict of their ``"target"`` values and
+        the forecasts of the baselines scored (missing ones count nowhere)."""
         if not len(rows):
             return
         times = None
@@ -71,18 +84,21 @@ class Book:
             times = chunk.times[rows]
             if times.dtype.kind == "M":
                 times = times.view(np.int64)
-        y = ys[0][:, 0]
-        model = np.abs(made[:, self.point] - y)
-        base = np.abs(ys[1][:, 0] - y) if len(ys) > 1 else np.full(len(y), np.nan)
+        y = values["target"][:, 0]
+        errors = np.full((len(y), 1 + len(BASELINES)), np.nan)
+        errors[:, 0] = np.abs(made[:, self.point] - y)
+        for c, name in enumerate(BASELINES, 1):
+            if name in values:
+                errors[:, c] = np.abs(values[name][:, 0] - y)
         a = 0
         while a < len(rows):  # up to the next merge, if any
             first = self.rows // self.width
             room = 2 * self.BUCKETS - len(self.closed)
             b = min(len(rows), a + (first + room) * self.width - self.rows)
             last = (self.rows + b - a - 1) // self.width
-            acc = np.zeros((last - first + 1, 4))
+            acc = np.zeros((last - first + 1, _SUMS))
             acc[0] = self.open[2:]
-            _fill(model[a:b], base[a:b], self.rows, self.width, acc)
+            _fill(errors[a:b], self.rows, self.width, acc)
             for j in range(len(acc)):
                 end = min((first + j + 1) * self.width, self.rows + b - a)
                 t = times[a + end - self.rows - 1] if times is not None else end
@@ -94,7 +110,7 @@ class Book:
             self.rows += b - a
             a = b
             if self.rows % self.width == 0:
-                self.open = [self.rows, 0, 0.0, 0.0, 0.0, 0.0]
+                self.open = [self.rows, 0, *[0.0] * _SUMS]
             if len(self.closed) == 2 * self.BUCKETS:
                 pairs = zip(self.closed[::2], self.closed[1::2])
                 self.closed = [[q[0], q[1], *(np.add(p[2:], q[2:]).tolist())] for p, q in pairs]
@@ -129,17 +145,22 @@ class Book:
             self.samples[k] = new
 
     def curve(self):
-        """One row per bucket: ``rows``, ``time``, the bucket's ``mae`` and
-        ``persistence_mae``, and the running ones up to its end."""
-        rows = [*self.closed, *([self.open] if self.open[3] or self.open[5] else [])]
-        frame = pd.DataFrame(rows, columns=["rows", "time", "m", "mn", "b", "bn"])
+        """One row per bucket: ``rows``, ``time``, the bucket's ``mae`` and each
+        baseline's (``persistence_mae``, ``seasonal_mae``, ``ar_mae``: NaN where it
+        has no forecast), then the running ones up to its end (``running_mae``,
+        ``running_persistence_mae``, ...)."""
+        rows = [*self.closed, *([self.open] if any(self.open[3::2]) else [])]
+        names = ["mae", *(f"{name}_mae" for name in BASELINES)]
+        sums = [f"{s}{name}" for name in names for s in ("sum_", "n_")]
+        frame = pd.DataFrame(rows, columns=["rows", "time", *sums])
         with np.errstate(invalid="ignore", divide="ignore"):
-            frame["mae"] = frame["m"] / frame["mn"]
-            frame["persistence_mae"] = frame["b"] / frame["bn"]
-            frame["running_mae"] = frame["m"].cumsum() / frame["mn"].cumsum()
-            frame["running_persistence_mae"] = frame["b"].cumsum() / frame["bn"].cumsum()
+            for name in names:
+                frame[name] = frame[f"sum_{name}"] / frame[f"n_{name}"]
+            for name in names:
+                running = frame[f"sum_{name}"].cumsum() / frame[f"n_{name}"].cumsum()
+                frame[f"running_{name}"] = running
         frame["time"] = self._times(frame["time"].to_numpy())
-        return frame.drop(columns=["m", "mn", "b", "bn"])
+        return frame.drop(columns=sums)
 
     def sample_frames(self):
         """``{key: DataFrame(time, actual, forecast[, lo, hi])}`` of the plotted keys."""

@@ -31,6 +31,18 @@ labeled; a NaN target is no label and counts nowhere.
     ``h > season``, so that the value is known at the origin). Entries
     without a value that far back are skipped for this baseline only;
     ``Result.baseline_rows`` says how many rows it scored.
+``mase_ar``
+    Model MAE / MAE of an online linear autoregression AR(``p``), ``p =
+    ar_order`` (7 by default), on the same entries: per key and per target, a
+    recursive least squares fit (forgetting factor 1, weights starting at 0,
+    ``P`` at ``1000 I``) of step ``t + h`` on an intercept and the forward-filled
+    targets at steps ``t - p + 1 .. t`` (for ``h = 0``, of step ``t`` on those at
+    ``t - p .. t - 1``, like persistence). Each forecast is made at its origin
+    and scored before the fit learns from its target; a NaN target teaches
+    nothing and is forward-filled over. An entry whose window reaches back
+    before its key's first labeled target has no forecast and is skipped for
+    this baseline only (``Result.baseline_rows``). ``ar_mae`` and ``ar_rmse``
+    come with it.
 ``coverage`` (pinball losses)
     Fraction of labeled targets inside ``[lowest quantile, highest quantile]``,
     with ``coverage_nominal`` (``q_max - q_min``) and, per quantile ``q``,
@@ -40,13 +52,14 @@ labeled; a NaN target is no label and counts nowhere.
     Fraction of labeled rows whose largest output is the target class.
 
 Sums are exact: every figure is the exact sum of its float64 terms, rounded
-once when read, so the figures do not depend on how the stream is cut into
-chunks.
+once when read, and the AR baseline runs through each key's rows one after
+another, so the figures do not depend on how the stream is cut into chunks.
 
 Examples
 --------
 A small GRU learns one-step forecasts of a sine wave, read in twelve chunks;
-a snapshot every 400 scored rows shows it overtaking persistence:
+a snapshot every 400 scored rows shows it overtaking persistence. A sine wave
+is an AR(2) process, though, which the AR baseline all but learns exactly:
 
 >>> import numpy as np, pandas as pd, feeds, streamrnn
 >>> from streamrnn.evaluate import progressive
@@ -58,12 +71,14 @@ a snapshot every 400 scored rows shows it overtaking persistence:
 >>> chunks = [wave.iloc[a : a + 100] for a in range(0, 1200, 100)]
 >>> result = progressive(chunks, learner, season=25, every=400, report=lambda snap: None)
 >>> result.rows, result.baseline_rows
-(1199, {'persistence': 1199, 'seasonal': 1175})
+(1199, {'persistence': 1199, 'seasonal': 1175, 'ar': 1193})
 >>> [(snap["rows"], round(snap["mase"], 2)) for snap in result.history]
-[(400, 0.86), (800, 0.48)]
+[(400, 0.5), (800, 0.32)]
+>>> bool(result.metrics["mase_ar"] > 1), round(result.metrics["ar_mae"], 3)
+(True, 0.001)
 >>> list(result.metrics)  # doctest: +NORMALIZE_WHITESPACE
 ['mae', 'rmse', 'mase', 'persistence_mae', 'persistence_rmse',
- 'mase_seasonal', 'seasonal_mae', 'seasonal_rmse']
+ 'mase_seasonal', 'seasonal_mae', 'seasonal_rmse', 'mase_ar', 'ar_mae', 'ar_rmse']
 """
 
 import math
@@ -87,7 +102,10 @@ from .stream import _through
 __all__ = ["METRICS", "Result", "Running", "progressive"]
 
 #: Metric names :func:`progressive` accepts.
-METRICS = ("mae", "rmse", "mase", "mase_seasonal", "coverage", "accuracy")
+METRICS = ("mae", "rmse", "mase", "mase_seasonal", "mase_ar", "coverage", "accuracy")
+
+#: The baselines: the metric that brings each, and the prefix of its figures.
+_BASELINES = (("mase", "persistence"), ("mase_seasonal", "seasonal"), ("mase_ar", "ar"))
 
 _TABLES = (pd.DataFrame, pa.Table, pa.RecordBatch)
 
@@ -162,6 +180,123 @@ class _ExactSum:
             return float(exact)
         except OverflowError:
             return math.inf if n > 0 else -math.inf
+
+
+# -- the online linear AR baseline -------------------------------------------------------------
+#: Starting covariance of the AR baseline's recursive least squares: P = AR_P0 * I.
+AR_P0 = 1e3
+
+
+@njit(cache=config.CACHE, error_model="numpy")
+def _ar_layout(p, d):
+    """Offsets of the parts of one packed AR state row, and its width.
+
+    A row holds, for one key and one target: the weights ``w`` (intercept, then
+    lags 1 .. p), the square-root factor ``S`` of ``P = S S^T`` (row-major), a ring
+    of the last ``p + d - 1`` forward-filled values (step ``s`` at ``s % (p + d - 1)``)
+    and a ring of the forecasts waiting for their step (step ``s`` at ``s % d``).
+    """
+    m = p + 1
+    W = 0
+    S = W + m
+    V = S + m * m
+    F = V + p + d - 1
+    return W, S, V, F, F + d
+
+
+def _ar_fresh(n, targets, p, d):
+    """AR state rows of ``n`` new keys: w = 0, P = AR_P0 I, nothing seen, nothing waiting."""
+    W, S, V, F, width = _ar_layout(p, d)
+    m = p + 1
+    row = np.full(width, np.nan)
+    row[W:S] = 0.0
+    row[S:V] = (math.sqrt(AR_P0) * np.eye(m)).ravel()
+    return np.tile(row, (n, targets, 1))
+
+
+@njit(cache=config.CACHE, error_model="numpy")
+def _ar_window(st, V, L, t, p, x):
+    """``x = [1, v(t), v(t - 1), .., v(t - p + 1)]`` from the ring of forward-filled
+    values; False when step ``t`` has fewer than ``p`` of them."""
+    if t - p + 1 < 0:
+        return False
+    x[0] = 1.0
+    for j in range(1, p + 1):
+        v = st[V + (t - j + 1) % L]
+        if np.isnan(v):
+            return False
+        x[j] = v
+    return True
+
+
+@njit(cache=config.CACHE, error_model="numpy")
+def _ar_learn(st, W, S, m, x, phi, g, y):
+    """One recursive least squares step towards ``y`` from ``x``, in Potter's square-root
+    form: the same update as ``k = P x / (1 + x^T P x)``, ``w += k (y - w^T x)``,
+    ``P -= k x^T P``, made on the factor ``S`` of ``P = S S^T``, so that ``P`` stays
+    positive semi-definite and the divisor ``1 + x^T P x`` is at least 1. A step whose
+    divisor or error is not finite (values too large to square) is skipped."""
+    beta = 1.0
+    for a in range(m):  # phi = S^T x
+        acc = 0.0
+        for b in range(m):
+            acc += st[S + b * m + a] * x[b]
+        phi[a] = acc
+        beta += acc * acc
+    err = y
+    for a in range(m):
+        err -= st[W + a] * x[a]
+    if not (np.isfinite(beta) and np.isfinite(err)):
+        return
+    for a in range(m):  # g = S phi = P x
+        acc = 0.0
+        for b in range(m):
+            acc += st[S + a * m + b] * phi[b]
+        g[a] = acc
+    shrink = 1.0 / (beta + math.sqrt(beta))
+    for a in range(m):
+        st[W + a] += g[a] / beta * err
+        for b in range(m):  # S -= g phi^T / (beta + sqrt(beta))
+            st[S + a * m + b] -= g[a] * phi[b] * shrink
+
+
+@njit(cache=config.CACHE, error_model="numpy")
+def _ar_rows(slots, steps, y, state, p, d, out):
+    """Online AR(p) forecasts of each row's targets, each made ``d`` steps before it.
+
+    Row ``i`` is step ``steps[i]`` of the key whose state is ``state[slots[i]]``
+    (one packed row per target, see :func:`_ar_layout`); the rows of a key come in
+    its arrival order (keys are independent, so how keys interleave does not
+    matter). For each target, the row: takes the forecast made for it (NaN: none)
+    into ``out[i]``; learns from its value, when finite, with the regressor that
+    forecast was made from; forward-fills its value into the ring; and forecasts
+    step ``steps[i] + d`` from its last ``p`` values.
+    """
+    N, T = y.shape
+    W, S, V, F, _ = _ar_layout(p, d)
+    m = p + 1
+    L = p + d - 1
+    x = np.empty(m)
+    phi = np.empty(m)
+    g = np.empty(m)
+    for i in range(N):
+        k, s = slots[i], steps[i]
+        for c in range(T):
+            st = state[k, c]
+            v = y[i, c]
+            out[i, c] = st[F + s % d]
+            if np.isfinite(v):
+                if _ar_window(st, V, L, s - d, p, x):
+                    _ar_learn(st, W, S, m, x, phi, g, v)
+            else:
+                v = st[V + (s - 1) % L] if s > 0 else np.nan
+            st[V + s % L] = v
+            forecast = np.nan
+            if _ar_window(st, V, L, s, p, x):
+                forecast = 0.0
+                for a in range(m):
+                    forecast += st[W + a] * x[a]
+            st[F + s % d] = forecast
 
 
 def _ratio(a, b):
@@ -280,7 +415,7 @@ class Result:
     counts : dict
         The learner's ``counts`` at the end.
     baseline_rows : dict
-        Rows each baseline scored (``persistence``, ``seasonal``).
+        Rows each baseline scored (``persistence``, ``seasonal``, ``ar``).
     """
 
     metrics: dict
@@ -296,7 +431,8 @@ class Result:
         return pd.DataFrame(self.history, columns=["rows", "seconds", *self.metrics])
 
     def summary(self):
-        """A readable table: overall and per target, with the baselines' row counts."""
+        """A readable table, overall and per target, then how the model fares against each
+        baseline: its MAE over the baseline's on the entries both scored, and the rows."""
         head = f"{self.rows:,} rows scored in {self.seconds:.2f} s"
         if self.counts:
             head += " (learner: " + ", ".join(f"{v:,} {k}" for k, v in self.counts.items()) + ")"
@@ -305,8 +441,15 @@ class Result:
         table = pd.concat([overall, self.per_output]).to_string(float_format="{:.4g}".format)
         lines = [head, table]
         if self.baseline_rows:
-            lines.append("baselines scored on " + ", ".join(
-                f"{n:,} rows ({name})" for name, n in self.baseline_rows.items()))  # fmt: skip
+            lines.append("against the baselines (model MAE / baseline MAE on the same entries):")
+        for metric, name in _BASELINES:
+            if name in self.baseline_rows:
+                ratio = self.metrics.get(metric, math.nan)
+                verdict = "better" if ratio < 1 else "worse" if ratio > 1 else "even"
+                if math.isnan(ratio):
+                    verdict = "n/a"
+                rows = self.baseline_rows[name]
+                lines.append(f"  {name:<12} {ratio:8.4g}  {verdict:<6}  ({rows:,} rows)")
         return "\n".join(lines)
 
     def __repr__(self):
@@ -314,8 +457,8 @@ class Result:
         return f"Result(rows={self.rows}, {figures})"
 
 
-def _wanted(metrics, loss, season):
-    """The metric names to compute, checked against the loss and ``season``."""
+def _wanted(metrics, loss, season, ar_order=7):
+    """The metric names to compute, checked against the loss, ``season`` and ``ar_order``."""
     classify = isinstance(loss, CrossEntropy)
     if metrics is None:
         if classify:
@@ -336,8 +479,12 @@ def _wanted(metrics, loss, season):
             raise ConfigError(f"unknown metric {name!r}; accepted: {', '.join(METRICS)}")
     if season is not None and "mase" in names:
         names.append("mase_seasonal")
+    if ar_order is not None and "mase" in names:
+        names.append("mase_ar")
     if "mase_seasonal" in names and season is None:
         raise ConfigError("metric 'mase_seasonal' needs season=<period in steps>")
+    if "mase_ar" in names and ar_order is None:
+        raise ConfigError("metric 'mase_ar' needs ar_order=<number of lags>")
     if "coverage" in names and not isinstance(loss, Pinball):
         raise ConfigError(f"metric 'coverage' needs a Pinball (quantile) loss, not {loss!r}")
     if classify and set(names) - {"accuracy"}:
@@ -358,11 +505,19 @@ def _print(snapshot):
 
 
 class _Scorer:
-    """Pairs each series' outputs with the targets ``h`` steps later and keeps the sums."""
+    """Pairs each series' outputs with the targets ``h`` steps later and keeps the sums.
 
-    def __init__(self, loss, horizon, names, season, every, report, start):
+    The baselines' forecasts of a row are lagged targets (persistence, seasonal
+    naive) or come from the online AR's state, one packed row per key and target
+    (``_ar``, see :func:`_ar_layout`), carried from chunk to chunk.
+    """
+
+    _ar = None  # no AR state: the AR baseline is off (or not set up yet)
+
+    def __init__(self, loss, horizon, names, season, every, report, start, ar_order=7):
         self.loss, self.h, self.names, self.season = loss, horizon, names, season
         self.every, self.report, self.start = every, report, start
+        self.ar_order = ar_order if "mase_ar" in names else None
         self.rows = 0
         self.history = []
         self._ready = False
@@ -394,10 +549,12 @@ class _Scorer:
         else:
             self._point = np.arange(T)
         self._model = Running(T)
-        self._base = {}
-        for name, base in (("mase", "persistence"), ("mase_seasonal", "seasonal")):
+        self._base = {}  # in the order of _BASELINES, as the values take() gives _score
+        for name, base in _BASELINES:
             if name in self.names:
                 self._base[base] = (Running(T), Running(T))  # baseline, model on its entries
+        if self.ar_order is not None:
+            self._ar = _ar_fresh(0, T, self.ar_order, max(self.h, 1))
         if "coverage" in self.names:
             self._labeled = np.zeros(T, np.int64)
             self._inside = np.zeros(T, np.int64)
@@ -422,12 +579,17 @@ class _Scorer:
             grow = ((0, n_new), (0, 0), (0, 0))
             self._out_hist = np.pad(self._out_hist, grow, constant_values=np.nan)
             self._y_hist = np.pad(self._y_hist, grow, constant_values=np.nan)
+            if self._ar is not None:
+                fresh = _ar_fresh(n_new, self.T, self.ar_order, max(self.h, 1))
+                self._ar = np.concatenate([self._ar, fresh])
         return found[codes]
 
     def take(self, chunk, out, pairs=None):
         """Score the rows of ``chunk``, whose outputs are ``out``; ``pairs``, when
         given, is called with the scored rows (in arrival order), the outputs made
-        for them and their targets."""
+        for them and a dict of their values: ``"target"``, then each baseline's
+        forecasts (``"persistence"``, ``"seasonal"``, ``"ar"``: those scored; NaN
+        where a baseline has none)."""
         if chunk is None or not len(chunk):
             return
         N = len(chunk)
@@ -454,21 +616,26 @@ class _Scorer:
         self._steps[first] += sizes
         groups = (first, sizes, pos)
         (made,) = _lags(self._out_hist, groups, out[order], [self.h])
-        ys = _lags(self._y_hist, groups, y[order], self._ylags)
+        y = y[order]
+        ys = _lags(self._y_hist, groups, y, self._ylags)
+        if self._ar is not None:
+            ys.append(np.empty_like(y))
+            _ar_rows(grouped, step, y, self._ar, self.ar_order, max(self.h, 1), ys[-1])
         kept = np.zeros(N, np.bool_)  # scored rows, in arrival order
         kept[order[(step >= self.h) & ~np.isnan(ys[0]).all(axis=1)]] = True
         rank = np.empty(N, np.int64)
         rank[order] = np.arange(N)
         keep = rank[np.flatnonzero(kept)]
-        made, ys = made[keep], [v[keep] for v in ys]
+        made = made[keep]
+        values = {name: v[keep] for name, v in zip(["target", *self._base], ys)}
         if pairs is not None:
-            pairs(order[keep], made, ys)
+            pairs(order[keep], made, values)
         a = 0
         while a < len(keep):
             b = len(keep)
             if self.every is not None:
                 b = min(b, a + self.every - self.rows % self.every)
-            self._score(made[a:b], [v[a:b] for v in ys])
+            self._score(made[a:b], {name: v[a:b] for name, v in values.items()})
             self.rows += b - a
             a = b
             if self.every is not None and self.rows % self.every == 0:
@@ -476,8 +643,8 @@ class _Scorer:
                 self.history.append(snap)
                 self.report(snap)
 
-    def _score(self, out, ys):
-        y = ys[0]
+    def _score(self, out, values):
+        y = values["target"]
         if isinstance(self.loss, CrossEntropy):
             labeled = ~np.isnan(y[:, 0])
             self._classed[0] += int(labeled.sum())
@@ -485,9 +652,9 @@ class _Scorer:
             return
         point = out[:, self._point]
         self._model.update(point, y)
-        for (base, model), value in zip(self._base.values(), ys[1:]):
-            target = np.where(np.isnan(value), np.nan, y)
-            base.update(value, target)
+        for name, (base, model) in self._base.items():
+            target = np.where(np.isnan(values[name]), np.nan, y)
+            base.update(values[name], target)
             model.update(point, target)
         if "coverage" in self.names:
             q = out.reshape(len(out), self.T, len(self._q))
@@ -510,7 +677,7 @@ class _Scorer:
             f["mae"] = m.mae(column)
         if "rmse" in self.names:
             f["rmse"] = m.rmse(column)
-        for name, base in (("mase", "persistence"), ("mase_seasonal", "seasonal")):
+        for name, base in _BASELINES:
             if name in self.names:
                 b, mb = self._base[base]
                 f[name] = _ratio(mb.abs_sum(column), b.abs_sum(column)) if b.n(column) else math.nan
@@ -529,6 +696,7 @@ class _Scorer:
             keys += {
                 "mase": ["mase", "persistence_mae", "persistence_rmse"],
                 "mase_seasonal": ["mase_seasonal", "seasonal_mae", "seasonal_rmse"],
+                "mase_ar": ["mase_ar", "ar_mae", "ar_rmse"],
                 "coverage": ["coverage", "coverage_nominal"]
                 + [f"below_{q:g}" for q in getattr(self.loss, "quantiles", ())],
             }.get(name, [name])
@@ -548,8 +716,7 @@ class _Scorer:
         return pd.DataFrame(rows, index=self.targets)
 
     def baseline_rows(self):
-        names = [b for m, b in (("mase", "persistence"), ("mase_seasonal", "seasonal"))
-                 if m in self.names]  # fmt: skip
+        names = [b for m, b in _BASELINES if m in self.names]
         return {b: self._base[b][0].rows if self._ready else 0 for b in names}
 
 
@@ -589,7 +756,7 @@ def _step(learner, item):
     return _through(feed, lambda: feed(item), lambda chunk: _learn(learner, chunk))
 
 
-def progressive(source, learner, metrics=None, every=None, season=None, report=None):
+def progressive(source, learner, metrics=None, every=None, season=None, report=None, ar_order=7):
     """Score an online learner prequentially: each row before it is learned from.
 
     Parameters
@@ -604,7 +771,8 @@ def progressive(source, learner, metrics=None, every=None, season=None, report=N
     metrics : str or sequence of str, optional
         Among :data:`METRICS`. Default: ``("mae", "rmse", "mase")``, with
         ``"coverage"`` for a Pinball loss; ``("accuracy",)`` for CrossEntropy.
-        ``"mase"`` brings ``"mase_seasonal"`` when ``season`` is given.
+        ``"mase"`` brings ``"mase_seasonal"`` when ``season`` is given and
+        ``"mase_ar"`` unless ``ar_order`` is None.
     every : int, optional
         Take a snapshot every ``every`` scored rows: appended to the history and
         given to ``report``.
@@ -613,6 +781,10 @@ def progressive(source, learner, metrics=None, every=None, season=None, report=N
     report : callable, optional
         Called with each snapshot (a dict: ``rows``, ``seconds``, the figures);
         by default one line is printed.
+    ar_order : int or None, default 7
+        Lags ``p`` of the online linear AR baseline (``"mase_ar"``); None leaves
+        it out. It keeps ``(p + 1) (p + 2) + p + 2 max(h, 1) - 1`` float64 numbers
+        per key and target.
 
     Returns
     -------
@@ -622,7 +794,7 @@ def progressive(source, learner, metrics=None, every=None, season=None, report=N
     ------
     ConfigError
         An unknown metric, one that does not fit the learner's loss, or
-        ``every`` or ``season`` that is not a positive integer.
+        ``every``, ``season`` or ``ar_order`` that is not a positive integer.
 
     Examples
     --------
@@ -642,14 +814,16 @@ def progressive(source, learner, metrics=None, every=None, season=None, report=N
         every = positive_int(every, "every")
     if season is not None:
         season = positive_int(season, "season")
+    if ar_order is not None:
+        ar_order = positive_int(ar_order, "ar_order")
     if report is None:
         report = _print
     elif not callable(report):
         raise ConfigError(f"report must be a callable taking a snapshot dict, got {report!r}")
     horizon = positive_int(learner.horizon, "learner.horizon", 0)
-    names = _wanted(metrics, learner.loss, season)
+    names = _wanted(metrics, learner.loss, season, ar_order)
     start = time.perf_counter()
-    scorer = _Scorer(learner.loss, horizon, names, season, every, report, start)
+    scorer = _Scorer(learner.loss, horizon, names, season, every, report, start, ar_order)
     if isinstance(source, (feeds.Chunk, *_TABLES)):
         source = [source]
     try:

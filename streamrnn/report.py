@@ -2,12 +2,13 @@
 
 :func:`write_report` writes into one folder ``forecast.png`` (actual against
 forecast for a few sample series, the prediction interval shaded),
-``error_over_time.png`` (MAE of the model and of persistence per bucket of
-scored rows), ``learning_curve.png`` (their running MAE against the rows
-scored), and ``index.html`` and ``report.md``, which show the summary table and
-the three images with captions. The page is self-contained: no scripts, no
-outside resources. A plot without data is drawn as a "no data" image, so the
-pages never show a broken image.
+``error_over_time.png`` (MAE of the model and of its baselines per bucket of
+scored rows: persistence, the seasonal naive forecast and the online linear
+autoregression, those that have forecasts), ``learning_curve.png`` (their
+running MAE against the rows scored), and ``index.html`` and ``report.md``,
+which show the summary table and the three images with captions. The page is
+self-contained: no scripts, no outside resources. A plot without data is drawn
+as a "no data" image, so the pages never show a broken image.
 
 Plots are drawn on their own :class:`matplotlib.figure.Figure`, leaving the
 caller's pyplot state and backend alone. matplotlib is needed by this module
@@ -35,6 +36,14 @@ PLOT_HEIGHT = 3.5  # inches, error over time and learning curve
 MAX_SERIES = 6  # forecast panels at most
 CURVE_COLUMNS = ("rows", "time", "mae", "persistence_mae", "running_mae", "running_persistence_mae")
 SAMPLE_COLUMNS = ("time", "actual", "forecast")
+#: The baselines drawn beside the model: column prefix, legend label, caption text, line style.
+BASELINES = (
+    ("persistence", "persistence", "persistence (the last known value)", "tab:gray", "--"),
+    ("seasonal", "seasonal naive", "the seasonal naive forecast (the value one season before)",
+     "tab:green", ":"),
+    ("ar", "online AR", "an online linear autoregression (recursive least squares on the last "
+     "few values)", "tab:orange", "-."),
+)  # fmt: skip
 
 
 def write_report(folder, *, title, summary, curve, samples, target, interval=None):
@@ -57,8 +66,10 @@ def write_report(folder, *, title, summary, curve, samples, target, interval=Non
         (scored rows at the bucket's end, increasing), ``time`` (the bucket's
         last label time: datetimes, possibly tz-aware, or numbers), ``mae`` and
         ``persistence_mae`` (within the bucket), ``running_mae`` and
-        ``running_persistence_mae`` (up to the bucket's end). Persistence
-        columns may be all NaN; other columns are ignored. May have no rows.
+        ``running_persistence_mae`` (up to the bucket's end); optionally
+        ``seasonal_mae``, ``ar_mae`` and their ``running_`` twins. A baseline's
+        columns may be all NaN (it is then not drawn); other columns are
+        ignored. May have no rows.
     samples : dict
         Series key -> DataFrame with columns ``time``, ``actual``, ``forecast``
         and optionally ``lo`` and ``hi``, the interval bounds, in time order.
@@ -126,14 +137,15 @@ def write_report(folder, *, title, summary, curve, samples, target, interval=Non
         _plot_sample(ax, frame, x, xlabel, target, interval)
     _save_png(fig, folder / "forecast.png")
 
-    for name, x_column, columns, what in [
-        ("error_over_time.png", "time", ("mae", "persistence_mae"), "MAE in the bucket"),
-        ("learning_curve.png", "rows", ("running_mae", "running_persistence_mae"), "running MAE"),
+    drawn = [b for b in BASELINES if len(curve) and _has_values(curve, f"{b[0]}_mae")]
+    for name, x_column, prefix, what in [
+        ("error_over_time.png", "time", "", "MAE in the bucket"),
+        ("learning_curve.png", "rows", "running_", "running MAE"),
     ]:
         ax = (fig := new_figure(PLOT_HEIGHT)).add_subplot()
         if len(curve):
             x, xlabel = x_axes[x_column]
-            _lines(ax, x, curve, *columns, what)
+            _lines(ax, x, curve, prefix, drawn, what)
             _format_axes(ax, xlabel, f"{what} ({target})", x)
         else:
             _no_data(ax)
@@ -141,14 +153,15 @@ def write_report(folder, *, title, summary, curve, samples, target, interval=Non
 
     band = f", with the {interval} prediction interval shaded" if interval else ""
     more = f" (the first {MAX_SERIES} of {len(samples)})" if len(samples) > MAX_SERIES else ""
+    against = f"the model and of {_and([b[2] for b in drawn])}" if drawn else "the model"
     images = [
         ("forecast.png", "forecasts", f"Actual and forecast {target} of sample series"
          f"{more}{band}."),
-        ("error_over_time.png", "error over time", "MAE of the model and of persistence (the "
-         "last known value) within each bucket of consecutive scored rows, at the time of its "
-         "last label."),
-        ("learning_curve.png", "learning curve", "Running MAE of the model and of persistence "
-         "up to each bucket's end, against the rows scored so far."),
+        ("error_over_time.png", "error over time", f"MAE of {against} within each bucket of "
+         "consecutive scored rows, at the time of its last label (a baseline's on the rows "
+         "where it has a forecast)."),
+        ("learning_curve.png", "learning curve", f"Running MAE of {against} up to each "
+         "bucket's end, against the rows scored so far."),
     ]  # fmt: skip
     rows = [(str(name), _format_value(value)) for name, value in summary.items()]
     _write_atomic(folder / "report.md", _markdown(title, rows, images).encode())
@@ -212,11 +225,21 @@ def _plot_sample(ax, frame, time, label, target, interval):
     _format_axes(ax, label, target, time)
 
 
-def _lines(ax, x, curve, model, baseline, what):
-    ax.plot(x, curve[model].to_numpy(dtype=float), color="tab:blue", label=f"model {what}")
-    persistence = curve[baseline].to_numpy(dtype=float)
-    if np.isfinite(persistence).any():
-        ax.plot(x, persistence, color="tab:gray", ls="--", label=f"persistence {what}")
+def _has_values(curve, column):
+    return column in curve.columns and bool(np.isfinite(curve[column].to_numpy(float)).any())
+
+
+def _and(items):
+    return ", ".join(items[:-1]) + (" and " if len(items) > 1 else "") + items[-1]
+
+
+def _lines(ax, x, curve, prefix, baselines, what):
+    """The model's line, then each baseline's (``prefix`` picks the running columns)."""
+    ax.plot(x, curve[f"{prefix}mae"].to_numpy(dtype=float), color="tab:blue",
+            label=f"model {what}")  # fmt: skip
+    for name, label, _, color, style in baselines:
+        values = curve[f"{prefix}{name}_mae"].to_numpy(dtype=float)
+        ax.plot(x, values, color=color, ls=style, label=f"{label} {what}")
 
 
 def _format_axes(ax, xlabel, ylabel, x):
@@ -229,7 +252,7 @@ def _format_axes(ax, xlabel, ylabel, x):
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper right", fontsize="small")
+    ax.legend(loc="best", fontsize="small")
 
 
 def _no_data(ax):

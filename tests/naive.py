@@ -658,3 +658,49 @@ def lagged_targets(keys, values, lags, loc=None, scale=None):
                 value = (value - np.float64(loc[i][q])) / np.float64(scale[i][q])
             out[i, c] = value
     return out
+
+
+def online_ar(y, p, h, p0=1e3, exact=False):
+    """The online linear AR(p) baseline of one series, one row at a time.
+
+    Recursive least squares (forgetting factor 1, weights 0, ``P = p0 I``) of
+    ``y[t + d]`` on ``[1, v[t], v[t - 1], .., v[t - p + 1]]``, ``v`` the forward-filled
+    ``y`` and ``d = max(h, 1)``. Row ``t`` first learns from its own value (when
+    not NaN) with the regressor of ``d`` rows before, then forecasts row ``t + d``.
+    Returns each row's forecast (NaN where its regressor reaches before the first
+    value). ``exact=True`` runs the same steps on fractions, rounding only the
+    forecasts.
+    """
+    from fractions import Fraction
+
+    y = np.asarray(y, np.float64)
+    n, d = len(y), max(h, 1)
+    number = Fraction if exact else np.float64
+    filled = y.copy()
+    for t in range(1, n):
+        if np.isnan(filled[t]):
+            filled[t] = filled[t - 1]
+
+    def regressor(t):
+        if t - p + 1 < 0:
+            return None
+        lags = filled[t - p + 1 : t + 1][::-1]
+        if np.isnan(lags).any():
+            return None
+        return np.array([number(1.0), *(number(v) for v in lags.tolist())])
+
+    w = np.array([number(0.0)] * (p + 1))
+    P = np.array([[number(p0 if i == j else 0.0) for j in range(p + 1)] for i in range(p + 1)])
+    forecast = np.full(n, np.nan)
+    for t in range(n):
+        x = regressor(t - d)
+        if x is not None and not np.isnan(y[t]):
+            Px = P @ x
+            denom = 1 + x @ Px
+            gain = Px / denom
+            w = w + gain * (number(y[t]) - w @ x)
+            P = P - np.outer(Px, Px) / denom
+        x = regressor(t)
+        if x is not None and t + d < n:
+            forecast[t + d] = float(w @ x)
+    return forecast

@@ -1,8 +1,14 @@
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
 
+import feeds
+from streamrnn._book import Book
 from streamrnn.errors import InputError
+from streamrnn.evaluate import _Scorer, _wanted
+from streamrnn.losses import MSE
 from streamrnn.report import write_report
 
 image = pytest.importorskip("matplotlib.image")
@@ -23,13 +29,13 @@ SUMMARY = {
 }
 
 
-def make_curve(n=8, time=None, persistence=True):
+def make_curve(n=8, time=None, persistence=True, others=False):
     rows = np.arange(1, n + 1) * 100
     if time is None:
         time = pd.date_range("2020-01-01", periods=n, freq="D")
     mae = np.linspace(1.0, 0.2, n)
     pers = np.full(n, 0.9) if persistence else np.full(n, np.nan)
-    return pd.DataFrame(
+    curve = pd.DataFrame(
         {
             "rows": rows,
             "time": time,
@@ -40,6 +46,11 @@ def make_curve(n=8, time=None, persistence=True):
             "updates": rows // 10,
         }
     )
+    if others:  # the seasonal naive and the AR baselines, as a book gives them
+        for name, level in (("seasonal", 0.6), ("ar", 0.4)):
+            curve[f"{name}_mae"] = level
+            curve[f"running_{name}_mae"] = level
+    return curve
 
 
 def make_sample(n=48, time=None, interval=True, seed=0):
@@ -190,3 +201,88 @@ def test_missing_columns_are_named(tmp_path):
     with pytest.raises(InputError, match="curve column 'time' has dtype"):
         write(tmp_path, curve=make_curve(time=list("abcdefgh")))
     assert not any(tmp_path.iterdir())  # checked before anything is written
+
+
+def test_all_baselines_are_drawn_and_named(tmp_path):
+    write(tmp_path / "one", curve=make_curve())
+    write(tmp_path / "all", curve=make_curve(others=True))
+    for name in IMAGES[1:]:
+        one, every = read_png(tmp_path / "one" / name), read_png(tmp_path / "all" / name)
+        assert ink(every) > ink(one)  # two more lines
+    text = (tmp_path / "all" / "index.html").read_text()
+    assert "persistence (the last known value), the seasonal naive forecast" in text
+    assert "and an online linear autoregression" in text
+    assert "autoregression" not in (tmp_path / "one" / "index.html").read_text()
+    nan_ar = make_curve(others=True).assign(ar_mae=np.nan, running_ar_mae=np.nan)
+    write(tmp_path / "no_ar", curve=nan_ar)
+    text = (tmp_path / "no_ar" / "index.html").read_text()
+    assert "seasonal naive" in text and "autoregression" not in text
+
+
+# -- the book: the figures a backfill keeps for its report --------------------------------------
+def keyed_stream(seed=0, n=600, n_keys=3):
+    rng = np.random.default_rng(seed)
+    keys = rng.integers(0, n_keys, n)
+    y = 5.0 + np.cumsum(rng.standard_normal((n, 1)), axis=0)
+    y[rng.random(n) < 0.1] = np.nan
+    out = y + rng.standard_normal((n, 1))  # forecasts, whichever rows they are scored on
+    return keys, out, y
+
+
+def book_run(keys, out, y, cuts, buckets=4):
+    """A scorer with every baseline feeding a small book, chunk by chunk; and the pairs."""
+    loss = MSE()
+    scorer = _Scorer(loss, 1, _wanted(None, loss, 5), 5, None, None, 0.0, ar_order=3)
+    book = Book(2, 0, None)
+    book.BUCKETS = buckets  # merges happen within a few hundred rows
+    seen = []
+    edges = [0, *sorted(cuts), len(y)]
+    for a, b in zip(edges[:-1], edges[1:]):
+        chunk = feeds.Chunk(keys[a:b], None, out[a:b], y[a:b])
+
+        def pairs(rows, made, values, chunk=chunk):
+            seen.append(values)
+            book.take(chunk, rows, made, values)
+
+        scorer.take(chunk, chunk.x, pairs)
+    return scorer, book, seen
+
+
+def test_the_book_keeps_every_baseline_whatever_the_cutting():
+    keys, out, y = keyed_stream()
+    scorer, book, seen = book_run(keys, out, y, [])
+    curve = book.curve()
+    baselines = ("persistence", "seasonal", "ar")
+    figures = ["mae", *(f"{b}_mae" for b in baselines)]
+    assert list(curve.columns) == ["rows", "time", *figures, *(f"running_{f}" for f in figures)]
+    assert book.width > 64 and len(curve) > 1  # buckets merged
+    for cuts in ([1, 2, 3], [100, 101, 450], list(range(7, 600, 37))):
+        _, other, _ = book_run(keys, out, y, cuts)
+        pd.testing.assert_frame_equal(other.curve(), curve, check_exact=True)
+    # the whole run's MAE of each baseline, from the book's sums, is the scorer's
+    values = {k: np.concatenate([v[k] for v in seen]) for k in seen[0]}
+    target = values["target"][:, 0]
+    scores = scorer.figures()
+    for b in baselines:
+        error = np.abs(values[b][:, 0] - target)
+        assert curve[f"running_{b}_mae"].iloc[-1] == pytest.approx(np.nanmean(error), rel=1e-12)
+        assert curve[f"running_{b}_mae"].iloc[-1] == pytest.approx(scores[f"{b}_mae"], rel=1e-12)
+    assert np.isfinite(curve["ar_mae"]).all()
+
+
+def test_the_book_pickles_and_reads_an_older_one():
+    keys, out, y = keyed_stream(seed=1)
+    _, book, _ = book_run(keys[:300], out[:300], y[:300], [50])
+    assert len(book.closed) == 4
+    again = pickle.loads(pickle.dumps(book))
+    pd.testing.assert_frame_equal(again.curve(), book.curve(), check_exact=True)
+    # a book written when it kept the model's and persistence's sums only
+    state = dict(book.__dict__)
+    state["open"] = state["open"][:6]
+    state["closed"] = [bucket[:6] for bucket in state["closed"]]
+    old = Book.__new__(Book)
+    old.__setstate__(state)
+    curve = old.curve()
+    same = ["rows", "time", "mae", "persistence_mae", "running_mae", "running_persistence_mae"]
+    pd.testing.assert_frame_equal(curve[same], book.curve()[same], check_exact=True)
+    assert curve["ar_mae"].isna().all() and curve["running_seasonal_mae"].isna().all()
