@@ -14,7 +14,7 @@ gets it: once with quantiles 0.05, 0.5 and 0.95 (a pinball loss; the median is
 the forecast) and once without (the default point loss). Whatever the defaults
 pick from the data (season, calendar inputs, lagged targets) they pick here.
 
-The forecasts are scored by the rules of ``QUALITY.md``, in the target's units:
+The forecasts are scored by these rules, in the target's units:
 
 - The output at a series' row ``t`` forecasts its row ``t + 1``. Actual values
   come from streaming the same file through a :class:`feeds.Feed` with the
@@ -607,7 +607,7 @@ def main():
     print(table(results))
     print()
     report = {
-        "definitions": "QUALITY.md; every figure of a set on the same rows",
+        "definitions": "the module docstring; every figure of a set on the same rows",
         "settings": {
             "quantiles": QUANTILES,
             "split": float(SPLIT),

@@ -149,12 +149,16 @@ def _print_summary(summary, out):
         out.write(f" (resumed at row {summary['resumed_at']:,})")
     out.write(f"\n  this run: {summary['seconds']:.2f} s, {summary['rows_per_s']:,.0f} rows/s\n")
     scores = [(n, summary[n]) for n in ("mae", "rmse", "persistence_mae", "mase",
-              "seasonal_mae", "mase_seasonal", "coverage") if n in summary]  # fmt: skip
+              "seasonal_mae", "mase_seasonal", "ar_mae", "mase_ar", "coverage")
+              if n in summary]  # fmt: skip
     if scores:
         out.write("  " + ", ".join(f"{n} {v:.4g}" for n, v in scores))
-        if "mase" in summary and not math.isnan(summary["mase"]):
-            better = "better" if summary["mase"] < 1 else "worse"
-            out.write(f" ({better} than persistence)")
+        verdicts = [f"{'better' if summary[m] < 1 else 'worse'} than {b}"
+                    for m, b in (("mase", "persistence"), ("mase_seasonal", "seasonal naive"),
+                                 ("mase_ar", "AR(7)"))
+                    if m in summary and not math.isnan(summary[m])]  # fmt: skip
+        if verdicts:
+            out.write(f" ({', '.join(verdicts)})")
         out.write("\n")
     if "updates" in summary:
         out.write(f"  learner: {summary['updates']:,} updates, {summary['skipped']:,} skipped\n")

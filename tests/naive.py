@@ -630,6 +630,41 @@ def calendar_features(times, names, tz=None):
     return out
 
 
+# -- forecasts relative to the last observed value (streamrnn.relative) ------------------------
+
+
+def relative_anchors(keys, y, horizon, loc=None):
+    """Each row's anchor, row by row: the key's last observed target at or before the
+    row (before it for ``horizon == 0``), else ``loc`` of the row (0 without)."""
+    y = np.asarray(y, np.float64)
+    last, out = {}, np.empty_like(y)
+    for r, k in enumerate(np.asarray(keys).tolist()):
+        seen = last.setdefault(k, np.full(y.shape[1], np.nan))
+        if horizon > 0:
+            seen[~np.isnan(y[r])] = y[r][~np.isnan(y[r])]
+        base = np.zeros(y.shape[1]) if loc is None else np.asarray(loc[r], np.float64)
+        out[r] = np.where(np.isnan(seen), base, seen)
+        if horizon == 0:
+            seen[~np.isnan(y[r])] = y[r][~np.isnan(y[r])]
+    return out
+
+
+def relative_labels(keys, y, horizon, loc=None, scale=None):
+    """Each row's label for a relative learner: its targets less the anchor of the key's
+    row ``horizon`` rows before, over that row's scale (NaN when there is none)."""
+    y = np.asarray(y, np.float64)
+    anchors = relative_anchors(keys, y, horizon, loc)
+    scale = np.ones_like(y) if scale is None else np.asarray(scale, np.float64)
+    rows, out = {}, np.full_like(y, np.nan)
+    for r, k in enumerate(np.asarray(keys).tolist()):
+        mine = rows.setdefault(k, [])
+        mine.append(r)
+        if len(mine) > horizon:
+            o = mine[-1 - horizon]
+            out[r] = (y[r] - anchors[o]) / scale[o]
+    return out
+
+
 def lagged_targets(keys, values, lags, loc=None, scale=None):
     """Lagged targets row by row: each key's forward-filled history, ``k`` rows back.
 
@@ -704,3 +739,55 @@ def online_ar(y, p, h, p0=1e3, exact=False):
         if x is not None and t + d < n:
             forecast[t + d] = float(w @ x)
     return forecast
+
+
+def shrink_gains(keys, labels, made, forget):
+    """Each row's shrinkage gain, row by row: per key and target, the clipped ratio of
+    the forgotten sums of ``label * made`` and ``made ** 2`` over the key's rows before;
+    rows where either is NaN add nothing."""
+    labels, made = np.asarray(labels, np.float64), np.asarray(made, np.float64)
+    sums, gain = {}, np.empty_like(labels)
+    for r, k in enumerate(np.asarray(keys).tolist()):
+        sxy, sxx = sums.setdefault(k, (np.zeros(labels.shape[1]), np.zeros(labels.shape[1])))
+        for j in range(labels.shape[1]):
+            gain[r, j] = min(max(sxy[j] / sxx[j], 0.0), 1.0) if sxx[j] > 0 else 0.0
+            if not (np.isnan(labels[r, j]) or np.isnan(made[r, j])):
+                sxy[j] = forget * sxy[j] + labels[r, j] * made[r, j]
+                sxx[j] = forget * sxx[j] + made[r, j] ** 2
+    return gain
+
+
+def made_changes(keys, outputs, horizon):
+    """Each row's network output of ``horizon`` rows before in its key (NaN before)."""
+    outputs = np.asarray(outputs, np.float64)
+    rows, out = {}, np.full_like(outputs, np.nan)
+    for r, k in enumerate(np.asarray(keys).tolist()):
+        mine = rows.setdefault(k, [])
+        mine.append(r)
+        if len(mine) > horizon:
+            out[r] = outputs[mine[-1 - horizon]]
+    return out
+
+
+def calibrated(keys, labels, changes, quantiles, horizon, step):
+    """Quantile changes (N, T, K) spread row by row around their median by each key's
+    factor exp(w); w moves by ``step * (miss - nominal)`` after each label, ``miss``
+    telling whether the label fell outside the outer quantiles issued ``horizon``
+    rows before, and stays within [-5, 5]."""
+    q = np.asarray(quantiles)
+    lo, hi, mid = int(np.argmin(q)), int(np.argmax(q)), int(np.flatnonzero(q == 0.5)[0])
+    nominal = 1.0 - (q.max() - q.min())
+    out = np.array(changes, np.float64)
+    width, issued = {}, {}
+    for r, k in enumerate(np.asarray(keys).tolist()):
+        w = width.setdefault(k, np.zeros(out.shape[1]))
+        past = issued.setdefault(k, [])
+        out[r] = out[r, :, [mid]].T + np.exp(w)[:, None] * (out[r] - out[r, :, [mid]].T)
+        past.append(out[r, :, [lo, hi]].T.copy())
+        if len(past) > horizon:
+            a, b = past[-1 - horizon][:, 0], past[-1 - horizon][:, 1]
+            for j in range(out.shape[1]):
+                if not np.isnan(labels[r, j]):
+                    miss = float(labels[r, j] < a[j] or labels[r, j] > b[j])
+                    w[j] = min(max(w[j] + step * (miss - nominal), -5.0), 5.0)
+    return out

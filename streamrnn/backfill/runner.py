@@ -681,7 +681,8 @@ def _report(job, state, summary, folder):
         "rows/s (this run)": summary["rows_per_s"],
     }
     for name in ("mae", "rmse", "persistence_mae", "mase", "seasonal_mae", "mase_seasonal",
-                 "coverage", "coverage_nominal", "updates", "skipped"):  # fmt: skip
+                 "ar_mae", "mase_ar", "coverage", "coverage_nominal", "updates",
+                 "skipped"):  # fmt: skip
         if name in summary:
             shown[name.replace("_", " ")] = summary[name]
     interval = None
