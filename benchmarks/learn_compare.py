@@ -46,11 +46,17 @@ def model(cell, H):
     return cls(I, H, output_size=1, dtype="float32", seed=0)
 
 
+#: What the learner's outputs are: levels, as PyTorch's recipe learns (``--relative none``),
+#: or changes from the last value, shrunk, as a forecasting learner has them by default.
+RELATIVE = {"none": None, "last": "last"}
+_relative = [None]
+
+
 def learner(cell, H, n_series):
     """A fresh learner: Adam, MSE, one update from every ``n_series`` windows."""
     return streamrnn.OnlineLearner(
         model(cell, H), tbptt=(K, K), loss="mse", optimizer=streamrnn.optim.Adam(), horizon=0,
-        batch=n_series, relative=None,  # levels, as PyTorch's recipe learns
+        batch=n_series, relative=_relative[0],
     )  # fmt: skip
 
 
@@ -153,7 +159,11 @@ def main():
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--cells", nargs="+", default=["gru", "lstm"])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--relative", choices=sorted(RELATIVE), default="none",
+                        help="streamrnn's outputs: levels (as PyTorch's recipe) or changes "
+                        "from the last value, shrunk (a forecasting learner's default)")
     args = parser.parse_args()
+    _relative[0] = RELATIVE[args.relative]
     rep = 3 if args.quick else 5
     H = args.hidden
     cores = os.cpu_count()
@@ -186,7 +196,7 @@ def main():
         machine=platform.machine(), processor=platform.processor(), cpus=cores,
         torch=torch.__version__, numba=numba.__version__, numpy=np.__version__,
         streamrnn=streamrnn.__version__, input_size=I, k1=K, k2=K, dtype="float32",
-        optimizer="Adam(lr=1e-3)", loss="mse",
+        optimizer="Adam(lr=1e-3)", loss="mse", relative=args.relative,
     )  # fmt: skip
     print(json.dumps(dict(meta=meta, results=rows), indent=1))
 

@@ -49,6 +49,7 @@ def make_learner(cell="gru", dtype="float64", *, layers=1, inputs=2, hidden=4, o
     model = make_model(cell, inputs, hidden, layers, output_size=outputs, dtype=dtype, seed=seed)
     options.setdefault("optimizer", optim.Adam(lr=0.01))
     options.setdefault("relative", None)
+    options.setdefault("loss", "mse")  # the recipe the PyTorch references run
     return streamrnn.OnlineLearner(model, **options)
 
 
@@ -834,7 +835,8 @@ def test_reset_and_set_state_between_learning_match_reference(cell):
 def test_predict_then_learn_is_a_fresh_history():
     """After predict, learning goes on exactly as a learner holding the same weights
     (plain SGD: no other optimizer state) whose series start at those states."""
-    options = dict(tbptt=(3, 6), horizon=1, batch=1, optimizer=optim.SGD(lr=0.3), relative=None)
+    options = dict(tbptt=(3, 6), horizon=1, batch=1, optimizer=optim.SGD(lr=0.3), relative=None,
+                   loss="mse")
     learner = make_learner("rnn_tanh", **options)
     keys, x, y = keyed_rows([8, 11], seed=5, names=["u", "v"])
     learner.learn(keys, None, x, y)
