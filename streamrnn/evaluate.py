@@ -221,11 +221,13 @@ def _ar_window(st, V, L, t, p, x):
     if t - p + 1 < 0:
         return False
     x[0] = 1.0
+    at = t % L  # one division, then walk back around the ring
     for j in range(1, p + 1):
-        v = st[V + (t - j + 1) % L]
+        v = st[V + at]
         if np.isnan(v):
             return False
         x[j] = v
+        at = at - 1 if at > 0 else L - 1
     return True
 
 
