@@ -854,6 +854,11 @@ def test_auto_settings_come_from_the_sampling_step(tmp_path):
     job = resolved(checked(Job(str(tmp_path / "h.parquet"), str(tmp_path / "out"),
                                targets=["level"], horizon=3, season=4, lags="none")))  # fmt: skip
     assert (job.season, job.lags, job.calendar) == (4, None, None)
+    days = pd.bdate_range("2024-01-01", periods=60)  # trading days: a week is five rows
+    pd.DataFrame({"time": days, "level": np.arange(60.0)}).to_parquet(tmp_path / "d.parquet")
+    job = resolved(checked(Job(str(tmp_path / "d.parquet"), str(tmp_path / "out"),
+                               targets=["level"])))  # fmt: skip
+    assert (job.season, job.lags) == (5, [4])
 
 
 def test_quantiles_never_cross_and_the_minimum_holds(data, tmp_path):

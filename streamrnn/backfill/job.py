@@ -96,8 +96,8 @@ class Job:
         misses, so that its coverage tends to the nominal one.
     season : int or "auto", optional
         Period of the seasonal naive baseline, in steps; ``"auto"`` from the
-        sampling step (288 for 5 minutes, 24 for hours, 7 for days, 52 for
-        weeks, 12 for months), None for none.
+        sampling step (288 for 5 minutes, 24 for hours, 7 for days, 5 for days
+        that are all weekdays, 52 for weeks, 12 for months), None for none.
     chunk_rows : int
         Input rows per chunk; memory follows it. It does not change the results,
         and may differ between a run and its resumption.

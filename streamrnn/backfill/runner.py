@@ -100,13 +100,14 @@ def _season_for(step):
 
 
 def _sampling_step(job):
-    """The input's sampling step: the grid, else the median time between a key's rows
-    among the input's first rows (None for numeric times or too few rows)."""
+    """The input's sampling step and whether it holds weekdays only: the grid, else the
+    median time between a key's rows among the input's first rows (None for numeric
+    times or too few rows)."""
     if job.grid is not None:
         try:
-            return pd.Timedelta(job.grid)
+            return pd.Timedelta(job.grid), False
         except (TypeError, ValueError):
-            return None  # numeric times
+            return None, False  # numeric times
     schema = feeds.Schema
     try:
         feed = feeds.Feed(schema(time=job.time, key=job.key, features=job.features,
@@ -116,20 +117,24 @@ def _sampling_step(job):
         with contextlib.closing(reader):
             chunk = next(iter(reader), None)
     except (feeds.FeedError, OSError, ValueError, TypeError):
-        return None  # the run itself reports what is wrong with the input
+        return None, False  # the run itself reports what is wrong with the input
     if chunk is None or chunk.times is None or chunk.times.dtype.kind != "M":
-        return None
+        return None, False
     keys = np.zeros(len(chunk), np.int64) if chunk.keys is None else pd.factorize(chunk.keys)[0]
     order = np.lexsort((chunk.times, keys))
     t, k = chunk.times.view(np.int64)[order], keys[order]
     gap = np.diff(t)[np.diff(k) == 0]
     gap = gap[gap > 0]
-    return pd.Timedelta(int(np.median(gap)), "ns") if gap.size else None
+    if not gap.size:
+        return None, False
+    weekdays = len(t) >= 20 and bool((pd.DatetimeIndex(chunk.times).day_of_week < 5).all())
+    return pd.Timedelta(int(np.median(gap)), "ns"), weekdays
 
 
 def resolved(job):
-    """The job with its ``auto`` settings decided: season, calendar inputs, lags and
-    relative (read from the sampling step of the input's first rows)."""
+    """The job with its ``auto`` settings decided: scale, season, calendar inputs and
+    lags (read from the sampling step of the input's first rows; daily rows on
+    weekdays only have a season of 5)."""
     job = dataclasses.replace(job)
     if job.model is not None:  # a given model's inputs and units are its own
         job.scale = None if job.scale == "auto" else job.scale
@@ -138,9 +143,11 @@ def resolved(job):
     elif job.scale == "auto":
         job.scale = "per_key"
     if "auto" in (job.season, job.calendar) or job.lags == "auto":
-        step = _sampling_step(job)
+        step, weekdays = _sampling_step(job)
         if job.season == "auto":
             job.season = None if step is None else _season_for(step)
+            if job.season == 7 and weekdays:  # trading or working days: a week of five
+                job.season = 5
         if job.calendar == "auto":
             job.calendar = None if step is None else (list(feeds.calendar_for(step)) or None)
     if job.lags == "auto":
