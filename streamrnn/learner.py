@@ -199,7 +199,7 @@ class OnlineLearner(Stream):
         self._ring_width = model.input_size + self._n_targets + model.state_size
         self._PT_size = make_back_spec(model._spec, model.dtype)[1]
         quantiles = self.loss.quantiles if isinstance(self.loss, Pinball) else None
-        stands = self._stands_for_targets(model)
+        self._stands = stands = self._stands_for_targets(model)
         if relative == "default":
             relative = "last" if stands else None
         if not stands and (relative is not None or minimum is not None):
@@ -449,7 +449,7 @@ class OnlineLearner(Stream):
             self._labels(y, 0)
             return self._new_outputs(0)
         y = self._labels(y, len(rows.x))
-        if not self._stands_for_targets(self.model):
+        if not self._stands:
             scale = None  # outputs that are no target values stay as they are
         self._commit_keys(rows)
         Y = self._new_outputs(len(rows.x))
@@ -457,17 +457,18 @@ class OnlineLearner(Stream):
             self._learn_rows(rows, y, Y)
             Y = self._in_units(Y, loc, scale)
         else:
-            obs, A, s, last = self._anchors(rows, y, loc, scale)
-            labels, lab, ring = self._change_labels(rows, obs, A, s)
+            groups = rel.groups_of(rows)
+            obs, A, s, last = self._anchors(rows, y, loc, scale, groups)
+            labels, lab, ring = self._change_labels(rows, groups, obs, A, s)
             self._learn_rows(rows, labels, Y)
-            Y = self._forecasts(rows, Y, A, s, lab)
+            Y = self._forecasts(rows, groups, Y, A, s, lab)
             self._aring[rows.slots] = ring
             self._alast[rows.slots] = last
-        Y = self._bounded(Y)
+        Y = self._bounded(Y, rearranged=self.calibrate)
         self._commit_rows(rows)
         return Y
 
-    def _change_labels(self, rows, obs, anchor, s):
+    def _change_labels(self, rows, groups, obs, anchor, s):
         """A relative learner's labels: the change of each row's targets from the
         anchor of the row ``horizon`` steps before, in that row's scale. Returns them
         in input order (the model's dtype) and in series order (float64), and the
@@ -477,24 +478,22 @@ class OnlineLearner(Stream):
             lab = (obs - anchor) / s
             ring = self._aring[rows.slots]
         else:
-            slots, sizes, pos = rel.groups_of(rows)
-            ring = self._aring[slots].copy()
-            then = rel.lagged(ring, (np.arange(len(slots)), sizes, pos),
-                              np.hstack([anchor, s]), h)  # fmt: skip
+            ring = self._aring[rows.slots].copy()
+            then = rel.lagged(ring, groups, np.hstack([anchor, s]), h)
             T = self._T
             lab = (obs - then[:, :T]) / then[:, T:]
         labels = np.empty(lab.shape, self.model.dtype)
         labels[rows.order] = lab
         return labels, lab, ring
 
-    def _forecasts(self, rows, Y, anchor, s, lab):
+    def _forecasts(self, rows, groups, Y, anchor, s, lab):
         """Forecasts in input order from the network's changes ``Y``: shrunk and
         calibrated in series order (committing what that learns), then ``anchor +
         s * change``."""
         order, j = rows.order, self._tcol
         C = Y[order].astype(np.float64)
         if self.shrink:
-            gain = self._shrink(rows, lab, C[:, self._point])
+            gain = self._shrink(rows, groups, lab, C[:, self._point])
             C -= ((1.0 - gain) * C[:, self._point])[:, j]
         if self.calibrate:  # on rearranged quantiles: the median is the middle one
             C = rel.sort_quantiles(C, self._qorder, len(self._qorder))
@@ -522,14 +521,14 @@ class OnlineLearner(Stream):
             return super()._spreads_of(slots)
         return np.exp(self._cwidth[slots])
 
-    def _shrink(self, rows, lab, made):
+    def _shrink(self, rows, groups, lab, made):
         """Each row's shrinkage gain (series order, see :mod:`streamrnn.relative`) from
         the network's point changes ``made`` (series order); the keys' sums and
         histories of forecast changes are committed."""
-        slots, sizes, pos = rel.groups_of(rows)
+        slots = rows.slots
         if self.horizon:
             ring = self._oring[slots].copy()
-            made = rel.lagged(ring, (np.arange(len(slots)), sizes, pos), made, self.horizon)
+            made = rel.lagged(ring, groups, made, self.horizon)
             self._oring[slots] = ring
         state = self._gain[slots].copy()
         gain = np.empty_like(lab)

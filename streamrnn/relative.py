@@ -153,10 +153,11 @@ def check_minimum(value):
 
 
 def groups_of(rows):
-    """``(slots, sizes, pos)`` of a chunk's rows grouped by series (see ``Stream._rows``)."""
+    """``(sizes, pos)`` of a chunk's rows grouped by series (see ``Stream._rows``): each
+    series' row count and each row's position within its series."""
     sizes = np.diff(rows.seg)
     pos = np.arange(len(rows.order)) - np.repeat(rows.seg[:-1], sizes)
-    return rows.slots, sizes, pos
+    return sizes, pos
 
 
 def forward_fill(seed, groups, values):
@@ -166,7 +167,7 @@ def forward_fill(seed, groups, values):
     value each series carries in (NaN for none). Returns ``(filled, last)``:
     the filled rows, and each series' value after its rows.
     """
-    slots, sizes, pos = groups
+    sizes, pos = groups
     N, C = values.shape
     ext = sizes + 1
     start = np.cumsum(ext) - ext
@@ -186,13 +187,14 @@ def lagged(hist, groups, values, lag):
     each series' last ``L >= lag`` values, oldest first, is updated in place."""
     from .evaluate import _lags
 
-    return _lags(hist, groups, values, [lag])[0]
+    sizes, pos = groups
+    return _lags(hist, (np.arange(len(sizes)), sizes, pos), values, [lag])[0]
 
 
 def sort_quantiles(Y, order, K):
     """Rearrange each target's ``K`` quantile outputs (columns ``j*K .. j*K+K-1``, in
     the order of the levels whose ascending order is ``order``) to increase with
-    the level; ``Y`` is (..., outputs), changed in place."""
+    the level; ``Y`` is (..., outputs). Returns a new array."""
     Q = Y.reshape(*Y.shape[:-1], -1, K)
     out = np.empty_like(Q)
     out[..., order] = np.sort(Q, axis=-1)

@@ -336,7 +336,7 @@ class Seq2SeqLearner(OnlineLearner):
             _decode(dec._spec, dec._P, s, x0, self._fb_out, horizon, Y[i], GI, GH)
         Y = Y.reshape(len(slots), horizon, dec.out_features)
         feed = self.feed
-        if feed is None or feed.scale is None or not self._stands_for_targets(dec):
+        if feed is None or feed.scale is None or not self._stands:
             return self._bounded(Y)
         loc, scale = feed.target_scaling(arr)
         j = self._tcol

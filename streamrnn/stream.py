@@ -629,17 +629,19 @@ class Stream:
             scale, loc = scale[:, None], loc[:, None]
         return (Y * scale + loc).astype(Y.dtype, copy=False)
 
-    def _anchors(self, rows, y, loc, scale):
+    def _anchors(self, rows, y, loc, scale, groups=None):
         """What a relative forecast starts from, per row in series order (``rows.order``).
 
         Returns ``(obs, anchor, scale, last)``: the observed targets in data units
         (NaN where missing), the anchors (the last observed value at or before the
         row; before it for ``horizon=0``; the running mean, or 0, before any) and
         the scales, each (N, targets) float64, and each series' last observed
-        targets after its rows (to commit once the rows are taken).
+        targets after its rows (to commit once the rows are taken). ``groups`` are
+        :func:`streamrnn.relative.groups_of` the rows, when known.
         """
         N, T, order = len(rows.x), self._T, rows.order
-        groups = rel.groups_of(rows)
+        if groups is None:
+            groups = rel.groups_of(rows)
         obs = np.full((N, T), np.nan) if y is None else np.asarray(y, np.float64)[order]
         if scale is not None and y is not None:
             obs = obs * scale[order] + loc[order]
@@ -676,9 +678,10 @@ class Stream:
         """The calibrated spread of each key's next quantiles (ones: as the network's)."""
         return np.ones((len(slots), self._T))
 
-    def _bounded(self, Y):
-        """Quantiles rearranged so that they never cross, then the lower bound."""
-        if self._qorder is not None:
+    def _bounded(self, Y, rearranged=False):
+        """Quantiles rearranged so that they never cross (unless they are already),
+        then the lower bound."""
+        if self._qorder is not None and not rearranged:
             Y = rel.sort_quantiles(Y, self._qorder, len(self._qorder))
         if self.minimum is not None:
             Y = np.maximum(Y, self.minimum).astype(self.model.dtype, copy=False)

@@ -108,10 +108,8 @@ def _sampling_step(job):
             return pd.Timedelta(job.grid), False
         except (TypeError, ValueError):
             return None, False  # numeric times
-    schema = feeds.Schema
     try:
-        feed = feeds.Feed(schema(time=job.time, key=job.key, features=job.features,
-                                 targets=job.targets), late="drop", duplicates="first",
+        feed = feeds.Feed(_schema(job), late="drop", duplicates="first",
                           missing="ffill" if job.missing == "error" else job.missing)  # fmt: skip
         reader = _reader(dataclasses.replace(job, chunk_rows=_PEEK_ROWS), feed, 0)
         with contextlib.closing(reader):
@@ -211,12 +209,15 @@ def _make_engine(job, model, chunk, feed, relative):
     return OnlineLearner(model, tbptt=job.tbptt, loss=loss, optimizer=_optimizer(job),
                          horizon=job.horizon, batch=job.batch, per_key=job.per_key,
                          feed=feed, relative=relative, minimum=job.minimum,
-                         shrink=job.shrink and relative is not None,
-                         calibrate=job.calibrate and relative is not None)  # fmt: skip
+                         shrink=job.shrink, calibrate=job.calibrate)  # fmt: skip
+
+
+def _schema(job):
+    return feeds.Schema(time=job.time, key=job.key, features=job.features, targets=job.targets)
 
 
 def _feed(job):
-    schema = feeds.Schema(time=job.time, key=job.key, features=job.features, targets=job.targets)
+    schema = _schema(job)
     options = {"missing": job.missing, "late": job.late, "duplicates": job.duplicates,
                "dtype": job.dtype}  # fmt: skip
     if job.grid is not None:
