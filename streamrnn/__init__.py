@@ -7,6 +7,7 @@ series.
 """
 
 from . import evaluate, losses, optim
+from .compiling import CompileWarning, compile
 from .errors import (
     ConfigError,
     InputError,
@@ -23,6 +24,8 @@ from .stream import Series, Stream
 from .torch_io import from_torch
 
 __all__ = [
+    "CompileWarning",
+    "compile",
     "GRU",
     "LSTM",
     "OnlineLearner",

@@ -18,6 +18,7 @@ a report with plots, and prints where the report is.
 """
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +32,7 @@ import streamrnn
 from feeds.datasets import load_weather
 from streamrnn.backfill import Job
 from streamrnn.backfill import run as run_backfill
+from streamrnn.compiling import said_on
 
 
 def write_monthly(df, folder):
@@ -53,6 +55,11 @@ def run(folder, model, chunk):
 
 
 def main(argv=None):
+    with said_on(sys.stdout):
+        _main(argv)
+
+
+def _main(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunk", type=int, default=2000, help="rows per chunk")
     parser.add_argument("--horizon", type=int, default=6, help="hours to forecast")
@@ -99,8 +106,7 @@ def backfill(df, args):
               learn=True, hidden=args.hidden, quantiles=[0.05, 0.5, 0.95],
               chunk_rows=args.chunk, overwrite=True, progress="none")  # fmt: skip
     print(f"\nbackfill: learning a GRU({args.hidden}) over {source} (prequential, "
-          "5%/50%/95% quantiles; compiling the learning kernels takes a few minutes the "
-          "first time)")  # fmt: skip
+          "5%/50%/95% quantiles)")  # fmt: skip
     s = run_backfill(job)
     print(f"backfill: {s['rows_out']:,} forecasts in {s['seconds']:.1f} s, "
           f"{s['updates']:,} updates; next-hour MAE {s['mae']:.3f} F against persistence "

@@ -17,6 +17,7 @@ from . import tbptt as kernels_tbptt
 from ._keys import as_keys
 from ._validate import as_float_array, positive_int
 from .bptt import refresh, window_args
+from .compiling import first_use
 from .errors import ConfigError, InputError, StateError
 from .layout import make_back_spec, trainable_ranges, unpack
 from .losses import Pinball, as_loss
@@ -543,7 +544,12 @@ class OnlineLearner(Stream):
 
     def _learn_rows(self, rows, y, Y):
         if self.per_key:
-            return self._learn_rows_per_key(rows, y, Y)
+            with first_use("per_key", self.model.dtype):
+                return self._learn_rows_per_key(rows, y, Y)
+        with first_use("learning", self.model.dtype):
+            self._learn_rows_shared(rows, y, Y)
+
+    def _learn_rows_shared(self, rows, y, Y):
         m = self.model
         if m._P is not self._P_seen:  # new weights were loaded into the model
             refresh(m._spec, m._P, self._bspec, self._PT)

@@ -6,6 +6,7 @@ import numpy as np
 from . import config, kernels
 from ._validate import as_float_array, check_finite, dtype_of, positive_int
 from .cells import CELLS
+from .compiling import first_use
 from .errors import ConfigError, InputError, StateError
 from .layout import make_spec, pack, param_shapes
 
@@ -423,10 +424,13 @@ class RecurrentModel:
         """Advance series ``q`` over rows ``order[starts[q]:starts[q] + lens[q]]``
         with state ``S[slots[q]]``; series must come longest first."""
         threads = numba.get_num_threads()
-        if threads > 1 and slots.shape[0] >= config.PARALLEL_MIN_SERIES:
-            kernels.run_parallel(self._spec, self._P, X, order, starts, lens, slots, S, Y, threads)
-        else:
-            kernels.run_serial(self._spec, self._P, X, order, starts, lens, slots, S, Y)
+        with first_use("inference", self.dtype):
+            if threads > 1 and slots.shape[0] >= config.PARALLEL_MIN_SERIES:
+                kernels.run_parallel(
+                    self._spec, self._P, X, order, starts, lens, slots, S, Y, threads
+                )
+            else:
+                kernels.run_serial(self._spec, self._P, X, order, starts, lens, slots, S, Y)
 
 
 class GRU(RecurrentModel):

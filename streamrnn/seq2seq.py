@@ -27,6 +27,7 @@ from . import config
 from ._keys import as_keys
 from ._validate import positive_int
 from .bptt import refresh, scratch_size, window, window_args
+from .compiling import first_use
 from .errors import ConfigError, InputError
 from .kernels import _gate_width, advance_block, readout_block
 from .layout import CELLS_BY_KIND_GATES
@@ -296,7 +297,8 @@ class Seq2SeqLearner(OnlineLearner):
             )
 
     def _learn_rows(self, rows, y, Y):
-        self._run(rows, y, Y, True)
+        with first_use("seq2seq", self.model.dtype):
+            self._run(rows, y, Y, True)
 
     def _new_outputs(self, n):
         return np.empty((n, self.horizon, self.decoder.out_features), self.model.dtype)

@@ -13,6 +13,7 @@ from . import kernels
 from . import relative as rel
 from ._keys import as_keys, as_times
 from ._validate import as_float_array, check_finite, plain, positive_int
+from .compiling import first_use
 from .errors import (
     ConfigError,
     InputError,
@@ -78,7 +79,8 @@ def _forecast(model, S, Xlast, has_input, fb, horizon, future, labels, change=Fa
         check_finite(checked, "future", ("series", "step", "column"))
     Y = np.empty((n, horizon, model.out_features), model.dtype)
     flags = np.full((fb.shape[0], 1), int(change), np.int64)
-    kernels.forecast(model._spec, model._P, S, Xlast, np.hstack([fb, flags]), future, Y)
+    with first_use("inference", model.dtype):
+        kernels.forecast(model._spec, model._P, S, Xlast, np.hstack([fb, flags]), future, Y)
     return Y
 
 
@@ -227,17 +229,11 @@ class Series:
             return Y
         D, I = model.state_size, model.input_size
         S = self._buf[None, :D]
-        kernels.run_serial(
-            model._spec,
-            model._P,
-            xs,
-            np.arange(T),
-            np.zeros(1, np.int64),
-            np.array([T]),
-            np.zeros(1, np.int64),
-            S,
-            Y,
-        )
+        with first_use("inference", model.dtype):
+            kernels.run_serial(
+                model._spec, model._P, xs, np.arange(T), np.zeros(1, np.int64), np.array([T]),
+                np.zeros(1, np.int64), S, Y,
+            )  # fmt: skip
         self._buf[D : D + I] = xs[-1]
         self._y[:] = Y[-1]
         self._has_input = True

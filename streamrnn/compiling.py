@@ -1,0 +1,197 @@
+"""First-time compilation: said before the wait, and done ahead of time on request.
+
+The kernels are compiled by Numba on their first call for each dtype and cached
+on disk; later processes load them in about a second. The first call on a
+machine waits for the compiler: a few seconds for the forward passes, one to
+three minutes for the learning kernels on a small machine. Before such a wait a
+:class:`CompileWarning` says what is compiled, roughly how long it takes and
+where the cache is. Silence it with::
+
+    warnings.filterwarnings("ignore", category=streamrnn.CompileWarning)
+
+:func:`compile` fills the cache ahead of time (for image builds, CI caches and
+cluster workers); ``streamrnn compile`` does the same from the command line.
+"""
+
+import contextlib
+import hashlib
+import os
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+#: What each family of kernels is, and roughly how long its first compilation
+#: takes on a 2-core machine.
+FAMILIES = {
+    "inference": ("forward passes and forecasts", "5-30 seconds"),
+    "learning": ("learning kernels (truncated backpropagation, shared weights)", "1-3 minutes"),
+    "per_key": ("learning kernels for weights per key", "1-3 minutes"),
+    "seq2seq": ("sequence-to-sequence learning kernels", "1-3 minutes"),
+}
+
+_PACKAGE = Path(__file__).resolve().parent
+_NOT_KERNELS = {"__init__.py", "__main__.py", "cli.py", "demo.py", "report.py", "errors.py",
+                "compiling.py", "checkpoint.py", "torch_io.py"}  # fmt: skip
+
+
+class CompileWarning(UserWarning):
+    """A family of kernels is being compiled for the first time on this machine."""
+
+
+_ready = set()  # (family, dtype) compiled or loaded in this process
+
+
+def cache_dir():
+    """The folder where Numba caches this package's compiled kernels."""
+    from numba.core import config as numba_config
+
+    if numba_config.CACHE_DIR:
+        return Path(numba_config.CACHE_DIR)
+    here = _PACKAGE / "__pycache__"
+    if os.access(_PACKAGE, os.W_OK):
+        return here
+    from numba.misc.appdirs import AppDirs
+
+    return Path(AppDirs(appname="numba", appauthor=False).user_cache_dir)
+
+
+def _sources_stamp():
+    """A digest of the sources the kernels are compiled from: a changed source means a
+    compiled kernel may be out of date, so its family counts as not yet compiled."""
+    digest = hashlib.sha256()
+    for path in sorted(_PACKAGE.glob("*.py")):
+        if path.name in _NOT_KERNELS:
+            continue
+        stat = path.stat()
+        digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    return digest.hexdigest()[:16]
+
+
+def _marker(family, dtype):
+    return cache_dir() / f"streamrnn-{family}-{dtype}.compiled"
+
+
+@contextlib.contextmanager
+def first_use(family, dtype):
+    """Warn before a family's first compilation on this machine; note it once done."""
+    dtype = np.dtype(dtype).name
+    if (family, dtype) in _ready:
+        yield
+        return
+    marker = _marker(family, dtype)
+    stamp = _sources_stamp()
+    try:
+        known = marker.read_text() == stamp
+    except OSError:
+        known = False
+    if not known:
+        what, how_long = FAMILIES[family]
+        warnings.warn(
+            f"compiling streamrnn's {what} for {dtype}, the first time on this machine: "
+            f"about {how_long}; they are cached in {cache_dir()} for later runs "
+            "(streamrnn compile does this ahead of time)",
+            CompileWarning,
+            stacklevel=4,
+        )
+    yield
+    _ready.add((family, dtype))
+    if not known:
+        with contextlib.suppress(OSError):  # a read-only cache only means a repeated notice
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            tmp = marker.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(stamp)
+            os.replace(tmp, marker)
+
+
+@contextlib.contextmanager
+def said_on(stream):
+    """Within this block, compile notices are written to ``stream`` as one line each
+    (``streamrnn: compiling ...``) rather than as Python warnings."""
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, CompileWarning):
+            stream.write(f"streamrnn: {message}\n")
+            stream.flush()
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", CompileWarning)
+            yield
+    finally:
+        warnings.showwarning = shown
+
+
+_MODES = ("inference", "learning", "per_key", "seq2seq")
+_CELLS = ("rnn", "gru", "lstm")
+
+
+def compile(cells=("gru",), dtypes=("float32",), modes=("inference", "learning")):  # noqa: A001
+    """Compile (or load from the cache) the kernels that these cells, dtypes and modes
+    use, so that the first real call does not wait. Returns the seconds each
+    ``(mode, cell, dtype)`` took.
+
+    ``modes`` among ``"inference"`` (forward passes, streams and forecasts),
+    ``"learning"`` (:class:`~streamrnn.OnlineLearner` with shared weights),
+    ``"per_key"`` (weights per key) and ``"seq2seq"``
+    (:class:`~streamrnn.Seq2SeqLearner`).
+    """
+    from .errors import ConfigError
+
+    for name, values, allowed in (("cells", cells, _CELLS), ("modes", modes, _MODES)):
+        values = (values,) if isinstance(values, str) else tuple(values)
+        bad = [v for v in values if v not in allowed]
+        if bad or not values:
+            raise ConfigError(f"{name} must be among {list(allowed)}, got {list(values)}")
+    cells = (cells,) if isinstance(cells, str) else tuple(cells)
+    modes = (modes,) if isinstance(modes, str) else tuple(modes)
+    dtypes = (dtypes,) if isinstance(dtypes, str) else tuple(dtypes)
+    for d in dtypes:
+        if np.dtype(d) not in (np.float32, np.float64):
+            raise ConfigError(f"dtypes must be among ['float32', 'float64'], got {list(dtypes)}")
+    took = {}
+    for mode in modes:
+        for cell in cells:
+            for dtype in dtypes:
+                start = time.perf_counter()
+                _exercise(mode, cell, np.dtype(dtype))
+                took[(mode, cell, np.dtype(dtype).name)] = time.perf_counter() - start
+    return took
+
+
+def _exercise(mode, cell, dtype):
+    """Run ``mode``'s kernels once on a tiny stream, as real use calls them."""
+    from . import models
+    from .learner import OnlineLearner
+    from .seq2seq import Seq2SeqLearner
+    from .stream import Stream
+
+    model = {"rnn": models.RNN, "gru": models.GRU, "lstm": models.LSTM}[cell](
+        input_size=2, hidden_size=4, output_size=1, seed=0, dtype=dtype
+    )
+    rng = np.random.default_rng(0)
+    n = 64
+    keys = np.repeat(np.arange(16), n // 16)
+    times = np.tile(np.arange(n // 16), 16)
+    x = rng.standard_normal((n, 2)).astype(dtype)
+    y = rng.standard_normal((n, 1)).astype(dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CompileWarning)
+        if mode == "inference":
+            model.forward(x[:8])
+            stream = Stream(model)
+            stream.update(keys, times, x)
+            stream.forecast(np.arange(16), 2)
+        elif mode == "learning":
+            OnlineLearner(model, tbptt=(2, 4)).predict_learn(keys, times, x, y)
+        elif mode == "per_key":
+            OnlineLearner(model, tbptt=(2, 4), per_key=True).predict_learn(keys, times, x, y)
+        else:
+            decoder = type(model)(1, 4, output_size=1, seed=1, dtype=dtype)
+            learner = Seq2SeqLearner(model, decoder, horizon=2, tbptt=(2, 4))
+            learner.predict_learn(keys, times, x, y)
