@@ -16,6 +16,7 @@ cluster workers); ``streamrnn compile`` does the same from the command line.
 import contextlib
 import hashlib
 import os
+import re
 import time
 import warnings
 from pathlib import Path
@@ -32,8 +33,7 @@ FAMILIES = {
 }
 
 _PACKAGE = Path(__file__).resolve().parent
-_NOT_KERNELS = {"__init__.py", "__main__.py", "cli.py", "demo.py", "report.py", "errors.py",
-                "compiling.py", "checkpoint.py", "torch_io.py"}  # fmt: skip
+_COMPILED = re.compile(r"^@(njit|intrinsic|register_jitable|overload)\b", re.M)
 
 
 class CompileWarning(UserWarning):
@@ -62,8 +62,8 @@ def _sources_stamp():
     compiled kernel may be out of date, so its family counts as not yet compiled."""
     digest = hashlib.sha256()
     for path in sorted(_PACKAGE.glob("*.py")):
-        if path.name in _NOT_KERNELS:
-            continue
+        if path.name != "config.py" and not _COMPILED.search(path.read_text(encoding="utf-8")):
+            continue  # nothing compiled in it
         stat = path.stat()
         digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
     return digest.hexdigest()[:16]

@@ -22,7 +22,7 @@ from .errors import ConfigError, InputError, StateError
 from .layout import make_back_spec, trainable_ranges, unpack
 from .losses import Pinball, as_loss
 from .optim import Adam, Optimizer, WarmUp
-from .stream import Stream, _forecast, _through
+from .stream import Stream, _forecast, _open, _through
 
 _TABLES = (feeds.Chunk, pd.DataFrame, pa.Table, pa.RecordBatch)
 
@@ -177,6 +177,8 @@ class OnlineLearner(Stream):
         shrink=True,
         calibrate=True,
     ):
+        if _open(self, model, feed, locals()):
+            return
         self.tbptt = _tbptt(tbptt)
         self.loss = as_loss(loss)
         self.horizon = positive_int(horizon, "horizon", 0)
@@ -240,6 +242,10 @@ class OnlineLearner(Stream):
     def _outputs_for(self, model):
         """Outputs the loss scores."""
         return model.out_features
+
+    def _outputs_wanted(self, targets, args):
+        loss = as_loss(args.get("loss", DEFAULT_LOSS))
+        return targets * (len(loss.quantiles) if isinstance(loss, Pinball) else 1) or None
 
     def _stands_for_targets(self, model):
         """Whether the outputs are values of the targets (or their quantiles)."""
@@ -337,11 +343,13 @@ class OnlineLearner(Stream):
         self._sync_model()
         state = self.__dict__.copy()
         for name in ("_bspec", "_PT", "_scratch", "_P_seen"):
-            del state[name]
+            state.pop(name, None)  # absent while the model's sizes are open
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        if "_sized_by" in state:
+            return
         self._bind()
 
     def _sync_model(self):
@@ -419,6 +427,15 @@ class OnlineLearner(Stream):
             raise InputError(
                 "the chunk has no targets to learn from; name them in feeds.Schema(targets=[...])"
             )
+        self._size_from(chunk.x, chunk.y, chunk.columns)
+        if chunk.y.shape[1] != self._n_targets:
+            raise InputError(
+                f"the chunk has {chunk.y.shape[1]} target column(s) {list(chunk.targets)}, but "
+                f"the model's {self.model.out_features} outputs under {self.loss!r} stand for "
+                f"{self._n_targets}; build it with output_size="
+                f"{self._outputs_wanted(chunk.y.shape[1], {'loss': self.loss})} or leave its "
+                f"sizes open ({type(self.model).__name__}(hidden_size={self.model.hidden_size}))"
+            )
         keys = chunk.keys if chunk.keys is not None else np.zeros(len(chunk), np.int64)
         return self._learn_arrays(keys, chunk.times, chunk.x, chunk.y, chunk.y_loc, chunk.y_scale)
 
@@ -445,6 +462,7 @@ class OnlineLearner(Stream):
     def _learn_arrays(self, keys, times, x, y, loc=None, scale=None):
         """Predict and learn from arrays; ``loc`` and ``scale`` (N, targets) are the
         feed's scaling of ``y`` (None: none). Returns the forecasts."""
+        self._size_from(x, y)
         rows = self._rows(keys, times, x)
         if rows is None:
             self._labels(y, 0)

@@ -21,8 +21,13 @@ class RecurrentModel:
 
     Parameters
     ----------
-    input_size : int
-        Features per time step.
+    input_size : int or None
+        Features per time step. None leaves the model's sizes open until data
+        arrive: a :class:`~streamrnn.Stream` or :class:`~streamrnn.OnlineLearner`
+        holding it sets ``input_size`` from the width of the first chunk's inputs
+        (a feed's columns) and, unless ``output_size`` is given, a head with one
+        output per target (times the loss's quantiles), or none without targets;
+        or call :meth:`size`. The weights are drawn then, from ``seed``.
     hidden_size : int
         Units per layer.
     num_layers : int, default 1
@@ -42,8 +47,8 @@ class RecurrentModel:
 
     def __init__(
         self,
-        input_size,
-        hidden_size,
+        input_size=None,
+        hidden_size=None,
         num_layers=1,
         output_size=None,
         *,
@@ -51,7 +56,8 @@ class RecurrentModel:
         dtype="float32",
         seed=0,
     ):
-        self.input_size = positive_int(input_size, "input_size")
+        if hidden_size is None:
+            raise ConfigError(f"{type(self).__name__} needs hidden_size, the units per layer")
         self.hidden_size = positive_int(hidden_size, "hidden_size")
         self.num_layers = positive_int(num_layers, "num_layers")
         self.output_size = None if output_size is None else positive_int(output_size, "output_size")
@@ -59,7 +65,38 @@ class RecurrentModel:
             raise ConfigError(f"bias must be True or False, got {bias!r}")
         self.bias = bool(bias)
         self.dtype = np.dtype(dtype_of(dtype))
+        try:
+            np.random.default_rng(seed)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"seed must be an integer or None, got {seed!r}") from exc
         self.seed = seed
+        self.input_size = None
+        if input_size is not None:
+            self.size(input_size, self.output_size)
+
+    @property
+    def sized(self):
+        """Whether ``input_size`` is set and the weights exist (see :meth:`size`)."""
+        return self.input_size is not None
+
+    def size(self, input_size, output_size=None):
+        """Set the sizes of a model made with ``input_size=None`` and draw its weights
+        from its seed; returns the model.
+
+        Examples
+        --------
+        >>> import streamrnn
+        >>> model = streamrnn.GRU(hidden_size=8)
+        >>> model.sized
+        False
+        >>> model.size(3, output_size=1).state_dict()["weight_ih_l0"].shape
+        (24, 3)
+        """
+        if self.sized:
+            raise ConfigError(f"this model's sizes are already set: {self!r}")
+        input_size = positive_int(input_size, "input_size")
+        output_size = None if output_size is None else positive_int(output_size, "output_size")
+        self.input_size, self.output_size = input_size, output_size
         self._spec, self._size = make_spec(
             self._cell,
             self.input_size,
@@ -68,16 +105,22 @@ class RecurrentModel:
             self.output_size,
             self.dtype,
         )
-        try:
-            rng = np.random.default_rng(seed)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"seed must be an integer or None, got {seed!r}") from exc
+        rng = np.random.default_rng(self.seed)
         bound = 1.0 / np.sqrt(self.hidden_size)
         self._params = {
             name: rng.uniform(-bound, bound, size=shape).astype(self.dtype)
             for name, shape in self._shapes().items()
         }
         self._repack()
+        return self
+
+    def _require_sizes(self):
+        if not self.sized:
+            raise ConfigError(
+                f"this {type(self).__name__}'s sizes are open (input_size=None): give it to "
+                "a Stream or OnlineLearner, which size it from their first data, or call "
+                "model.size(input_size, output_size)"
+            )
 
     # -- description -------------------------------------------------------
     @property
@@ -139,7 +182,8 @@ class RecurrentModel:
     def copy(self):
         """A model with the same arguments and a copy of the current weights."""
         other = self.clone()
-        other.load_state_dict(self.state_dict())
+        if self.sized:
+            other.load_state_dict(self.state_dict())
         return other
 
     # -- parameters --------------------------------------------------------
@@ -161,15 +205,17 @@ class RecurrentModel:
     def __getstate__(self):
         self._sync()
         state = self.__dict__.copy()
-        del state["_P"]  # rebuilt, aligned, on load
+        state.pop("_P", None)  # rebuilt, aligned, on load
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._repack()
+        if self.sized:
+            self._repack()
 
     def state_dict(self):
         """Copies of the parameters, keyed by PyTorch's names."""
+        self._require_sizes()
         self._sync()
         return {name: value.copy() for name, value in self._params.items()}
 
@@ -193,6 +239,7 @@ class RecurrentModel:
         ...
         streamrnn.errors.StateError: state_dict does not fit GRU(...): missing ['weight_hh_l0', ...
         """
+        self._require_sizes()
         shapes = self._shapes()
         names = list(state_dict)
         missing = [n for n in shapes if n not in state_dict]
@@ -231,6 +278,7 @@ class RecurrentModel:
         """
         from .torch_io import to_torch
 
+        self._require_sizes()
         return to_torch(self)
 
     # -- state ---------------------------------------------------------------
@@ -298,6 +346,7 @@ class RecurrentModel:
     def _sequence(self, x):
         """``x`` checked as ``(T, input_size)`` or ``(T, batch, input_size)``:
         ``(x, batched, T, batch)``."""
+        self._require_sizes()
         x = as_float_array(x, self.dtype, "x")
         if x.ndim not in (2, 3):
             raise InputError(
@@ -475,8 +524,8 @@ class RNN(RecurrentModel):
 
     def __init__(
         self,
-        input_size,
-        hidden_size,
+        input_size=None,
+        hidden_size=None,
         num_layers=1,
         output_size=None,
         *,

@@ -84,6 +84,19 @@ def _forecast(model, S, Xlast, has_input, fb, horizon, future, labels, change=Fa
     return Y
 
 
+def _open(holder, model, feed, args):
+    """Whether ``model``'s sizes are open: then ``holder`` (a stream or learner) keeps its
+    arguments (``args``, its ``__init__``'s locals) and is set up by its first data."""
+    if getattr(model, "sized", True):
+        return False
+    if feed is not None and not isinstance(feed, feeds.Feed):
+        raise ConfigError(f"feed must be a feeds.Feed, got {type(feed).__name__}")
+    holder.model = model
+    holder.feed = feed
+    holder._sized_by = {k: v for k, v in args.items() if k not in ("self", "model", "__class__")}
+    return True
+
+
 _Rows = collections.namedtuple(
     "_Rows", "x keys kind times time_kind slot_rows new_keys order seg slots last_rows"
 )
@@ -350,6 +363,8 @@ class Stream:
 
     def __init__(self, model, feedback=None, feed=None, relative=None, minimum=None,
                  quantiles=None, horizon=1):  # fmt: skip
+        if _open(self, model, feed, locals()):
+            return
         self.model = model
         self._fb = _feedback_pairs(model, feedback)
         if feed is not None and not isinstance(feed, feeds.Feed):
@@ -367,6 +382,33 @@ class Stream:
     def _outputs_for(self, model):
         """Outputs a forecast holds."""
         return model.out_features
+
+    def _outputs_wanted(self, targets, args):
+        """Outputs of a model sized from data with ``targets`` targets: one per target
+        and quantile, or none (the hidden state) without targets."""
+        quantiles = args.get("quantiles")
+        return targets * (len(quantiles) if quantiles else 1) or None
+
+    def _size_from(self, x, y, columns=None, targets=None):
+        """Size the model from the first data (``x``, ``y`` or their widths) and set the
+        stream up, once; then check that the data fit the model, naming the columns."""
+        model = self.model
+        x_width = np.shape(x)[-1] if np.ndim(x) else 0
+        if "_sized_by" in self.__dict__:
+            args = self.__dict__.pop("_sized_by")
+            args["feed"] = self.feed  # made on first use, perhaps
+            n_targets = 0 if y is None else (np.shape(y)[-1] if np.ndim(y) > 1 else 1)
+            out = model.output_size
+            if out is None:
+                out = self._outputs_wanted(n_targets, args)
+            model.size(x_width, out)
+            type(self).__init__(self, model, **args)
+        if columns is not None and x_width != model.input_size:
+            raise InputError(
+                f"the chunk has {x_width} input columns {list(columns)}, but the model takes "
+                f"input_size={model.input_size}; build the model for these columns (or leave "
+                f"its sizes open: {type(model).__name__}(hidden_size={model.hidden_size}))"
+            )
 
     def _set_forecasting(self, relative, minimum, quantiles, horizon):
         """The rules that turn outputs into forecasts (:mod:`streamrnn.relative`)."""
@@ -576,6 +618,7 @@ class Stream:
     def _update_arrays(self, keys, times, x, outputs, y, loc, scale):
         """:meth:`update` of arrays; ``loc`` and ``scale`` (N, targets) turn outputs
         standing for scaled targets back into data units (None: no scaling)."""
+        self._size_from(x, y)
         rows = self._rows(keys, times, x)
         model = self.model
         if rows is None:
@@ -792,6 +835,7 @@ class Stream:
         if chunk is None or not len(chunk):
             empty = np.empty((0, self.model.out_features), self.model.dtype)
             return empty if outputs == "all" else ([], empty)
+        self._size_from(chunk.x, chunk.y, chunk.columns, chunk.targets)
         keys = chunk.keys if chunk.keys is not None else np.zeros(len(chunk), np.int64)
         y = chunk.y if chunk.y is not None and chunk.y.shape[1] == self._T else None
         return self._update_arrays(keys, chunk.times, chunk.x, outputs, y, chunk.y_loc,
