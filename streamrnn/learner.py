@@ -289,7 +289,7 @@ class OnlineLearner(Stream):
         # ... the network's point changes of those rows, and the shrinkage gains' sums
         lag = lag if self.__dict__.get("shrink") else 0
         self._oring = np.full((capacity, lag, self._T), np.nan)
-        self._gain = np.zeros((capacity, self._T, 2))
+        self._gain = np.zeros((capacity, self._T, 4))
         # ... and the calibration's log spreads, the intervals issued, the rows seen
         lag = self.horizon if self.__dict__.get("calibrate") else 0
         self._cwidth = np.zeros((capacity, self._T))
@@ -350,6 +350,9 @@ class OnlineLearner(Stream):
         self.__dict__.update(state)
         if "_sized_by" in state:
             return
+        gain = state.get("_gain")
+        if gain is not None and gain.shape[-1] == 2:  # saved before the gains' t-test
+            self._gain = np.concatenate([gain, np.zeros(gain.shape)], axis=-1)
         self._bind()
 
     def _sync_model(self):

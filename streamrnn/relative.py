@@ -22,10 +22,12 @@ do not earn their keep (``shrink=True``, its default with ``relative="last"``):
 the forecast is ``anchor + scale * gain * output``, where each key's ``gain``
 in [0, 1] is the least-squares gain of the realised changes (the labels) on
 the changes the network forecast, over the key's labels before the row, with
-older ones forgotten by a factor :data:`SHRINK_FORGET` per label. A network
-whose changes are noise (a price that moves as a random walk) gets a gain
-near 0 and forecasts close to persistence; one whose changes are right gets
-a gain near 1. Quantiles move with their median: each is shifted by the
+older ones forgotten by a factor :data:`SHRINK_FORGET` per label, and taken
+down by the factor ``max(0, 1 - 1/t**2)``, ``t`` being the gain over its
+standard error (James-Stein's positive-part rule): a gain that the labels
+cannot tell from 0 counts for little. A network whose changes are noise (a
+price that moves as a random walk) gets a gain near 0 and forecasts close to
+persistence; one whose changes are right gets a gain near 1. Quantiles move with their median: each is shifted by the
 amount the point forecast was shrunk, so the interval keeps its width.
 
 A learner with quantiles **calibrates** its intervals online
@@ -64,24 +66,42 @@ SHRINK_FORGET = 0.995
 
 
 @njit(cache=config.CACHE)
+def gain_of(sums):
+    """The shrinkage gain from one series' forgotten sums ``(label * made, made ** 2,
+    label ** 2, count)``: the least-squares gain ``b`` clipped to [0, 1], times
+    ``max(0, 1 - 1 / t ** 2)`` where ``t`` is ``b`` over its standard error. A gain
+    that cannot be told from noise is thus taken down towards 0 (persistence)."""
+    sxy, sxx, syy, n = sums[0], sums[1], sums[2], sums[3]
+    if sxx <= 0.0 or sxy <= 0.0 or n <= 1.0:
+        return 0.0
+    b = sxy / sxx
+    resid = syy - b * sxy  # residual sum of squares of the fit
+    if resid <= 0.0:
+        return min(b, 1.0)
+    t2 = b * sxy * (n - 1.0) / resid  # b ** 2 / (resid / (n - 1) / sxx)
+    return min(b, 1.0) * max(0.0, 1.0 - 1.0 / t2)
+
+
+@njit(cache=config.CACHE)
 def shrink_gains(seg, labels, made, state, forget, gain):
     """Each row's shrinkage gain, then the gain's sums updated with the row's label.
 
     Rows are grouped by series (``seg``: group boundaries); ``labels`` (N, T) are the
     realised changes, ``made`` (N, T) the changes the network forecast for them (NaN
-    where either is missing); ``state`` (groups, T, 2) holds each series' forgotten
-    sums of ``label * made`` and ``made ** 2`` and is updated; ``gain`` (N, T) gets
-    ``clip(sum(label * made) / sum(made ** 2), 0, 1)`` from the rows before.
+    where either is missing); ``state`` (groups, T, 4) holds each series' sums (see
+    :func:`gain_of`), each older term forgotten by ``forget`` per label, and is
+    updated; ``gain`` (N, T) gets :func:`gain_of` of the sums of the rows before.
     """
     for g in range(seg.shape[0] - 1):
         for r in range(seg[g], seg[g + 1]):
             for j in range(labels.shape[1]):
-                sxy, sxx = state[g, j, 0], state[g, j, 1]
-                gain[r, j] = min(max(sxy / sxx, 0.0), 1.0) if sxx > 0.0 else 0.0
+                gain[r, j] = gain_of(state[g, j])
                 d, c = labels[r, j], made[r, j]
                 if not (np.isnan(d) or np.isnan(c)):
-                    state[g, j, 0] = forget * sxy + d * c
-                    state[g, j, 1] = forget * sxx + c * c
+                    state[g, j, 0] = forget * state[g, j, 0] + d * c
+                    state[g, j, 1] = forget * state[g, j, 1] + c * c
+                    state[g, j, 2] = forget * state[g, j, 2] + d * d
+                    state[g, j, 3] = forget * state[g, j, 3] + 1.0
 
 
 #: How fast an interval's width follows its misses (see ``calibrate``).
@@ -124,11 +144,14 @@ def calibrate(seg, labels, C, point, outer, nominal, step, width, ring, seen):
             seen[g] += 1
 
 
+@njit(cache=config.CACHE)
 def current_gains(state):
-    """The gain a series' next forecast gets, from its sums (series, T, 2)."""
-    sxy, sxx = state[..., 0], state[..., 1]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(sxx > 0, np.clip(sxy / np.where(sxx > 0, sxx, 1.0), 0.0, 1.0), 0.0)
+    """The gain a series' next forecast gets, from its sums (series, T, 4)."""
+    out = np.empty(state.shape[:2])
+    for g in range(state.shape[0]):
+        for j in range(state.shape[1]):
+            out[g, j] = gain_of(state[g, j])
+    return out
 
 
 def check_mode(value):

@@ -742,18 +742,29 @@ def online_ar(y, p, h, p0=1e3, exact=False):
 
 
 def shrink_gains(keys, labels, made, forget):
-    """Each row's shrinkage gain, row by row: per key and target, the clipped ratio of
-    the forgotten sums of ``label * made`` and ``made ** 2`` over the key's rows before;
-    rows where either is NaN add nothing."""
+    """Each row's shrinkage gain, row by row: per key and target, over the key's rows
+    before (each older one weighted by ``forget`` per later row; rows where either is
+    NaN count for nothing), the weighted least-squares slope ``b`` of the labels on
+    ``made`` through 0, clipped to [0, 1], times ``max(0, 1 - 1/t**2)`` with ``t`` its
+    t-statistic on (weighted count - 1) degrees of freedom; 0 while ``b <= 0`` or
+    fewer than one labelled row's weight."""
     labels, made = np.asarray(labels, np.float64), np.asarray(made, np.float64)
-    sums, gain = {}, np.empty_like(labels)
-    for r, k in enumerate(np.asarray(keys).tolist()):
-        sxy, sxx = sums.setdefault(k, (np.zeros(labels.shape[1]), np.zeros(labels.shape[1])))
+    keys = np.asarray(keys).tolist()
+    gain = np.empty_like(labels)
+    for r, k in enumerate(keys):
         for j in range(labels.shape[1]):
-            gain[r, j] = min(max(sxy[j] / sxx[j], 0.0), 1.0) if sxx[j] > 0 else 0.0
-            if not (np.isnan(labels[r, j]) or np.isnan(made[r, j])):
-                sxy[j] = forget * sxy[j] + labels[r, j] * made[r, j]
-                sxx[j] = forget * sxx[j] + made[r, j] ** 2
+            before = [i for i in range(r) if keys[i] == k
+                      and not (np.isnan(labels[i, j]) or np.isnan(made[i, j]))]  # fmt: skip
+            w = np.array([forget ** (len(before) - 1 - m) for m in range(len(before))])
+            x, y = made[before, j], labels[before, j]
+            sxx, sxy, n = float(np.sum(w * x * x)), float(np.sum(w * x * y)), float(np.sum(w))
+            if sxx <= 0 or sxy <= 0 or n <= 1:
+                gain[r, j] = 0.0
+                continue
+            b = sxy / sxx
+            resid = float(np.sum(w * (y - b * x) ** 2))
+            t2 = np.inf if resid <= 0 else b * b * sxx * (n - 1) / resid
+            gain[r, j] = min(b, 1.0) * max(0.0, 1.0 - 1.0 / t2)
     return gain
 
 

@@ -1,6 +1,8 @@
 """Forecasts relative to the last observed value, quantiles that never cross, a lower
 bound: against NumPy references (tests/naive.py), cut anywhere, saved and loaded."""
 
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -252,3 +254,26 @@ def test_calibration_reaches_the_nominal_coverage_on_a_wrong_network():
     out = lrn.predict_learn(np.zeros(n, int), None, y, y)
     inside = (y[1:, 0] >= out[:-1, 0]) & (y[1:, 0] <= out[:-1, 2])
     assert 0.75 < inside[n // 2 :].mean() < 0.85
+
+
+def test_a_random_walk_gets_a_gain_that_noise_cannot_earn():
+    """On changes the network cannot foresee, the t-test takes the gain to 0 far more
+    often than the clipped least-squares gain alone."""
+    rng = np.random.default_rng(21)
+    labels = rng.standard_normal((400, 1))
+    made = rng.standard_normal((400, 1))
+    keys = np.zeros(400, int)
+    gain = shrink_gains(keys, labels, made, streamrnn.relative.SHRINK_FORGET)
+    assert (gain[50:] == 0).mean() > 0.8
+    good = shrink_gains(keys, made + 0.3 * labels, made, streamrnn.relative.SHRINK_FORGET)
+    assert good[50:].min() > 0.8
+
+
+def test_a_learner_saved_with_the_older_gain_sums_loads_and_goes_on():
+    keys, x, y = keyed([30, 20], seed=13)
+    old = learner(shrink=True)
+    old.predict_learn(keys[:30], None, x[:30], y[:30])
+    old._gain = old._gain[..., :2].copy()  # the sums a learner kept before the t-test
+    again = pickle.loads(pickle.dumps(old))
+    assert again._gain.shape[-1] == 4
+    assert np.isfinite(again.predict_learn(keys[30:], None, x[30:], y[30:])).all()
