@@ -27,6 +27,9 @@ are naive ``datetime64[ns]`` and measurements are ``float64``.
   strong yearly cycle.
 - :func:`load_brent`: daily Brent crude oil spot price, 1987 to 2019, one
   series on trading days only (no weekends, no holidays).
+- :func:`seattle_weather_csv`: the path of a raw CSV export of the Seattle
+  weather, as files arrive from elsewhere: the date split over ``year``,
+  ``month`` and ``day``, a text column, ``NA`` for gaps.
 
 Examples
 --------
@@ -51,6 +54,7 @@ __all__ = [
     "load_seattle_weather",
     "load_stocks",
     "load_weather",
+    "seattle_weather_csv",
 ]
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -439,3 +443,23 @@ def load_brent():
     (('price', 'dt'), 6.0)
     """
     return _load("brent.parquet", {"date": _TIME, "price": _FLOAT})
+
+
+def seattle_weather_csv():
+    """Path of ``seattle_weather_raw.csv``: the daily Seattle weather of
+    :func:`load_seattle_weather` written as a raw export looks.
+
+    Columns ``year``, ``month``, ``day`` (the date in parts), ``precipitation``,
+    ``temp_max``, ``temp_min``, ``wind`` and ``weather`` (quoted text); whole
+    numbers are written without a decimal point (``0``, ``5``) and missing values
+    as ``NA``: 3% of the ``wind`` readings and 1% of ``temp_min``, removed at
+    random (seeded) so that the file has gaps to handle. ``feeds/data/SOURCES.md``
+    says how it was made.
+
+    Examples
+    --------
+    >>> from feeds.datasets import seattle_weather_csv
+    >>> print(seattle_weather_csv().read_text().splitlines()[1])
+    2012,1,1,0,12.8,5,4.7,"drizzle"
+    """
+    return DATA_DIR / "seattle_weather_raw.csv"
