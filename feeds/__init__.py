@@ -20,14 +20,16 @@ from .chunks import Chunk, concat
 from .errors import ConfigError, FeedError, MissingValueError, SchemaError, TimeOrderError
 from .feed import Feed, calendar_for
 from .readers import iter_arrow, iter_chunks, iter_csv, iter_ipc, iter_pandas, iter_parquet
-from .schema import Schema
+from .schema import CategoryWarning, KeyWarning, Schema
 from .tables import as_table, from_wide
 
 __all__ = [
+    "CategoryWarning",
     "Chunk",
     "ConfigError",
     "Feed",
     "FeedError",
+    "KeyWarning",
     "MissingValueError",
     "Schema",
     "SchemaError",

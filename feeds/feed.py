@@ -16,6 +16,7 @@ rows by key, puts that history before them and takes the lags by index.
 """
 
 import numbers
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -25,7 +26,7 @@ import pyarrow.compute as pc
 from . import _kernels as K
 from .chunks import Chunk
 from .errors import ConfigError, MissingValueError, SchemaError, TimeOrderError
-from .schema import Schema, kind_of
+from .schema import CategoryWarning, Schema, _row_text, kind_of
 from .tables import as_table
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
@@ -63,19 +64,18 @@ def _policy(value, column):
         and np.isfinite(value[1])
     ):
         return K.MISS_FFILL_OR_FILL, float(value[1])
-    which = "missing" if column is None else f"the missing-value policy of column {column!r}"
+    which = (
+        "missing"
+        if column is None
+        else "the default missing-value policy ('*')"
+        if column == "*"
+        else f"the missing-value policy of column {column!r}"
+    )
     raise ConfigError(
         f"{which} must be 'error', 'mask', 'ffill', a finite fill value or "
         f"('ffill', fill value){'' if column else ', or a dict of these per column'}; "
         f"got {value!r}"
     )
-
-
-def _row_text(row, row0, n):
-    """Where stream row ``row`` is, for a message about a chunk whose first row is ``row0``."""
-    if row0 <= row < row0 + n:
-        return f"row {row - row0}" + (f" (row {row} of the stream)" if row0 else "")
-    return f"row {row} of the stream (held back from an earlier chunk)"
 
 
 def _refuse_nulls(col, role, name, row0):
@@ -340,8 +340,10 @@ class Feed:
         each key's newest row back until a later row of the key arrives or
         :meth:`flush` is called, since a duplicate may still come.
     missing : str, number, tuple or dict
-        What a missing input (null or NaN) becomes, one policy for every feature
-        or a dict ``{column: policy}`` (unnamed columns: ``"error"``):
+        What a missing input (null or NaN) becomes: one policy for every
+        feature, or a dict ``{column: policy}`` of features, where the key
+        ``"*"`` gives the policy of every feature the dict does not name
+        (without it, ``"error"``):
         ``"error"`` raises :class:`MissingValueError`; ``"ffill"`` takes the
         key's last value of the column, across chunks (an error if there is
         none yet); ``("ffill", v)`` does the same with ``v`` until there is one;
@@ -349,7 +351,13 @@ class Feed:
         scaling) and appends a 0/1 column ``"<column>_missing"`` that tells the
         model the value was missing, so that the recurrent update sees the gap
         rather than a made-up value. Missing targets stay NaN: losses and
-        metrics skip them. inf is an error everywhere.
+        metrics skip them. inf is an error everywhere. The width of ``x`` is
+        fixed before any data is seen, so ``missing="mask"`` adds a mask for
+        every feature, even one that is never missing; to mask only some,
+        name them and give the others a default:
+        ``missing={"pm2.5": "mask", "*": "ffill"}``. Categorical columns
+        (``Schema(categorical=...)``) take no policy: a missing category is an
+        all-zero one-hot row.
     time_delta : bool
         Append a column ``"dt"``: time since the key's previous row (seconds for
         timestamps, time units otherwise; 0 at a key's first row).
@@ -420,17 +428,26 @@ class Feed:
 
     Notes
     -----
-    The columns of ``x`` (``columns``) are the features in order, then
-    ``"dt"``, then the calendar columns (two per feature, sine first, in the
-    order named), then the lagged targets (``"<target>_lag<k>"``, target by
-    target, each with its lags in order), then a ``"<column>_missing"`` mask
-    per masked feature.
+    The columns of ``x`` (``columns``, also :attr:`input_names`) are the
+    features in order, then ``"dt"``, then the calendar columns (two per
+    feature, sine first, in the order named), then the lagged targets
+    (``"<target>_lag<k>"``, target by target, each with its lags in order),
+    then the one-hot slots of each categorical column of the schema
+    (``"<column>=<category>"`` for declared categories, ``"<column>[<slot>]"``
+    for a list grown from the stream), then a ``"<column>_missing"`` mask per
+    masked feature. The columns of ``y`` are the targets (:attr:`output_names`).
+
+    All of them are fixed when the feed binds, on its first chunk or on
+    :meth:`bind`, which takes a first table (or only its Arrow schema) without
+    consuming it: a model can be sized from :attr:`input_size` and
+    :attr:`output_size` before any row goes through.
 
     Examples
     --------
     >>> import pandas as pd
     >>> from feeds import Feed
-    >>> feed = Feed(missing="ffill", time_delta=True)
+    >>> from feeds import Schema
+    >>> feed = Feed(Schema(key="key"), missing="ffill", time_delta=True)
     >>> chunk = feed(pd.DataFrame({"key": ["a", "b", "a"], "time": [0.0, 0.0, 2.5],
     ...                            "temp": [20.0, 15.0, None]}))
     >>> chunk.columns, chunk.x.tolist()
@@ -454,7 +471,6 @@ class Feed:
     The load two rows earlier, beside the load (the first two rows have none:
     they get the current value; a missing one is carried from before):
 
-    >>> from feeds import Schema
     >>> feed = Feed(Schema(time="time", targets=["load"]), missing="ffill", lags=2)
     >>> chunk = feed(pd.DataFrame({"time": [0, 1, 2, 3, 4],
     ...                            "load": [1.0, 2.0, 3.0, None, 5.0]}))
@@ -546,25 +562,33 @@ class Feed:
     # -- setup on the first chunk ---------------------------------------------------
     def _setup(self, schema, table):
         self.schema = schema
-        time_type = schema._types[schema.time]
+        time_type = schema.time_type
         sort = "datetime" if kind_of(time_type) == "time" else kind_of(time_type)
         self._time_sort = "float" if pa.types.is_floating(time_type) else sort
         self._tz = getattr(time_type, "tz", None)
         self._calendar = self._resolve_calendar(table)
         values = schema.values
-        C = len(values)
+        # value columns: the features and targets, then the one-hot slots of the
+        # categorical columns (0 or 1; NaN for a missing category, filled with 0)
+        self._setup_categorical(schema.categorical)
+        V0 = len(values)
+        C = V0 + len(self._onehot_names)
         col = {c: j for j, c in enumerate(values)}
         policy = np.full(C, K.MISS_KEEP, np.int64)
         fill = np.full(C, np.nan)
-        given = self.missing if isinstance(self.missing, dict) else {}
+        policy[V0:], fill[V0:] = K.MISS_FILL, 0.0
+        given = dict(self.missing) if isinstance(self.missing, dict) else {}
+        default = given.pop("*", "error")
         unknown = sorted(set(given) - set(schema.features))
         if unknown:
+            what = "a categorical column, whose missing values are all-zero one-hot rows" if (
+                unknown[0] in schema.categorical) else "not a feature"  # fmt: skip
             raise ConfigError(
-                f"missing names column {unknown[0]!r}, which is not a feature; "
+                f"missing names column {unknown[0]!r}, which is {what}; "
                 f"features are {list(schema.features)}"
             )
         for c in schema.features:
-            value = given.get(c, "error") if isinstance(self.missing, dict) else self.missing
+            value = given.get(c, default) if isinstance(self.missing, dict) else self.missing
             policy[col[c]], fill[col[c]] = _policy(value, c)
         self._policy, self._fill = policy, fill
         self._top = top = float(np.finfo(self.dtype).max)
@@ -583,17 +607,20 @@ class Feed:
             [(schema.targets.index(c), k) for c, ks in spec.items() for k in ks], np.int64
         ).reshape(-1, 2)
         self._lag0 = len(schema.features) + int(self.time_delta) + 2 * len(self._calendar)
-        nx = self._lag0 + len(self._lag_names)
+        onehot0 = self._lag0 + len(self._lag_names)
+        nx = onehot0 + len(self._onehot_names)
         self._xpos = np.full(C, -1, np.int64)
         self._ypos = np.full(C, -1, np.int64)
         self._mpos = np.full(C, -1, np.int64)
         for q, c in enumerate(schema.features):
             self._xpos[col[c]] = q
+        self._xpos[V0:] = np.arange(onehot0, nx)
         for q, c in enumerate(schema.targets):
             self._ypos[col[c]] = q
         for q, c in enumerate(masked):
             self._mpos[col[c]] = nx + q
         self._scols = np.full(C, self.scale is not None, np.bool_)
+        self._scols[V0:] = False  # one-hot slots are not scaled
 
         tdtype = np.float64 if self._time_sort == "float" else np.int64
         every = 1 if self.grid is None else _span(self.grid, "grid", self._time_sort)
@@ -622,6 +649,7 @@ class Feed:
             *(("dt",) if self.time_delta else ()),
             *(f"{name}_{f}" for name in self._calendar for f in ("sin", "cos")),
             *self._lag_names,
+            *self._onehot_names,
             *(f"{c}_missing" for c in masked),
         )
         taken = set(schema._types)
@@ -633,6 +661,9 @@ class Feed:
             late_dropped=0, duplicates_dropped=0, merged=0, empty_bins=0,
             missing={c: 0 for c in schema.features if policy[col[c]] != K.MISS_ERROR},
         )  # fmt: skip
+        if schema.categorical:
+            self.counts["missing"].update(dict.fromkeys(schema.categorical, 0))
+            self.counts["unknown_categories"] = dict.fromkeys(schema.categorical, 0)
         self._key_kind = kind_of(schema._types[schema.key]) if schema.key else None
         self._index = pd.Index([], dtype=object if self._key_kind == "string" else np.int64)
         self._key_dtype = None
@@ -644,6 +675,24 @@ class Feed:
         # per key, target and lag: the last max(lag) forward-filled values, oldest first
         self._LH = np.full((0, len(schema.targets), int(self._lag_at[:, 1].max(initial=0))), np.nan)
         self._ready = True
+
+    def _setup_categorical(self, categorical):
+        """The one-hot slots of the categorical columns: ``_cat`` holds per column
+        its name, its number of slots and whether its categories are declared;
+        ``_cats`` the categories in its slots so far (a grown list starts empty)."""
+        self._cat = tuple(
+            (c, len(spec) if isinstance(spec, tuple) else spec, isinstance(spec, tuple))
+            for c, spec in categorical.items()
+        )
+        self._cats = tuple(spec if isinstance(spec, tuple) else () for spec in categorical.values())
+        self._cat_full = (False,) * len(self._cat)  # warned that a grown list is full
+        self._onehot_names = tuple(
+            name
+            for (c, width, declared), cats in zip(self._cat, self._cats)
+            for name in (
+                [f"{c}={v}" for v in cats] if declared else [f"{c}[{k}]" for k in range(width)]
+            )
+        )
 
     def _resolve_calendar(self, table):
         """The calendar features to compute, with ``"auto"`` resolved on the first chunk."""
@@ -691,13 +740,122 @@ class Feed:
 
     @property
     def input_size(self):
-        """Width of the chunks' ``x`` (known after the first chunk)."""
+        """Width of the chunks' ``x`` (known once the feed is bound)."""
         self._require()
         return len(self.columns)
 
+    @property
+    def input_names(self):
+        """Names of the columns of the chunks' ``x``, the model's inputs, in order (known
+        once the feed is bound: after its first chunk, or :meth:`bind`)."""
+        self._require()
+        return self.columns
+
+    @property
+    def output_size(self):
+        """Number of targets: the width of the chunks' ``y`` (known once bound)."""
+        self._require()
+        return len(self.targets)
+
+    @property
+    def output_names(self):
+        """Names of the columns of the chunks' ``y``, the targets that a model's outputs
+        stand for, in order (known once the feed is bound)."""
+        self._require()
+        return self.targets
+
+    @property
+    def categories(self):
+        """``{column: categories}`` of the categorical columns, in slot order: the
+        declared lists, or the categories a grown list has met so far (known once bound).
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from feeds import Feed, Schema
+        >>> feed = Feed(Schema(time="t", key=False, categorical={"wind": 3}))
+        >>> chunk = feed(pd.DataFrame({"t": [0, 1, 2, 3], "speed": [1.0, 2.0, 3.0, 4.0],
+        ...                            "wind": ["NW", "cv", "NW", "SE"]}))
+        >>> feed.categories
+        {'wind': ('NW', 'cv', 'SE')}
+        >>> chunk.columns
+        ('speed', 'wind[0]', 'wind[1]', 'wind[2]')
+        >>> chunk.x[:, 1:].tolist()
+        [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
+        """
+        self._require()
+        return {c: cats for (c, _, _), cats in zip(self._cat, self._cats)}
+
+    @property
+    def bound(self):
+        """Whether the schema and the columns of ``x`` and ``y`` are fixed."""
+        return self._ready
+
+    def bind(self, data):
+        """Fix the schema and the columns from a first table, without consuming it.
+
+        What the first chunk would fix: the roles and types of the columns,
+        :attr:`input_names`, :attr:`output_names` and their sizes. No row is
+        read as data: no per-key state, counts or category is taken from
+        ``data``, so the same rows can be fed next (a reader's first chunk,
+        say). ``calendar="auto"`` without a grid takes its step from the rows
+        of ``data``, as it would from the first chunk; with an Arrow schema (no
+        rows) it is a :class:`ConfigError`. Binding a bound feed checks
+        ``data`` against its schema.
+
+        Parameters
+        ----------
+        data : DataFrame, pyarrow.Table, RecordBatch or pyarrow.Schema
+            A first table (a peek at the stream), or only its Arrow schema
+            (a Parquet dataset's, say).
+
+        Returns
+        -------
+        Feed
+            ``self``.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from feeds import Feed, Schema
+        >>> df = pd.DataFrame({"time": [0, 1], "temp": [20.0, None], "wind": [3.0, 4.0]})
+        >>> feed = Feed(Schema(time="time", targets="temp"),
+        ...             missing={"temp": "mask", "*": "ffill"}).bind(df)
+        >>> feed.input_names, feed.output_names
+        (('temp', 'wind', 'temp_missing'), ('temp',))
+        >>> feed.counts["rows_in"], len(feed(df))
+        (0, 2)
+        """
+        if isinstance(data, pa.Schema):
+            table, schema = None, data
+        else:
+            table = as_table(data)
+            schema = table
+        if self._ready:
+            self.schema.check(table.schema if table is not None else schema)
+            return self
+        if table is None and self.calendar == "auto" and self.grid is None:
+            raise ConfigError(
+                "calendar='auto' takes the sampling step from rows, and an Arrow schema has "
+                "none: bind from a first table, name the features (calendar=[...]) or give a "
+                "grid"
+            )
+        unbound = self.schema
+        try:
+            self._setup(self.schema.bind(schema), table)
+        except Exception:
+            self.schema = unbound
+            self._ready = False
+            self.counts = {"rows_in": 0, "rows_out": 0}
+            raise
+        return self
+
     def _require(self):
         if not self._ready:
-            raise SchemaError("this feed has seen no rows yet; its columns are not known")
+            raise SchemaError(
+                "this feed has seen no rows yet; its columns are not known (feed it a first "
+                "chunk, or bind it with feed.bind(first_table))"
+            )
 
     # -- keys -------------------------------------------------------------------------
     def _slots(self, table, N, row0):
@@ -754,8 +912,8 @@ class Feed:
 
     # -- columns ------------------------------------------------------------------------
     def _times(self, table, row0):
-        name = self.schema.time
-        col = table.column(name)
+        name = self.schema.time_name
+        col = self.schema.time_column(table, row0)  # built from its parts, when it has them
         _refuse_nulls(col, "time", name, row0)
         if self._time_sort == "datetime":
             try:
@@ -790,8 +948,9 @@ class Feed:
             )
         return t
 
-    def _values(self, table):
-        """The value columns as a tuple of float arrays of one dtype.
+    def _values(self, table, onehot=None):
+        """The value columns as a tuple of float arrays of one dtype (or a 2-D array),
+        the one-hot slots ``onehot`` (float64, one row per slot) after them.
 
         When every column is float32, or every one float64, in one Arrow chunk
         and without nulls, the arrays are views of Arrow's buffers: the values
@@ -800,7 +959,9 @@ class Feed:
         cols = [table.column(c) for c in self.schema.values]
         types = {col.type for col in cols}
         same = types == {pa.float32()} or types == {pa.float64()}
-        dtype = np.float32 if types == {pa.float32()} else np.float64
+        if onehot is not None and len(onehot):
+            same = types == {pa.float64()}
+        dtype = np.float32 if same and types == {pa.float32()} else np.float64
         out = []
         for col in cols:
             if not same:
@@ -810,12 +971,82 @@ class Feed:
             else:
                 arr = col.to_numpy()
             out.append(arr)
+        if onehot is not None:
+            out.extend(onehot)
         if len(out) > _TUPLE_MAX:
             return _packed(np.stack(out, dtype=dtype))  # one copy, into the 2-D array
         for q, arr in enumerate(out):
             out[q] = arr = np.ascontiguousarray(arr, dtype=dtype)
             arr.flags.writeable = False  # one array type, whether a view or a copy
         return tuple(out)
+
+    def _onehot(self, table):
+        """The one-hot slots of the categorical columns of ``table``.
+
+        Returns ``(slots, categories, unknown, full)``: the slots as a
+        ``(slots, rows)`` float64 array (all NaN for a missing category, all 0
+        for one with no slot); each column's categories once the chunk's new
+        ones have taken free slots, in the order of their first row; per
+        column, the number of rows whose category has no slot, and whether a
+        new category found a grown list full.
+        """
+        N = table.num_rows
+        out = np.zeros((len(self._onehot_names), N))
+        cats, unknown, full = [], [], []
+        s0 = 0
+        for (c, width, declared), known in zip(self._cat, self._cats):
+            col = table.column(c)
+            if pa.types.is_dictionary(col.type):
+                col = pc.cast(col, col.type.value_type)
+            if kind_of(col.type) == "string" and not pa.types.is_string(col.type):
+                col = pc.cast(col, pa.string())
+            encoded = pc.dictionary_encode(col.combine_chunks())
+            codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+            codes = codes.astype(np.int64, copy=False)
+            met = encoded.dictionary.to_pylist()  # in the order of their first row
+            slot_of = {v: k for k, v in enumerate(known)}
+            slots = np.empty(len(met) + 1, np.int64)  # the last: a missing category
+            slots[-1] = -2
+            grown = list(known)
+            lost = False
+            for q, value in enumerate(met):
+                if value is None:  # a column of nulls only: its dictionary is [None]
+                    slots[q] = -2
+                    continue
+                k = slot_of.get(value)
+                if k is None and not declared and len(grown) < width:
+                    k = slot_of[value] = len(grown)
+                    grown.append(value)
+                elif k is None:
+                    lost = not declared
+                slots[q] = -1 if k is None else k
+            slot = slots[codes]
+            rows = np.flatnonzero(slot >= 0)
+            out[s0 + slot[rows], rows] = 1.0
+            out[s0 : s0 + width, slot == -2] = np.nan
+            cats.append(tuple(grown))
+            unknown.append(int(np.count_nonzero(slot == -1)))
+            full.append(lost)
+            s0 += width
+        return out, tuple(cats), unknown, full
+
+    def _warn_full(self, full, table):
+        """Warn once per grown category list that a new category found it full."""
+        flags = list(self._cat_full)
+        for i, lost in enumerate(full):
+            if lost and not flags[i]:
+                flags[i] = True
+                c, width, _ = self._cat[i]
+                warnings.warn(
+                    f"categorical column {c!r} meets more than its {width} slots of "
+                    f"categories ({list(self._cats[i])} took them); rows of a later new "
+                    f"category get all-zero inputs, counted in "
+                    f"counts['unknown_categories']: declare more slots "
+                    f"(categorical={{{c!r}: {2 * width}}}) or the list of categories",
+                    CategoryWarning,
+                    stacklevel=4,
+                )
+        self._cat_full = tuple(flags)
 
     # -- the step ---------------------------------------------------------------------------
     def __call__(self, data):
@@ -828,7 +1059,7 @@ class Feed:
             return self._step(table, flush=False)
         unbound = self.schema
         try:  # the first chunk fixes the schema only if it goes through
-            self._setup(self.schema.bind(table.schema), table)
+            self._setup(self.schema.bind(table), table)
             return self._step(table, flush=False)
         except Exception:
             self.schema = unbound
@@ -868,14 +1099,18 @@ class Feed:
     def _step(self, table, flush):
         N = 0 if table is None else table.num_rows
         row0 = self.counts["rows_in"]
+        cats, unknown, full = self._cats, [], []
         if table is None:
             slot, new_keys = np.zeros(0, np.int64), []
             t = np.zeros(0, self._KT.dtype)
-            V = _packed(np.zeros((len(self.schema.values), 0)))
+            V = _packed(np.zeros((len(self.schema.values) + len(self._onehot_names), 0)))
         else:
             slot, new_keys = self._slots(table, N, row0)
             t = self._times(table, row0)
-            V = self._values(table)
+            onehot = None
+            if self._cat:
+                onehot, cats, unknown, full = self._onehot(table)
+            V = self._values(table, onehot)
         C = len(V)
         n = self._n + len(new_keys)
         KT, KB, KV = (self._grown(a, n) for a in (self._KT, self._KB, self._KV))
@@ -929,6 +1164,7 @@ class Feed:
             self._key_dtype = None
         self._n = n
         self._KT, self._KB, self._KV, self._SC, self._LH = KT, KB, KV, SC, LH
+        self._cats = cats
         chunk_counts = {
             "late_dropped": int(counts[K.N_LATE]),
             "duplicates_dropped": int(counts[K.N_DUP]),
@@ -937,6 +1173,11 @@ class Feed:
         }
         values = self.schema.values
         filled = {values[j]: int(counts[4 + j]) for j in range(len(values)) if counts[4 + j]}
+        j = len(values)  # a category is missing in all its slots: count it at the first
+        for c, width, _ in self._cat:
+            if counts[4 + j]:
+                filled[c] = int(counts[4 + j])
+            j += width
         for name, v in chunk_counts.items():
             self.counts[name] += v
         for name, v in filled.items():
@@ -944,6 +1185,15 @@ class Feed:
         self.counts["rows_in"] += N
         self.counts["rows_out"] += len(idx)
         chunk_counts["missing"] = filled
+        if self._cat:
+            lost = {c: n for (c, _, _), n in zip(self._cat, unknown) if n}
+            total = dict(self.counts["unknown_categories"])  # a new dict: see _snapshot
+            for c, v in lost.items():
+                total[c] += v
+            self.counts["unknown_categories"] = total
+            chunk_counts["unknown_categories"] = lost
+            if any(full):
+                self._warn_full(full, table)
         return self._chunk(es, et, X, Y, YL, YS, chunk_counts)
 
     @staticmethod
@@ -1024,6 +1274,9 @@ class Feed:
             state.setdefault("_lag0", 0)
             n_targets = len(state["schema"].targets or ())
             state.setdefault("_LH", np.full((0, n_targets, 0), np.nan))
+            for name, value in (("_cat", ()), ("_cats", ()), ("_cat_full", ()),
+                                ("_onehot_names", ())):  # fmt: skip
+                state.setdefault(name, value)  # nor categorical columns
         self.__dict__.update(state)
 
     def _snapshot(self):
@@ -1103,7 +1356,7 @@ class Feed:
                 f"the time since the key's previous row (column 'dt') at {at} ({where}) is "
                 f"too large for {np.dtype(self.dtype)}; use dtype='float64' or check the times"
             )
-        column = self.schema.values[j]
+        column = (*self.schema.values, *self._onehot_names)[j]
         if code == K.ERR_SCALE:
             raise MissingValueError(
                 f"column {column!r} at {at} ({where}): its running mean or variance overflows "

@@ -241,11 +241,14 @@ def test_a_str_of_features_or_targets_is_one_column():
 def test_an_integer_column_named_like_a_key_is_the_key_when_no_text_column_is():
     df = pd.DataFrame({"sensor": [1, 2, 1, 2], "time": [0.0, 0.0, 1.0, 1.0],
                        "count": [3, 4, 5, 6], "v": [1.0, 2.0, 3.0, 4.0]})  # fmt: skip
-    (chunk,) = feeds.iter_chunks(df)
+    with pytest.warns(feeds.KeyWarning, match="'sensor'"):
+        (chunk,) = feeds.iter_chunks(df)
     assert chunk.keys.tolist() == [1, 2, 1, 2] and chunk.columns == ("count", "v")
-    text = df.assign(city=["x", "y", "x", "y"])  # a text key wins; sensor is a feature
-    assert feeds.Feed()(text).columns == ("sensor", "count", "v")
-    with pytest.raises(feeds.SchemaError, match=r"among integer columns \['sensor', 'ID'\]"):
+    text = df.assign(city=["x", "y", "x", "y"])  # two columns named as keys: no guess
+    with pytest.raises(feeds.SchemaError, match=r"\['sensor', 'city'\] are all named as keys"):
+        feeds.Feed()(text)
+    assert feeds.Feed(feeds.Schema(key="city"))(text).columns == ("sensor", "count", "v")
+    with pytest.raises(feeds.SchemaError, match=r"\['sensor', 'ID'\] are all named as keys"):
         feeds.Feed()(df.assign(ID=[0, 0, 0, 0]))
     assert feeds.Feed(feeds.Schema(key=False))(df.iloc[[0, 2]]).keys is None
 
