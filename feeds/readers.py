@@ -10,21 +10,20 @@ path, and close only what they opened.
 """
 
 import os
-import re
 from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
 
 from . import _kernels as K
 from .errors import ConfigError, MissingValueError, SchemaError
 from .feed import Feed, _float64, _span
 from .schema import Schema, kind_of
-from .tables import as_table, from_wide
+from .tables import as_table, csv_tables, from_wide, text_encoding
+from .tables import column_types as parse_column_types
 
 _DEFAULT_ROWS = 65_536
 
@@ -575,62 +574,101 @@ def iter_csv(
     flush=True,
     block_size=1 << 20,
     column_types=None,
+    encoding=None,
     skip=0,
     **options,
 ):
-    """Chunks from a CSV file, streamed a block at a time (never loaded whole).
+    r"""Chunks from a CSV file, streamed a block at a time (never loaded whole).
 
-    Column types are inferred from the first block and then held (a later
-    value that does not fit raises :class:`SchemaError`); ``column_types``
-    ({name: Arrow type}) fixes them up front. Timestamps in ISO 8601 are read
-    as timestamps. Text is read as written (a key ``"NA"`` is Namibia), except
-    that an empty field is missing; in numeric columns Arrow's spellings of a
-    missing value (empty, ``NA``, ``N/A``, ``null``, ``nan``, ...) are
-    missing. A column whose first block holds only such spellings has no type
-    to infer: name its type in ``column_types`` (``pa.string()`` for a key).
+    The first line holds the column names. Column types are inferred from the first block
+    (``block_size`` bytes) and kept for the rest of the file, but for a column that turns out
+    wider: an integer column (or one of missing values only in the first block) that later
+    holds ``14.66666667`` or an integer beyond int64 is read as float64 from that block on,
+    since features and targets become floats anyway, and a column the feed does not read is
+    read as text when it must. No row is read twice or left out, and the chunks are the same
+    whatever ``block_size``. The key and the time column keep their first block's type: an
+    integer key that later holds text is an error that says to declare its type.
 
-    ``rows`` counts input rows, as in :func:`iter_chunks`; ``skip`` as in
-    :func:`iter_parquet` (the skipped rows are still parsed).
+    Timestamps in ISO 8601 are read as timestamps. Text is read as written (a key ``"NA"``
+    is Namibia), except that an empty field is missing; in numeric columns Arrow's
+    spellings of a missing value (empty, ``NA``, ``N/A``, ``null``, ``nan``, ...) are
+    missing. A column whose first block holds only such spellings has no type to infer:
+    name its type in ``column_types`` (``"string"`` for a key).
+
+    Parameters
+    ----------
+    path : str or path-like
+    rows : int, optional
+        Input rows per table given to the feed, as in :func:`iter_chunks`.
+    block_size : int
+        Bytes read at a time (a block ends at its last line end).
+    column_types : mapping or str, optional
+        Declared column types, kept for the whole file: ``{name: type}`` where a type is an
+        Arrow type or its name (``"float64"``, ``"int64"``, ``"string"``, ``"timestamp"``,
+        ...), or the same as text, ``"TEMP=float64,cbwd=string"``; see
+        :func:`feeds.tables.column_types`.
+    encoding : str, optional
+        The file's text encoding, such as ``"latin-1"`` or ``"cp1252"``; UTF-8 by default.
+        Text that is not UTF-8 without it is an error naming the column and the line, never
+        bytes read silently.
+    skip : int
+        As in :func:`iter_parquet` (the skipped rows are still parsed).
+
+    Raises
+    ------
+    SchemaError
+        What cannot be read, naming the file, the line and the column: a row with another
+        number of fields than the header, a quote left open, bytes that are not text, a
+        value that does not fit its column's type, or a column of numbers with a stray text
+        in the first block (read as text, it would silently not be a feature).
+    ConfigError
+        An unknown type name or encoding, or a declared type for a column the file lacks.
+
+    Examples
+    --------
+    >>> import os, tempfile, feeds
+    >>> path = os.path.join(tempfile.mkdtemp(), "raw.csv")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write("hour,TEMP\n" + "".join(f"{h},{h % 5}\n" for h in range(300)))
+    ...     _ = f.write("300,14.66666667\n")
+    >>> chunks = feeds.iter_csv(path, block_size=512, schema=feeds.Schema(time="hour"),
+    ...                         dtype="float64")
+    >>> temp = feeds.concat(list(chunks)).x[:, 0]
+    >>> len(temp), float(temp[-1])
+    (301, 14.66666667)
     """
     _check_rows(rows, every, skip)
+    if (
+        isinstance(block_size, bool)
+        or not isinstance(block_size, (int, np.integer))
+        or block_size < 1
+    ):
+        raise ConfigError(f"block_size must be a positive integer, got {block_size!r}")
+    types = parse_column_types(column_types)
+    encoding = text_encoding(encoding)
     feed = _feed_of(feed, options)
-    return _csv(path, feed, rows, every, flush, block_size, column_types, skip)
+    return _csv(path, feed, rows, every, flush, block_size, types, encoding, skip)
 
 
-def _csv(path, feed, rows, every, flush, block_size, column_types, skip):
-    read = pacsv.ReadOptions(block_size=block_size)
-    convert = pacsv.ConvertOptions(column_types=column_types or {})  # text as written
+def _csv(path, feed, rows, every, flush, block_size, types, encoding, skip):
+    tables = csv_tables(
+        path, block_size=block_size, types=types, encoding=encoding, roles=lambda: _roles(feed)
+    )
     try:
-        reader = pacsv.open_csv(os.fspath(path), read_options=read, convert_options=convert)
-    except FileNotFoundError:
-        raise SchemaError(f"{os.fspath(path)}: the file does not exist") from None
-    except (pa.ArrowInvalid, OSError) as exc:  # empty, or a first block that cannot be read
-        raise SchemaError(f"{os.fspath(path)}: cannot read it as CSV: {exc}") from None
-    try:
-        yield from _run(_csv_tables(reader, path), feed, rows, every, flush, skip)
+        yield from _run(tables, feed, rows, every, flush, skip)
     finally:
-        reader.close()
+        tables.close()
 
 
-def _csv_tables(reader, path):
-    while True:
-        try:
-            batch = reader.read_next_batch()
-        except StopIteration:
-            return
-        except pa.ArrowInvalid as exc:
-            text = str(exc)
-            number = re.search(r"CSV column #(\d+)", text)
-            if number and int(number.group(1)) < len(reader.schema.names):
-                name = reader.schema.names[int(number.group(1))]
-                text = text.replace(number.group(0), f"CSV column {name!r}")
-            raise SchemaError(
-                f"{os.fspath(path)}: {text}; the column's type was inferred from the first "
-                "block: pass column_types= to read it as the wider type"
-            ) from None
-        table = pa.Table.from_batches([batch])
-        for i, field in enumerate(table.schema):  # an empty text field is missing
-            if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
-                col = table.column(i)
-                table = table.set_column(i, field, pc.if_else(pc.equal(col, ""), None, col))
-        yield table
+def _roles(feed):
+    """``(time, key, value columns)`` of the feed's schema, each None while not known."""
+    schema = feed.schema
+    if schema.bound:
+        return schema.time, schema.key, schema.values
+    values = None
+    if schema.features is not None:
+        values = tuple(dict.fromkeys(schema.features + (schema.targets or ())))
+    return schema.time, schema.key, values
+
+
+column_types = parse_column_types  # the public name, beside the reader that takes them

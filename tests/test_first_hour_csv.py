@@ -1,0 +1,260 @@
+"""feeds readers on the files people have: raw CSV exports and damaged or odd files.
+
+A column whose type the first block got wrong is widened for the rest of the stream, the same
+whatever the block size; what cannot be read is an error naming the file, the line and the
+column, never a half-read stream or a silent change of meaning (issue 13, items 3 and 10).
+"""
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+import feeds
+from feeds.readers import column_types
+
+HEADER = "station,hour,TEMP,DEWP,cbwd\n"
+
+
+def raw_rows(n, late=None):
+    """CSV lines after the header: station s0/s1 in turn, integer readings, a text column;
+    ``late`` maps a row index to the line (without newline) written in its place."""
+    lines = []
+    for i in range(n):
+        line = f"s{i % 2},{i // 2},{i % 17 - 5},{i % 7},{'NW' if i % 3 else 'cv'}"
+        lines.append((late or {}).get(i, line))
+    return "".join(f"{line}\n" for line in lines)
+
+
+def write(tmp_path, text, name="raw.csv"):
+    path = tmp_path / name
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+    return path
+
+
+def read_all(path, **kw):
+    kw.setdefault("schema", feeds.Schema(time="hour", key="station"))
+    kw.setdefault("dtype", "float64")
+    return list(feeds.iter_csv(path, **kw))
+
+
+def line_of(i):
+    """The line number of data row ``i`` (the header is line 1)."""
+    return i + 2
+
+
+def error_of(path, kind=feeds.SchemaError, **kw):
+    with pytest.raises(kind) as exc:
+        read_all(path, **kw)
+    return str(exc.value)
+
+
+# -- a column wider than its first block ------------------------------------------------------
+
+
+def test_an_integer_column_with_a_float_late_is_widened_and_every_row_is_read(tmp_path):
+    n, late = 400, 350
+    text = HEADER + raw_rows(n, {late: "s0,175,14.66666667,3,NW"})
+    path = write(tmp_path, text)
+    chunks = read_all(path, block_size=256)
+    assert sum(len(c) for c in chunks) == n
+    want = pd.read_csv(path)
+    temp = np.concatenate([c.x[:, 0] for c in chunks])
+    np.testing.assert_array_equal(np.sort(temp), np.sort(want["TEMP"].to_numpy(float)))
+    assert 14.66666667 in temp
+
+
+def test_widened_columns_give_the_same_chunks_whatever_the_block_size(tmp_path):
+    late = {300: "s0,150,14.66666667,3,NW", 371: "s1,185,-2,99999999999999999999,cv"}
+    path = write(tmp_path, HEADER + raw_rows(420, late))
+    want = feeds.concat(read_all(path, rows=37, block_size=1 << 20))
+    for block_size in (128, 300, 1000, 4096):
+        chunks = read_all(path, rows=37, block_size=block_size)
+        assert [len(c) for c in chunks[:-1]] == [37] * (len(chunks) - 1)
+        assert feeds.concat(chunks).equals(want), block_size
+
+
+def test_a_value_column_missing_throughout_the_first_block_takes_numbers_later(tmp_path):
+    late = {i: f"s{i % 2},{i // 2},{i % 17 - 5},NA,NW" for i in range(40)}
+    late[200] = "s0,100,1,2.5,NW"
+    path = write(tmp_path, HEADER + raw_rows(240, late))
+    chunks = read_all(path, block_size=256, missing="mask")
+    x = feeds.concat(chunks)
+    assert len(x) == 240
+    assert 2.5 in x.x[:, x.columns.index("DEWP")]
+
+
+def test_an_unused_column_that_turns_to_text_later_does_not_stop_the_stream(tmp_path):
+    late = {300: "s0,150,1,text here,NW"}
+    path = write(tmp_path, HEADER + raw_rows(400, late))
+    schema = feeds.Schema(time="hour", key="station", features=["TEMP"])
+    assert sum(len(c) for c in read_all(path, block_size=256, schema=schema)) == 400
+
+
+def test_an_integer_key_that_turns_to_text_names_the_column_line_and_column_types(tmp_path):
+    text = "sensor,hour,TEMP\n" + "".join(f"{i % 3},{i},{i}\n" for i in range(300))
+    text += "north,300,1\n"
+    path = write(tmp_path, text)
+    message = error_of(path, block_size=256, schema=feeds.Schema(time="hour", key="sensor"))
+    for part in ("raw.csv", "line 302", "'sensor'", "'north'", "column_types"):
+        assert part in message, message
+
+
+def test_an_integer_time_that_turns_to_a_float_names_the_time_column_and_the_line(tmp_path):
+    path = write(tmp_path, HEADER + raw_rows(300, {250: "s0,125.5,1,2,NW"}))
+    message = error_of(path, block_size=256)
+    for part in ("raw.csv", f"line {line_of(250)}", "'hour'", "'125.5'", "column_types"):
+        assert part in message, message
+
+
+def test_text_in_a_number_column_later_names_file_line_column_value_and_the_hint(tmp_path):
+    path = write(tmp_path, HEADER + raw_rows(300, {260: "s0,130,high,2,NW"}))
+    message = error_of(path, block_size=256)
+    for part in ("raw.csv", f"line {line_of(260)}", "'TEMP'", "'high'", "column_types"):
+        assert part in message, message
+
+
+def test_line_numbers_count_blank_lines_and_the_header(tmp_path):
+    rows = raw_rows(300, {260: "s0,130,high,2,NW"}).splitlines(keepends=True)
+    rows[10:10] = ["\n", "\r\n"]  # blank lines: skipped as rows, counted as lines
+    path = write(tmp_path, HEADER + "".join(rows))
+    assert f"line {line_of(260) + 2}," in error_of(path, block_size=256)
+
+
+# -- declared column types --------------------------------------------------------------------
+
+
+def test_column_types_take_type_names_as_text_as_well_as_arrow_types(tmp_path):
+    path = write(tmp_path, HEADER + raw_rows(50))
+    by_name = read_all(path, column_types={"TEMP": "float64", "cbwd": "string"})
+    by_type = read_all(path, column_types={"TEMP": pa.float64(), "cbwd": pa.string()})
+    assert feeds.concat(by_name).equals(feeds.concat(by_type))
+    as_text = read_all(path, column_types="TEMP=float64, cbwd=string")
+    assert feeds.concat(as_text).equals(feeds.concat(by_type))
+
+
+def test_column_types_parses_the_command_line_form():
+    assert column_types("TEMP=float64,cbwd=string") == {"TEMP": pa.float64(), "cbwd": pa.string()}
+    assert column_types("t=timestamp[ms, tz=UTC], n = int64") == {
+        "t": pa.timestamp("ms", "UTC"),
+        "n": pa.int64(),
+    }
+    assert column_types({"k": "string", "v": pa.float32()}) == {"k": pa.string(), "v": pa.float32()}
+    assert column_types("") == {} and column_types(None) == {}
+
+
+@pytest.mark.parametrize(
+    "spec, says",
+    [
+        ({"TEMP": "flaot64"}, ["'TEMP'", "'flaot64'", "float64", "string"]),
+        ("TEMP=flaot64", ["'TEMP'", "'flaot64'", "float64", "string"]),
+        ("TEMP", ["'TEMP'", "name=type"]),
+        ({"TEMP": 3}, ["'TEMP'", "3"]),
+        (["TEMP"], ["column_types", "list"]),
+    ],
+)
+def test_a_type_that_is_not_known_is_a_config_error_naming_the_column(spec, says):
+    with pytest.raises(feeds.ConfigError) as exc:
+        column_types(spec)
+    for part in says:
+        assert part in str(exc.value), str(exc.value)
+
+
+def test_a_declared_type_for_a_column_the_file_lacks_is_a_config_error(tmp_path):
+    path = write(tmp_path, HEADER + raw_rows(10))
+    message = error_of(path, feeds.ConfigError, column_types={"temp": "float64"})
+    assert "'temp'" in message and "TEMP" in message, message
+
+
+def test_a_declared_type_is_kept_not_widened(tmp_path):
+    path = write(tmp_path, HEADER + raw_rows(300, {250: "s0,125,1.5,2,NW"}))
+    message = error_of(path, block_size=256, column_types={"TEMP": "int64"})
+    assert f"line {line_of(250)}" in message and "'TEMP'" in message, message
+
+
+# -- rows that cannot be parsed ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("at", [3, 250])
+def test_a_row_with_another_number_of_fields_names_the_line_and_the_counts(tmp_path, at):
+    path = write(tmp_path, HEADER + raw_rows(300, {at: raw_rows(300).splitlines()[at] + ",x"}))
+    message = error_of(path, block_size=256)
+    for part in ("raw.csv", f"line {line_of(at)}", "expected 5 fields", "got 6"):
+        assert part in message, message
+    assert "column_types" not in message, message
+
+
+@pytest.mark.parametrize("at", [3, 250, 299])
+def test_an_unclosed_quote_names_the_line(tmp_path, at):
+    row = raw_rows(300).splitlines()[at]
+    path = write(tmp_path, HEADER + raw_rows(300, {at: row[:-2] + '"NW'}))
+    message = error_of(path, block_size=256)
+    for part in ("raw.csv", f"line {line_of(at)}", "quote"):
+        assert part in message, message
+
+
+def test_binary_garbage_cannot_be_read_as_csv_and_says_where(tmp_path):
+    text = (HEADER + raw_rows(20)).encode() + b"\x00\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\n"
+    path = write(tmp_path, text + raw_rows(20).encode())
+    message = error_of(path)
+    for part in ("raw.csv", f"line {line_of(20)}", "cannot read it as CSV"):
+        assert part in message, message
+
+
+def test_a_garbage_row_in_the_first_block_names_its_line_and_column(tmp_path):
+    path = write(tmp_path, HEADER + raw_rows(60, {7: "%%%,@@,!!,??,~~"}))
+    message = error_of(path, schema=feeds.Schema())
+    for part in ("raw.csv", f"line {line_of(7)}", "not a number"):
+        assert part in message, message
+
+
+def test_a_number_column_with_one_stray_text_in_the_first_block_is_not_dropped(tmp_path):
+    path = write(tmp_path, HEADER + raw_rows(60, {30: "s0,15,oops,3,NW"}))
+    message = error_of(path)  # features inferred: TEMP would silently not be one
+    for part in ("raw.csv", f"line {line_of(30)}", "'TEMP'", "'oops'", "column_types"):
+        assert part in message, message
+    declared = read_all(path, column_types={"TEMP": "string"}, schema=feeds.Schema(
+        time="hour", key="station", features=["DEWP"]))  # fmt: skip
+    assert sum(len(c) for c in declared) == 60
+
+
+def test_an_empty_file_and_a_header_alone(tmp_path):
+    with pytest.raises(feeds.SchemaError, match="empty.csv.*empty"):
+        read_all(write(tmp_path, "", "empty.csv"))
+    assert read_all(write(tmp_path, HEADER)) == []
+
+
+# -- text that is not UTF-8 -------------------------------------------------------------------
+
+
+def latin1_rows(n, start=0):
+    return "".join(f"Zürich{i % 2},{i // 2},{i},1\n" for i in range(start, start + n))
+
+
+@pytest.mark.parametrize("late", [False, True])
+def test_a_key_that_is_not_utf8_is_an_error_naming_the_column_and_the_encoding(tmp_path, late):
+    head = "city,hour,TEMP,DEWP\n"
+    if late:  # text that is UTF-8 in the first block, latin-1 later
+        text = (head + "".join(f"Basel{i % 2},{i // 2},{i},1\n" for i in range(300))).encode()
+        text += latin1_rows(4, 300).encode("latin-1")
+    else:
+        text = (head + latin1_rows(10)).encode("latin-1")
+    path = write(tmp_path, text)
+    key = "city" if late else None  # unnamed: Arrow's bytes were skipped by key inference
+    message = error_of(path, block_size=256, schema=feeds.Schema(time="hour", key=key))
+    line = 302 if late else 2
+    for part in ("raw.csv", f"line {line}", "'city'", "encoding='latin-1'"):
+        assert part in message, message
+
+
+def test_encoding_reads_a_latin1_file_as_text(tmp_path):
+    path = write(tmp_path, ("city,hour,TEMP,DEWP\n" + latin1_rows(300)).encode("latin-1"))
+    schema = feeds.Schema(time="hour", key="city")
+    chunks = read_all(path, block_size=256, encoding="latin-1", schema=schema)
+    keys = feeds.concat(chunks).keys
+    assert sorted(set(keys)) == ["Zürich0", "Zürich1"] and len(keys) == 300
+
+
+def test_an_encoding_that_is_not_known_is_a_config_error(tmp_path):
+    path = write(tmp_path, HEADER + raw_rows(4))
+    assert "latin-9000" in error_of(path, feeds.ConfigError, encoding="latin-9000")
