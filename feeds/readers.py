@@ -17,15 +17,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from . import _kernels as K
 from .errors import ConfigError, MissingValueError, SchemaError
 from .feed import Feed, _float64, _span
 from .schema import Schema, kind_of
-from .tables import as_table, csv_tables, from_wide, text_encoding
-from .tables import column_types as parse_column_types
+from .tables import as_table, column_types, csv_tables, from_wide, text_encoding
 
 _DEFAULT_ROWS = 65_536
+_parse_column_types = column_types  # iter_csv's argument of that name hides it
 
 
 def _feed_of(feed, options):
@@ -344,6 +345,10 @@ def iter_ipc(source, feed=None, *, rows=None, every=None, flush=True, skip=0, **
 def _ipc(source, feed, rows, every, flush, skip):
     opened = None
     if isinstance(source, (str, os.PathLike)):
+        if os.path.isdir(source):
+            raise SchemaError(
+                f"{os.fspath(source)}: is a folder; iter_ipc reads one Arrow IPC file"
+            )
         try:
             source = opened = pa.memory_map(os.fspath(source))
         except FileNotFoundError:
@@ -498,7 +503,17 @@ def iter_parquet(
     except FileNotFoundError:
         raise SchemaError(f"{os.fspath(path)}: the file or directory does not exist") from None
     except (pa.ArrowInvalid, OSError) as exc:
+        twice = _twice(os.fspath(path)) if "duplicate" in str(exc) else None
+        if twice:
+            raise SchemaError(
+                f"{twice[0]}: column {twice[1]!r} appears twice; column names must be distinct"
+            ) from None
         raise SchemaError(f"{os.fspath(path)}: not Parquet data that can be read: {exc}") from None
+    if not fragments:
+        raise SchemaError(
+            f"{os.fspath(path)}: the folder holds no Parquet files (names that start with "
+            "'.' or '_' are not read)"
+        )
     schema = feed.schema.bind(dataset.schema)  # the feed binds on its first rows
     for fragment in fragments:  # footers only: each file against the schema
         try:
@@ -522,15 +537,41 @@ def iter_parquet(
     return _run(_scanned(batches, path), feed, rows, every, flush)
 
 
+def _twice(path):
+    """``(file, column)`` of the first Parquet file at ``path`` (a file or folder) that has
+    a column name twice, or None."""
+    if os.path.isfile(path):
+        files = [path]
+    else:
+        files = sorted(
+            os.path.join(folder, name)
+            for folder, _, names in os.walk(path)
+            for name in names
+            if not name.startswith((".", "_"))
+        )
+    for file in files:
+        try:
+            names = pq.read_schema(file).names
+        except (pa.ArrowInvalid, OSError):
+            continue
+        twice = next((n for n in names if names.count(n) > 1), None)
+        if twice is not None:
+            return file, twice
+    return None
+
+
 def _row_groups(dataset, columns, parts, batch_rows, threads, skip):
     """Record batches of a Parquet dataset, one row group at a time.
 
     Files (partitions) and row groups whose statistics rule out the filter are
     skipped; each row group is read only when the previous one is used up and
     without pre-buffering, so that memory stays bounded by a row group and a
-    batch, however large the data.
+    batch, however large the data. A damaged file is an error naming it: a page
+    whose checksum (where the writer wrote one) does not match, or that cannot be
+    decoded, or a number outside the range the row group's statistics record
+    (bytes written over values leave a page that decodes, to other numbers).
     """
-    scan = ds.ParquetFragmentScanOptions(pre_buffer=False)
+    scan = ds.ParquetFragmentScanOptions(pre_buffer=False, page_checksum_verification=True)
     expr = _all(parts)
     passed = 0  # rows of the row groups passed over unread, counted for _skip
     for fragment in dataset.get_fragments(filter=expr):
@@ -552,10 +593,45 @@ def _row_groups(dataset, columns, parts, batch_rows, threads, skip):
                 fragment_scan_options=scan,
                 use_threads=threads,
             )
+            ranges = _recorded_ranges(piece, columns)
             try:
-                yield from batches
+                for batch in batches:
+                    _check_ranges(batch, ranges, fragment.path)
+                    yield batch
             except OSError as exc:  # Arrow's IOError: damaged pages, bad compression
                 raise SchemaError(f"{fragment.path}: the file is damaged: {exc}") from None
+
+
+def _recorded_ranges(piece, columns):
+    """``{column: (row group, least, greatest)}`` of the numeric ``columns`` whose range
+    the statistics of ``piece`` (one row group) record."""
+    groups = piece.row_groups or []
+    if len(groups) != 1:
+        return {}
+    stats = groups[0].statistics or {}
+    ranges = {}
+    for name in columns:
+        least, greatest = (stats.get(name) or {}).get("min"), (stats.get(name) or {}).get("max")
+        numbers = all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in (least, greatest)
+        )
+        if numbers and least <= greatest:  # not NaN
+            ranges[name] = (groups[0].id, least, greatest)
+    return ranges
+
+
+def _check_ranges(batch, ranges, path):
+    for name, (group, least, greatest) in ranges.items():
+        found = pc.min_max(batch.column(name))
+        low, high = found["min"].as_py(), found["max"].as_py()
+        if low is None or least <= low <= high <= greatest:
+            continue
+        value = low if low < least else high
+        raise SchemaError(
+            f"{path}: the file is damaged: column {name!r} holds {value!r} in row group "
+            f"{group}, outside the range {least!r} to {greatest!r} that the file's statistics "
+            "record for it; the file was changed after it was written"
+        )
 
 
 def _scanned(batches, path):
@@ -644,7 +720,7 @@ def iter_csv(
         or block_size < 1
     ):
         raise ConfigError(f"block_size must be a positive integer, got {block_size!r}")
-    types = parse_column_types(column_types)
+    types = _parse_column_types(column_types)
     encoding = text_encoding(encoding)
     feed = _feed_of(feed, options)
     return _csv(path, feed, rows, every, flush, block_size, types, encoding, skip)
@@ -669,6 +745,3 @@ def _roles(feed):
     if schema.features is not None:
         values = tuple(dict.fromkeys(schema.features + (schema.targets or ())))
     return schema.time, schema.key, values
-
-
-column_types = parse_column_types  # the public name, beside the reader that takes them

@@ -8,6 +8,7 @@ column, never a half-read stream or a silent change of meaning (issue 13, items 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 import feeds
@@ -258,3 +259,60 @@ def test_encoding_reads_a_latin1_file_as_text(tmp_path):
 def test_an_encoding_that_is_not_known_is_a_config_error(tmp_path):
     path = write(tmp_path, HEADER + raw_rows(4))
     assert "latin-9000" in error_of(path, feeds.ConfigError, encoding="latin-9000")
+
+
+# -- files and folders that are not what the reader reads -------------------------------------
+
+
+@pytest.mark.parametrize("reader", ["iter_csv", "iter_parquet", "iter_ipc"])
+def test_a_folder_that_does_not_exist_says_so(tmp_path, reader):
+    path = tmp_path / "nowhere" / "inputs"
+    with pytest.raises(feeds.SchemaError, match="inputs.*does not exist"):
+        list(getattr(feeds, reader)(path))
+
+
+@pytest.mark.parametrize("reader", ["iter_csv", "iter_ipc"])
+def test_a_folder_given_to_a_one_file_reader_says_it_is_a_folder(tmp_path, reader):
+    with pytest.raises(feeds.SchemaError, match="is a folder"):
+        list(getattr(feeds, reader)(tmp_path))
+
+
+def test_an_empty_folder_holds_no_parquet_files(tmp_path):
+    (tmp_path / "inputs").mkdir()
+    with pytest.raises(feeds.SchemaError, match="inputs.*holds no Parquet files"):
+        list(feeds.iter_parquet(tmp_path / "inputs"))
+
+
+def test_duplicate_field_names_in_a_parquet_file_name_the_column(tmp_path):
+    table = pa.Table.from_arrays(
+        [pa.array(np.arange(10.0)), pa.array(np.ones(10)), pa.array(np.ones(10))],
+        names=["time", "x2", "x2"],
+    )
+    pq.write_table(table, tmp_path / "dup.parquet")
+    for path in (tmp_path / "dup.parquet", tmp_path):
+        with pytest.raises(feeds.SchemaError) as exc:
+            list(feeds.iter_parquet(path))
+        assert "dup.parquet" in str(exc.value) and "'x2'" in str(exc.value), str(exc.value)
+
+
+def damaged(tmp_path, checksums=False):
+    """A Parquet file with random bytes written over values of column x2's data page."""
+    rng = np.random.default_rng(0)
+    n = 4000
+    table = pa.table({"time": np.arange(n), "x1": rng.normal(size=n), "x2": rng.normal(size=n)})
+    path = tmp_path / "damaged.parquet"
+    pq.write_table(table, path, compression="none", write_page_checksum=checksums)
+    data = bytearray(path.read_bytes())
+    at = data.find(table.column("x2").to_numpy()[1000:1002].tobytes())
+    assert at > 0
+    data[at : at + 64] = np.random.default_rng(1).bytes(64)
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("checksums", [False, True])
+def test_random_bytes_in_a_parquet_page_say_the_file_is_damaged(tmp_path, checksums):
+    with pytest.raises(feeds.SchemaError) as exc:
+        list(feeds.iter_parquet(damaged(tmp_path, checksums), dtype="float64"))
+    message = str(exc.value)
+    assert "damaged.parquet" in message and "damaged" in message.replace("damaged.", ""), message
