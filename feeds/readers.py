@@ -737,11 +737,18 @@ def _csv(path, feed, rows, every, flush, block_size, types, encoding, skip):
 
 
 def _roles(feed):
-    """``(time, key, value columns)`` of the feed's schema, each None while not known."""
+    """``(kept, values, read)`` of the feed's schema as known now (see ``csv_tables``)."""
     schema = feed.schema
+    time = schema.time
+    times = (time,) if isinstance(time, str) else tuple(time or ())
+    role = "time part" if len(times) > 1 else "time"
+    kept = {**dict.fromkeys(times, role), **dict.fromkeys(schema.categorical, "categorical")}
+    if schema.key:
+        kept[schema.key] = "key"
     if schema.bound:
-        return schema.time, schema.key, schema.values
-    values = None
-    if schema.features is not None:
-        values = tuple(dict.fromkeys(schema.features + (schema.targets or ())))
-    return schema.time, schema.key, values
+        return kept, schema.values, set(schema.source_columns)
+    if schema.features is None:
+        return kept, None, None
+    values = tuple(dict.fromkeys(schema.features + (schema.targets or ())))
+    known = time is not None and schema.key is not None
+    return kept, values, ({*kept, *values} if known else None)

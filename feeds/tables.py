@@ -317,8 +317,10 @@ def csv_tables(path, *, block_size, types=None, encoding=None, roles=None):
     encoding : str, optional
         The file's text encoding (a name from :func:`text_encoding`); None for UTF-8.
     roles : callable, optional
-        Returns ``(time, key, values)``: the feed's time and key column names and its
-        value columns, each None while not known (a key of False: the data is one series).
+        Returns ``(kept, values, read)`` as the feed knows them now: ``{column: role}``
+        of the columns that keep their type (``"time"``, ``"time part"``, ``"key"``,
+        ``"categorical"``), the value columns (None while inferred) and every column the
+        feed reads (None while not known).
 
     Raises
     ------
@@ -340,7 +342,7 @@ def csv_tables(path, *, block_size, types=None, encoding=None, roles=None):
         raise SchemaError(f"{name}: the file does not exist") from None
     except OSError as exc:
         raise SchemaError(f"{name}: cannot open it: {exc.strerror}") from None
-    text = _CsvText(name, dict(types or {}), roles or (lambda: (None, None, None)))
+    text = _CsvText(name, dict(types or {}), roles or (lambda: ({}, None, None)))
     with file:
         for line, block in _blocks(file, block_size, encoding, name):
             table = text.table(block, line)
@@ -357,18 +359,16 @@ def _blocks(file, size, encoding, name):
     rest, line, need = b"", 1, 2
     while True:
         raw = file.read(size)
+        last = not raw
         if decoder is not None:
             try:
-                raw = decoder.decode(raw, final=not raw).encode("utf-8")
+                raw = decoder.decode(raw, final=last).encode("utf-8")
             except UnicodeDecodeError as exc:
                 at = line + _count_lines(rest) + exc.object[: exc.start].count(b"\n")
                 raise SchemaError(
                     f"{name}, line {at}: {exc.object[exc.start : exc.end]!r} is not "
                     f"{encoding} text; pass the file's encoding"
                 ) from None
-            last = not raw and not decoder.decode(b"", final=True)
-        else:
-            last = not raw
         data = rest + raw
         if last:
             if data:
@@ -490,7 +490,7 @@ class _CsvText:
         table = self._parse(block, line, header)
         if header:
             self._first(table, block, line)
-        read = self._read_by_feed()
+        _, _, read = self.roles()
         for i, field in enumerate(table.schema):
             col, name = table.column(i), field.name
             binary = pa.types.is_binary(field.type) and name not in self.declared
@@ -507,13 +507,6 @@ class _CsvText:
                 col = table.column(i)
                 table = table.set_column(i, field, pc.if_else(pc.equal(col, ""), None, col))
         return table
-
-    def _read_by_feed(self):
-        """The columns the feed reads, or None while its roles are not all known."""
-        time, key, values = self.roles()
-        if values is None or time is None or key is None:
-            return None
-        return {time, *([key] if key else []), *values}
 
     def _parse(self, block, line, header):
         """The table of ``block``, with a column's type widened (and the block parsed again)
@@ -570,19 +563,18 @@ class _CsvText:
 
     def _wider(self, name, text):
         """The type that column ``name`` widens to for ``text``, or None where it cannot."""
-        time, key, _ = self.roles()
+        kept, _, read = self.roles()
         now = self.types.get(name)
-        if now is None or name in self.declared or name in (time, key):
+        if now is None or name in self.declared or name in kept:
             return None
         if (pa.types.is_integer(now) or pa.types.is_null(now)) and _is_number(text):
             return pa.float64()
-        read = self._read_by_feed()
         if read is not None and name not in read and not _is_text(now):
             return pa.string()  # a column the feed does not read
         return None
 
     def _refuse(self, name, at, text):
-        time, key, _ = self.roles()
+        kept, _, _ = self.roles()
         now = self.types[name]
         where = f"{self.path}, line {at}, column {name!r}: {text!r} is not"
         if name in self.declared:
@@ -591,13 +583,12 @@ class _CsvText:
                 f"({now}); correct the line, or declare another type"
             )
         first = f"the type inferred from the file's first block ({now})"
-        if name in (time, key):
-            role = "time" if name == time else "key"
+        if name in kept:
             wanted = "float64" if _is_number(text) else "string"
             raise SchemaError(
-                f"{where} {_noun(now)}, {first}; the {role} column keeps one type from the "
-                f"first row to the last: declare it with column_types={{{name!r}: {wanted!r}}}"
-                + (", or correct the line" if role == "time" else "")
+                f"{where} {_noun(now)}, {first}; a {kept[name]} column keeps one type from "
+                f"the first row to the last: declare it with column_types="
+                f"{{{name!r}: {wanted!r}}}, or correct the line"
             )
         numbers = pa.types.is_integer(now) or pa.types.is_floating(now) or pa.types.is_null(now)
         what = (
@@ -621,12 +612,12 @@ class _CsvText:
             )
         self.names = names
         self.types = {f.name: f.type for f in table.schema}
-        time, key, values = self.roles()
+        kept, values, _ = self.roles()
         for field in table.schema:
-            name = field.name
-            if name in self.declared or name == key or not _is_text(field.type):
-                continue
-            if values is not None and name not in values and name != time:
+            name, role = field.name, kept.get(field.name)
+            if name in self.declared or role in ("key", "categorical"):
+                continue  # text is what these may hold
+            if not _is_text(field.type) or (values is not None and name not in values and not role):
                 continue
             self._stray_text(table.column(name), name, block, line)
 

@@ -316,3 +316,55 @@ def test_random_bytes_in_a_parquet_page_say_the_file_is_damaged(tmp_path, checks
         list(feeds.iter_parquet(damaged(tmp_path, checksums), dtype="float64"))
     message = str(exc.value)
     assert "damaged.parquet" in message and "damaged" in message.replace("damaged.", ""), message
+
+
+# -- a raw export: the time in parts, a text category, NA gaps, a float late ----------------------
+
+EXPORT_HEADER = "No,year,month,day,hour,pm2.5,DEWP,TEMP,cbwd\n"
+
+
+def export_rows(n, late=None):
+    """Hourly rows from 2010-01-01 as a raw export writes them (gaps written NA)."""
+    lines = []
+    for i in range(n):
+        day, hour = divmod(i, 24)
+        pm = "NA" if i % 11 == 0 else str(40 + i % 50)
+        wind = "NW" if i % 4 else "cv"
+        line = f"{i + 1},2010,1,{day + 1},{hour},{pm},{i % 9 - 20},{i % 13 - 6},{wind}"
+        lines.append((late or {}).get(i, line))
+    return "".join(f"{line}\n" for line in lines)
+
+
+def export_schema():
+    return feeds.Schema(time=["year", "month", "day", "hour"], key=False, targets="pm2.5",
+                        features=["pm2.5", "DEWP", "TEMP"], categorical=["cbwd"])  # fmt: skip
+
+
+def test_a_raw_export_with_a_float_late_streams_to_the_end(tmp_path):
+    late = {600: "601,2010,1,26,0,55,-3,14.66666667,NW"}
+    path = write(tmp_path, EXPORT_HEADER + export_rows(700, late))
+    chunks = read_all(path, block_size=1024, rows=100, schema=export_schema(), missing="mask")
+    whole = read_all(path, block_size=1 << 20, rows=100, schema=export_schema(), missing="mask")
+    got = feeds.concat(chunks)
+    assert len(got) == 700 and got.equals(feeds.concat(whole))
+    assert 14.66666667 in got.x[:, got.columns.index("TEMP")]
+
+
+def test_a_time_part_that_turns_to_a_float_names_the_part_and_the_line(tmp_path):
+    late = {600: "601,2010,1,26,0.5,55,-3,1,NW"}
+    path = write(tmp_path, EXPORT_HEADER + export_rows(700, late))
+    message = error_of(path, block_size=1024, schema=export_schema(), missing="mask")
+    for part in ("raw.csv", f"line {line_of(600)}", "'hour'", "time part", "column_types"):
+        assert part in message, message
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig", "cp1252"])
+def test_an_encoding_is_decoded_across_block_ends(tmp_path, encoding):
+    text = "city,hour,TEMP,DEWP\n" + latin1_rows(300)
+    path = write(tmp_path, text.encode(encoding))
+    want = feeds.concat(read_all(write(tmp_path, text, "utf8.csv"), schema=feeds.Schema(
+        time="hour", key="city")))  # fmt: skip
+    for block_size in (1, 7, 256, 1 << 20):
+        chunks = read_all(path, block_size=block_size, encoding=encoding,
+                          schema=feeds.Schema(time="hour", key="city"))  # fmt: skip
+        assert feeds.concat(chunks).equals(want), block_size
