@@ -105,11 +105,11 @@ def _cut(tables, feed, rows, every):
             buffer, held = ([whole.slice(stop)], held - stop) if stop < held else ([], 0)
             continue
         if span is None:
-            time_type = schema._types[schema.time]
+            time_type = schema.time_type
             sort = "datetime" if kind_of(time_type) == "time" else kind_of(time_type)
             sort = "float" if pa.types.is_floating(time_type) else sort
             span = _span(every, "every", sort)
-        bins = _bins(table.column(schema.time), span, schema.time, seen)
+        bins = _bins(schema.time_column(table, seen), span, schema.time_name, seen)
         seen += table.num_rows
         edges = np.flatnonzero(bins[1:] != bins[:-1]) + 1
         a = 0
@@ -155,12 +155,15 @@ def _concat(tables, schema):
 
 def _common(col, name, schema):
     """A column in the one type that every piece of it can take."""
-    if name == schema.key:
+    if name == schema.key or name in schema.categorical:
         if pa.types.is_dictionary(col.type):
             col = pc.cast(col, col.type.value_type)
         if kind_of(col.type) == "string":
             return pc.cast(col, pa.string())
-        return _int64_column(col, f"key column {name!r}", "keys")
+        role = "key" if name == schema.key else "categorical"
+        return _int64_column(
+            col, f"{role} column {name!r}", "keys" if role == "key" else "categories"
+        )
     if name == schema.time and pa.types.is_integer(col.type):
         return _int64_column(col, f"time column {name!r}", "times")
     if name == schema.time and kind_of(col.type) == "time":
@@ -396,7 +399,13 @@ def _filter(schema, keys, start, end):
                 f"{'strings' if strings else 'integers'}"
             )
         parts[schema.key] = pc.field(schema.key).isin(keys)
-    time_type = schema._types[schema.time]
+    if schema.time_parts is not None and (start is not None or end is not None):
+        raise ConfigError(
+            f"start= and end= filter the rows on a time column; this time is built from its "
+            f"parts {list(schema.time)}, which a scan cannot filter on: read without them, "
+            "or filter on a time column written with the data"
+        )
+    time_type = schema.time_type
     for bound, op in ((start, "ge"), (end, "lt")):
         if bound is None:
             continue
@@ -524,7 +533,7 @@ def iter_parquet(
             schema.check(physical)
         except (SchemaError, pa.ArrowInvalid, OSError) as exc:
             raise SchemaError(f"{fragment.path}: {exc}") from None
-    columns = [schema.time, *([schema.key] if schema.key else []), *schema.values]
+    columns = list(schema.source_columns)  # the time or its parts, key, values, categories
     if schema.key and kind_of(schema._types[schema.key]) == "string":
         fmt = ds.ParquetFileFormat(
             read_options=ds.ParquetReadOptions(dictionary_columns=[schema.key])
@@ -622,7 +631,10 @@ def _recorded_ranges(piece, columns):
 
 def _check_ranges(batch, ranges, path):
     for name, (group, least, greatest) in ranges.items():
-        found = pc.min_max(batch.column(name))
+        col = batch.column(name)
+        if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
+            continue  # a dictionary column, say: not checked
+        found = pc.min_max(col)
         low, high = found["min"].as_py(), found["max"].as_py()
         if low is None or least <= low <= high <= greatest:
             continue

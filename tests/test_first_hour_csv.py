@@ -368,3 +368,45 @@ def test_an_encoding_is_decoded_across_block_ends(tmp_path, encoding):
         chunks = read_all(path, block_size=block_size, encoding=encoding,
                           schema=feeds.Schema(time="hour", key="city"))  # fmt: skip
         assert feeds.concat(chunks).equals(want), block_size
+
+
+# -- the readers give what a schema of time parts and categories reads ----------------------------
+
+
+def parts_frame(n=72):
+    i = np.arange(n)
+    return pd.DataFrame({"year": 2010, "month": 1, "day": 1 + i // 24, "hour": i % 24,
+                         "pm2.5": 40.0 + i % 50, "cbwd": np.where(i % 4, "NW", "cv")})  # fmt: skip
+
+
+def parts_schema():
+    return feeds.Schema(time=["year", "month", "day", "hour"], key=False, categorical=["cbwd"])
+
+
+def test_parquet_reads_the_time_parts_and_the_categorical_columns(tmp_path):
+    df = parts_frame()
+    df.to_parquet(tmp_path / "raw.parquet")
+    want = feeds.concat(list(feeds.iter_pandas(df, schema=parts_schema())))
+    got = feeds.concat(list(feeds.iter_parquet(tmp_path / "raw.parquet", schema=parts_schema())))
+    assert got.equals(want) and len(got) == len(df)
+
+
+def test_every_cuts_by_the_time_its_parts_make(tmp_path):
+    chunks = list(feeds.iter_pandas(parts_frame(), every="1D", schema=parts_schema()))
+    assert [len(c) for c in chunks] == [24, 24, 24]
+
+
+def test_start_and_end_on_a_time_from_parts_is_a_config_error(tmp_path):
+    parts_frame().to_parquet(tmp_path / "raw.parquet")
+    with pytest.raises(feeds.ConfigError, match="parts"):
+        list(feeds.iter_parquet(tmp_path / "raw.parquet", schema=parts_schema(),
+                                start="2010-01-02"))  # fmt: skip
+
+
+def test_a_categorical_column_of_categories_and_of_text_joins_into_one_chunk():
+    df = parts_frame()
+    first, second = df.iloc[:30].copy(), df.iloc[30:]
+    first["cbwd"] = first["cbwd"].astype("category")
+    chunks = list(feeds.iter_chunks([first, second], rows=50, schema=parts_schema()))
+    want = feeds.concat(list(feeds.iter_pandas(df, rows=50, schema=parts_schema())))
+    assert feeds.concat(chunks).equals(want)
