@@ -496,6 +496,16 @@ def iter_parquet(
         to the feed: a stream restored with its feed resumes at
         ``feed.counts["rows_in"]``. Row groups wholly before that point are not
         read when there is no filter.
+
+    Raises
+    ------
+    SchemaError
+        Naming the file or folder: a path that does not exist, a folder of no Parquet
+        files, a file that is not Parquet, a column name twice in a file, or a damaged
+        file: a page whose checksum (where the writer wrote checksums, as with
+        ``pyarrow.parquet.write_table(..., write_page_checksum=True)``) does not match,
+        that cannot be decoded, or that holds a number outside the range its row group's
+        statistics record.
     """
     _check_rows(rows, every, skip)
     if (
@@ -674,14 +684,16 @@ def iter_csv(
     holds ``14.66666667`` or an integer beyond int64 is read as float64 from that block on,
     since features and targets become floats anyway, and a column the feed does not read is
     read as text when it must. No row is read twice or left out, and the chunks are the same
-    whatever ``block_size``. The key and the time column keep their first block's type: an
-    integer key that later holds text is an error that says to declare its type.
+    whatever ``block_size``. The key, the time (or its parts) and categorical columns keep
+    their first block's type: an integer key that later holds text is an error that says to
+    declare its type.
 
-    Timestamps in ISO 8601 are read as timestamps. Text is read as written (a key ``"NA"``
-    is Namibia), except that an empty field is missing; in numeric columns Arrow's
-    spellings of a missing value (empty, ``NA``, ``N/A``, ``null``, ``nan``, ...) are
-    missing. A column whose first block holds only such spellings has no type to infer:
-    name its type in ``column_types`` (``"string"`` for a key).
+    A row is a line: a quoted value cannot hold a line break (a quote left open would take
+    the lines after it). Timestamps in ISO 8601 are read as timestamps. Text is read as
+    written (a key ``"NA"`` is Namibia), except that an empty field is missing; in numeric
+    columns Arrow's spellings of a missing value (empty, ``NA``, ``N/A``, ``null``,
+    ``nan``, ...) are missing. A key whose first block holds only such spellings has no
+    type to infer: declare it in ``column_types`` (``"string"``).
 
     Parameters
     ----------
