@@ -230,6 +230,7 @@ def test_text_parts_are_refused_when_the_schema_binds():
         feeds.Feed(feeds.Schema(time=["year", "month", "day"], key=False))(df)
 
 
+@pytest.mark.filterwarnings("ignore::feeds.CategoryWarning")  # 3 slots for 4 categories
 def test_a_schema_with_parts_survives_pickling_and_compares_equal():
     df = raw(30)
     schema = feeds.Schema(time=["year", "month", "day", "hour"], key=False, targets="pm2.5",
@@ -331,6 +332,34 @@ def test_categories_must_match_the_column():
         feeds.Feed(schema, missing={"cbwd": 0.0})(df)
 
 
+def test_one_hot_columns_go_after_the_lags_and_before_the_masks():
+    df = raw()
+    schema = feeds.Schema(time=["year", "month", "day", "hour"], key=False, targets="pm2.5",
+                          categorical={"cbwd": ["NE", "cv"]})  # fmt: skip
+    feed = feeds.Feed(schema, missing="mask", time_delta=True, calendar=["hour_of_day"], lags=1)
+    assert feed(df).columns == (
+        "No", "pm2.5", "TEMP", "dt", "hour_of_day_sin", "hour_of_day_cos", "pm2.5_lag1",
+        "cbwd=NE", "cbwd=cv", "No_missing", "pm2.5_missing", "TEMP_missing",
+    )  # fmt: skip
+
+
+def test_a_feed_pickled_before_time_parts_and_categories_resumes():
+    df = raw(30)
+    schema = dict(time="No", key=False, targets="pm2.5")
+    straight = feeds.Feed(feeds.Schema(**schema), missing=0.0)
+    straight(df.iloc[:15])
+    want = straight(df.iloc[15:])
+    feed = feeds.Feed(feeds.Schema(**schema), missing=0.0)
+    feed(df.iloc[:15])
+    for name in ("_cat", "_cats", "_cat_full", "_onehot_names"):
+        del feed.__dict__[name]
+    for name in ("_time_parts", "categorical", "_announced"):
+        del feed.schema.__dict__[name]
+    old = pickle.loads(pickle.dumps(feed))
+    assert old.categories == {} and old.schema.time_parts is None
+    assert old(df.iloc[15:]).equals(want)
+
+
 def frame(n, seed):
     """Rows of three sensors with the time in parts (to the minute), a category with
     nulls and more values than some widths, and features with gaps."""
@@ -364,7 +393,7 @@ def test_cutting_anywhere_changes_no_categorical_input(cuts, grid, spec, seed):
         categorical={"wind": list(spec) if isinstance(spec, tuple) else spec},
     )
     options = dict(missing={"a": "mask", "*": ("ffill", 0.0)}, grid=grid, scale="per_key",
-                   dtype="float64", late="drop")  # fmt: skip
+                   dtype="float64", late="drop", time_delta=True, lags=2)  # fmt: skip
     options["duplicates"] = "first" if grid else "last"
     edges = [0, *sorted(set(c % 151 for c in cuts)), 150]
 
