@@ -12,7 +12,8 @@ Examples
 >>> df = pd.DataFrame({"sensor": ["a", "b", "a", "b"],
 ...                    "time": pd.date_range("2024-01-01", periods=4, freq="h"),
 ...                    "reading": [1.0, 2.0, 3.0, 4.0]})
->>> [len(chunk) for chunk in feeds.iter_pandas(df, rows=3)]
+>>> feed = feeds.Feed(feeds.Schema(key="sensor"))
+>>> [len(chunk) for chunk in feeds.iter_pandas(df, feed, rows=3)]
 [3, 1]
 """
 
@@ -21,7 +22,7 @@ from .errors import ConfigError, FeedError, MissingValueError, SchemaError, Time
 from .feed import Feed, calendar_for
 from .readers import iter_arrow, iter_chunks, iter_csv, iter_ipc, iter_pandas, iter_parquet
 from .schema import CategoryWarning, KeyWarning, Schema
-from .tables import as_table, from_wide
+from .tables import as_table, column_types, from_wide
 
 __all__ = [
     "CategoryWarning",
@@ -36,6 +37,7 @@ __all__ = [
     "TimeOrderError",
     "as_table",
     "calendar_for",
+    "column_types",
     "concat",
     "from_wide",
     "iter_arrow",

@@ -17,7 +17,7 @@ are naive ``datetime64[ns]`` and measurements are ``float64``.
   series in long format.
 - :func:`load_seattle_weather`: daily weather in Seattle, 2012 to 2015, one
   series with several measurements and a text label (feed it with
-  ``feeds.Schema(key=False)``, or the label is taken as a key).
+  ``feeds.Schema(key=False)``: a text column that no role claims is refused).
 - :func:`load_glucose`: blood glucose from a continuous glucose monitor, about
   every five minutes from March to May 2010, one series with gaps of up to
   18 hours, a repeated time and a stretch of paired readings (put it on a
@@ -186,10 +186,10 @@ def load_seattle_weather():
     """Daily weather in Seattle, 2012-01-01 to 2015-12-31.
 
     One series (no key column), one row per day in date order. The text
-    column ``weather`` is a label, not a series id, but a feed infers the one
-    text column of a table as its key: pass ``feeds.Schema(key=False)`` to
-    read the frame as one series (naming the features alone does not stop it;
-    see the example).
+    column ``weather`` is a label, not a series id; a feed refuses a text column
+    that no role claims, so say what the table is: ``feeds.Schema(key=False)``
+    reads it as one series and leaves the label out (see the example), and
+    ``categorical=["weather"]`` would make the label an input.
 
     Returns
     -------

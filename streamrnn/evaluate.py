@@ -805,7 +805,7 @@ def progressive(source, learner, metrics=None, every=None, season=None, report=N
     >>> df = pd.DataFrame({"key": np.repeat(["a", "b"], 50), "time": np.tile(np.arange(50), 2),
     ...                    "level": np.r_[np.sin(np.arange(50) / 3), np.cos(np.arange(50) / 3)]})
     >>> learner = streamrnn.OnlineLearner(streamrnn.GRU(1, 4, output_size=1, seed=0),
-    ...                                   feed=feeds.Feed(feeds.Schema(targets="level")))
+    ...                                   feed=feeds.Feed(feeds.Schema(key="key", targets="level")))
     >>> snaps = []
     >>> result = progressive([df.iloc[:40], df.iloc[40:]], learner, every=25, report=snaps.append)
     >>> result.rows, [s["rows"] for s in snaps], list(result.per_output.index)

@@ -90,6 +90,7 @@ def test_all_lists_the_loaders():
         "load_seattle_weather",
         "load_stocks",
         "load_weather",
+        "seattle_weather_csv",
     ]
     for name in datasets.__all__:
         assert f":func:`{name}`" in datasets.__doc__
