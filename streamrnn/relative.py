@@ -27,8 +27,9 @@ down by the factor ``max(0, 1 - 1/t**2)``, ``t`` being the gain over its
 standard error (James-Stein's positive-part rule): a gain that the labels
 cannot tell from 0 counts for little. A network whose changes are noise (a
 price that moves as a random walk) gets a gain near 0 and forecasts close to
-persistence; one whose changes are right gets a gain near 1. Quantiles move with their median: each is shifted by the
-amount the point forecast was shrunk, so the interval keeps its width.
+persistence; one whose changes are right gets a gain near 1. Quantiles move
+with their median: each is shifted by the amount the point forecast was
+shrunk, so the interval keeps its width.
 
 A learner with quantiles **calibrates** its intervals online
 (``calibrate=True``, its default with ``relative="last"`` and a pinball loss):
@@ -36,9 +37,12 @@ each key's quantiles are spread around their median by a factor ``m``, and
 after each label ``log m`` grows by :data:`CALIBRATION_STEP` times (1 - the
 nominal share outside the outer quantiles) when the label fell outside the
 interval issued for it, and shrinks by the step times that share when it fell
-inside. The share of labels outside then tends to the nominal one whatever
-the network learned (adaptive conformal inference, Gibbs and Candes, 2021, in
-a multiplicative form). The median is unchanged.
+inside. The step is larger while a series is young (:data:`CALIBRATION_START`
+``/ sqrt(n + 1)`` after its ``n``-th row, until that falls to the step), so
+that a short series settles within its first hundred rows. The share of labels outside then
+tends to the nominal one whatever the network learned (adaptive conformal
+inference, Gibbs and Candes, 2021, in a multiplicative form). The median is
+unchanged.
 
 Every returned forecast also obeys two rules, whatever the mode:
 
@@ -106,6 +110,8 @@ def shrink_gains(seg, labels, made, state, forget, gain):
 
 #: How fast an interval's width follows its misses (see ``calibrate``).
 CALIBRATION_STEP = 0.05
+#: ... and how fast while a series is young: this over sqrt(rows + 1), while larger.
+CALIBRATION_START = 0.5
 _LOG_WIDTH_MAX = 5.0  # widths stay within e**-5 .. e**5 of the network's
 
 
@@ -117,7 +123,9 @@ def calibrate(seg, labels, C, point, outer, nominal, step, width, ring, seen):
     quantile forecasts (changed in place), ``labels`` (N, T) the realised changes
     (NaN where missing), ``point`` the median's index and ``outer`` the indices of
     the lowest and highest quantiles; ``nominal`` is the share meant to fall
-    outside them. Each series ``g`` carries ``width[g, t]`` (log of the spread),
+    outside them; after each label the log spread moves by ``max(step,
+    CALIBRATION_START / sqrt(rows + 1))`` times (miss - nominal), ``rows`` being the
+    series' rows before. Each series ``g`` carries ``width[g, t]`` (log of the spread),
     ``ring[g]`` (the outer quantiles issued for its last ``ring.shape[1]`` rows,
     oldest at ``seen[g] % len``) and ``seen[g]`` (its rows so far).
     """
@@ -126,6 +134,7 @@ def calibrate(seg, labels, C, point, outer, nominal, step, width, ring, seen):
     for g in range(seg.shape[0] - 1):
         for r in range(seg[g], seg[g + 1]):
             at = seen[g] % h if h else 0
+            now = max(step, CALIBRATION_START / np.sqrt(seen[g] + 1.0))
             for j in range(C.shape[1]):
                 m = np.exp(width[g, j])
                 mid = C[r, j, point]
@@ -139,7 +148,7 @@ def calibrate(seg, labels, C, point, outer, nominal, step, width, ring, seen):
                 d = labels[r, j]
                 if not (np.isnan(d) or np.isnan(a)):
                     miss = 1.0 if (d < a or d > b) else 0.0
-                    w = width[g, j] + step * (miss - nominal)
+                    w = width[g, j] + now * (miss - nominal)
                     width[g, j] = min(max(w, -_LOG_WIDTH_MAX), _LOG_WIDTH_MAX)
             seen[g] += 1
 

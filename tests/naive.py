@@ -780,11 +780,12 @@ def made_changes(keys, outputs, horizon):
     return out
 
 
-def calibrated(keys, labels, changes, quantiles, horizon, step):
+def calibrated(keys, labels, changes, quantiles, horizon, step, start):
     """Quantile changes (N, T, K) spread row by row around their median by each key's
-    factor exp(w); w moves by ``step * (miss - nominal)`` after each label, ``miss``
-    telling whether the label fell outside the outer quantiles issued ``horizon``
-    rows before, and stays within [-5, 5]."""
+    factor exp(w); w moves by ``max(step, start / sqrt(n + 1)) * (miss - nominal)`` after
+    each label, ``n`` being the key's rows before this one and ``miss`` telling whether
+    the label fell outside the outer quantiles issued ``horizon`` rows before, and stays
+    within [-5, 5]."""
     q = np.asarray(quantiles)
     lo, hi, mid = int(np.argmin(q)), int(np.argmax(q)), int(np.flatnonzero(q == 0.5)[0])
     nominal = 1.0 - (q.max() - q.min())
@@ -800,5 +801,6 @@ def calibrated(keys, labels, changes, quantiles, horizon, step):
             for j in range(out.shape[1]):
                 if not np.isnan(labels[r, j]):
                     miss = float(labels[r, j] < a[j] or labels[r, j] > b[j])
-                    w[j] = min(max(w[j] + step * (miss - nominal), -5.0), 5.0)
+                    now = max(step, start / np.sqrt(len(past)))
+                    w[j] = min(max(w[j] + now * (miss - nominal), -5.0), 5.0)
     return out

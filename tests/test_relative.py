@@ -237,7 +237,8 @@ def test_calibrated_intervals_against_the_reference(horizon):
     raw = plain.predict_learn(keys, None, x, y)  # sorted; the spread keeps the order
     changes = (raw - anchors)[:, None, :]
     want = calibrated(keys, relative_labels(keys, y, horizon), changes, q, horizon,
-                      streamrnn.relative.CALIBRATION_STEP)  # fmt: skip
+                      streamrnn.relative.CALIBRATION_STEP,
+                      streamrnn.relative.CALIBRATION_START)  # fmt: skip
     np.testing.assert_allclose(out, anchors + want[:, 0], rtol=1e-12, atol=1e-12)
     assert not np.allclose(out, raw)  # the spread moved
 
