@@ -8,7 +8,9 @@ autoregression, those that have forecasts), ``learning_curve.png`` (their
 running MAE against the rows scored), and ``index.html`` and ``report.md``,
 which show the summary table and the three images with captions. The page is
 self-contained: no scripts, no outside resources. A plot without data is drawn
-as a "no data" image, so the pages never show a broken image.
+as a "no data" image, so the pages never show a broken image. Every file is
+replaced whole (written under a temporary name, then renamed), ``index.html``
+last: a page that is there shows images that are there.
 
 Plots are drawn on their own :class:`matplotlib.figure.Figure`, leaving the
 caller's pyplot state and backend alone. matplotlib is needed by this module

@@ -15,7 +15,9 @@ part file, written atomically; every ``checkpoint_rows`` input rows or
 the input rows consumed and the part files committed. A run with ``resume``
 deletes the parts written after the last checkpoint, reads on from its
 position and writes the same rows, bit for bit, as a run that never stopped:
-every result in streamrnn is the same however the stream is cut.
+every result in streamrnn is the same however the stream is cut. The report
+is made from what the checkpoint holds, so resuming a finished job writes it
+again, the same bytes: whole, even if a crash cut its first writing short.
 
 The folder holds ``_job.json`` (which job owns it), ``_lock`` (held by the run
 using it), ``_checkpoint`` and, unless turned off, ``_report/`` (plots and a

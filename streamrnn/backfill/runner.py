@@ -572,12 +572,12 @@ def run(job, out=None):
     try:
         state = _Run(job, model, job_id_, start, feed, relative)
         t0 = time.perf_counter()
-        finished = state.done
-        if not finished:
+        if not state.done:
             _loop(job, state, out)
         seconds = time.perf_counter() - t0
-        keep = finished and report is not None and os.path.exists(report)  # as it was
-        return _finish(job, state, seconds, report, keep)
+        # the report is made from the checkpoint alone: a finished job resumed writes it
+        # again, the same bytes (and whole, if a crash cut its first writing short)
+        return _finish(job, state, seconds, report)
     finally:
         if lock is not None:
             os.close(lock)
@@ -634,7 +634,7 @@ def _report_folder(job):
     return folder
 
 
-def _finish(job, state, seconds, report, keep=False):
+def _finish(job, state, seconds, report):
     engine = state.engine
     rows = state.rows_in - state.resumed_at
     summary = {
@@ -655,8 +655,7 @@ def _finish(job, state, seconds, report, keep=False):
     if job.states and engine is not None:
         _write_states(job, engine)
     if report is not None and engine is not None:
-        page = os.path.join(report, "index.html")
-        summary["report"] = page if keep else str(_report(job, state, summary, report))
+        summary["report"] = str(_report(job, state, summary, report))
     return summary
 
 
@@ -681,16 +680,14 @@ def _report(job, state, summary, folder):
     book = state.book
     curve = book.curve() if book is not None else pd.DataFrame()
     samples = book.sample_frames() if book is not None else {}
-    shown = {
+    shown = {  # what the checkpoint holds, not this run's timings: the same after a resume
         "rows in": summary["rows_in"],
         "rows out": summary["rows_out"],
         "series": summary["series"],
-        "seconds (this run)": summary["seconds"],
-        "rows/s (this run)": summary["rows_per_s"],
     }
     for name in ("mae", "rmse", "persistence_mae", "mase", "seasonal_mae", "mase_seasonal",
-                 "ar_mae", "mase_ar", "coverage", "coverage_nominal", "updates",
-                 "skipped"):  # fmt: skip
+                 "ar_mae", "mase_ar", "coverage", "coverage_nominal", "windows", "updates",
+                 "skipped", "labels"):  # fmt: skip
         if name in summary:
             shown[name.replace("_", " ")] = summary[name]
     interval = None
