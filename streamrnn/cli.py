@@ -62,6 +62,8 @@ _HELP = {
     "negative)",
     "tbptt": "k1,k2: a window closes every k1 steps and backpropagates k2 steps",
     "horizon": "steps ahead each output forecasts (0: the row's own targets)",
+    "lookahead": "rows of the stream a row's output waits for the row its forecast is for, "
+    "to write its target_time and TARGET_actual (empty when that row comes later or never)",
     "batch": "windows per update",
     "per_key": "every key learns its own weights",
     "season": "period in steps of the seasonal naive baseline (scored too): a number, "
@@ -79,6 +81,23 @@ _HELP = {
 }
 
 
+_EPILOG = """\
+output: one row per row of the feed, in its order: the key, the time, target_time (the time of
+the row the forecast is for, HORIZON rows later in the series), TARGET_forecast (and TARGET_qQ
+per quantile), TARGET_actual (that row's value, as scored). Both are empty when that row came
+more than --lookahead rows later or never (a series' last HORIZON rows), except target_time with
+--grid (the row's time plus HORIZON steps); TARGET_actual also when the value is missing.
+
+learner counts: windows closed (every k1 steps of a series, --tbptt); every --batch windows
+make one update, unless none of their labels is known (a series' first HORIZON rows, missing
+targets): such a batch teaches nothing and counts as no update; skipped: updates left out for a
+non-finite loss or gradient (the weights were kept); labels: target values learned from.
+
+exit status: 0 done; 1 bad data, the folder's state or a write failure; 2 bad options; 70
+unexpected (please report); 130/143 stopped by SIGINT/SIGTERM after a checkpoint.
+"""
+
+
 def _parser():
     parser = argparse.ArgumentParser(
         prog="streamrnn",
@@ -90,9 +109,8 @@ def _parser():
         help="run a model over history: files in, a Parquet dataset of forecasts out",
         description=backfill.__doc__.split("\n\n")[0].replace("\n", " ")
         + " Stopped or crashed runs continue with --resume, giving the same output bit for bit.",
-        epilog="Exit status: 0 done; 1 bad data, the folder's state or a write failure; "
-        "2 bad options; 70 unexpected (please report); 130/143 stopped by SIGINT/SIGTERM "
-        "after a checkpoint.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     defaults = backfill.Job()
     sub.add_argument("input", nargs="?", help=_HELP["input"])
@@ -160,8 +178,9 @@ def _print_summary(summary, out):
         if verdicts:
             out.write(f" ({', '.join(verdicts)})")
         out.write("\n")
-    if "updates" in summary:
-        out.write(f"  learner: {summary['updates']:,} updates, {summary['skipped']:,} skipped\n")
+    if "updates" in summary:  # the counts are explained in --help
+        out.write(f"  learner: {summary['windows']:,} windows, {summary['updates']:,} updates, "
+                  f"{summary['skipped']:,} skipped, {summary['labels']:,} labels\n")  # fmt: skip
     out.write(f"  output: {summary['output']}\n  checkpoint: {summary['checkpoint']}\n")
     if "report" in summary:
         out.write(f"  report: {summary['report']}\n")

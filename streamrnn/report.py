@@ -1,7 +1,8 @@
 """The report folder of a backfill job: a batch run of a model over history.
 
 :func:`write_report` writes into one folder ``forecast.png`` (actual against
-forecast for a few sample series, the prediction interval shaded),
+forecast for a few sample series, each panel titled with its series and how many
+of its points it shows, the prediction interval shaded),
 ``error_over_time.png`` (MAE of the model and of its baselines per bucket of
 scored rows: persistence, the seasonal naive forecast and the online linear
 autoregression, those that have forecasts), ``learning_curve.png`` (their
@@ -48,7 +49,19 @@ BASELINES = (
 )  # fmt: skip
 
 
-def write_report(folder, *, title, summary, curve, samples, target, interval=None):
+def write_report(
+    folder,
+    *,
+    title,
+    summary,
+    curve,
+    samples,
+    target,
+    interval=None,
+    key=None,
+    points=None,
+    horizon=None,
+):
     """Write the plots, ``index.html`` and ``report.md`` of a backfill job into ``folder``.
 
     Parameters
@@ -80,6 +93,15 @@ def write_report(folder, *, title, summary, curve, samples, target, interval=Non
         Name of the target, for the axes.
     interval : str, optional
         Label of the interval, such as ``"5%-95%"``.
+    key : str or False, optional
+        The key column's name: a panel is titled ``"<key> <series key>"``;
+        False: the data is one series, titled with the target's name; None
+        (default): ``"series <series key>"``.
+    points : int, optional
+        The most points a sample holds (its series' last ones): titles and the
+        caption say whether a panel shows a series' last ``points`` or all of them.
+    horizon : int, optional
+        Rows ahead each forecast was made, for the caption.
 
     Returns
     -------
@@ -119,9 +141,9 @@ def write_report(folder, *, title, summary, curve, samples, target, interval=Non
             "rows": (curve["rows"].to_numpy(dtype=float), "rows scored"),
         }
     shown = []
-    for key, frame in list(samples.items())[:MAX_SERIES]:
-        _check_columns(frame, SAMPLE_COLUMNS, f"samples[{key!r}]")
-        shown.append((key, frame, *_axis_values(frame["time"], f"samples[{key!r}]")))
+    for name, frame in list(samples.items())[:MAX_SERIES]:
+        _check_columns(frame, SAMPLE_COLUMNS, f"samples[{name!r}]")
+        shown.append((name, frame, *_axis_values(frame["time"], f"samples[{name!r}]")))
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
 
@@ -133,9 +155,9 @@ def write_report(folder, *, title, summary, curve, samples, target, interval=Non
     fig = new_figure(PANEL_HEIGHT * max(len(shown), 1))
     if not shown:
         _no_data(fig.add_subplot())
-    for i, (key, frame, x, xlabel) in enumerate(shown):
+    for i, (name, frame, x, xlabel) in enumerate(shown):
         ax = fig.add_subplot(len(shown), 1, i + 1)
-        ax.set_title(f"series {key}", loc="left")
+        ax.set_title(_panel_title(name, frame, target, key, points), loc="left")
         _plot_sample(ax, frame, x, xlabel, target, interval)
     _save_png(fig, folder / "forecast.png")
 
@@ -156,9 +178,14 @@ def write_report(folder, *, title, summary, curve, samples, target, interval=Non
     band = f", with the {interval} prediction interval shaded" if interval else ""
     more = f" (the first {MAX_SERIES} of {len(samples)})" if len(samples) > MAX_SERIES else ""
     against = f"the model and of {_and([b[2] for b in drawn])}" if drawn else "the model"
+    which = "the series" if key is False else f"sample series{more}"
+    made = "" if horizon is None else (
+        f", each forecast made {horizon} row{'s' * (horizon != 1)} before the value it is for"
+        if horizon else ", each forecast made at its own row")  # fmt: skip
+    last = "" if points is None else f": at most the last {points:,} scored points of each"
     images = [
-        ("forecast.png", "forecasts", f"Actual and forecast {target} of sample series"
-         f"{more}{band}."),
+        ("forecast.png", "forecasts", f"Actual and forecast {target} of {which}{last}{made}"
+         f"{band}."),
         ("error_over_time.png", "error over time", f"MAE of {against} within each bucket of "
          "consecutive scored rows, at the time of its last label (a baseline's on the rows "
          "where it has a forecast)."),
@@ -170,6 +197,15 @@ def write_report(folder, *, title, summary, curve, samples, target, interval=Non
     page = folder / "index.html"
     _write_atomic(page, _html(title, rows, images).encode())
     return page
+
+
+def _panel_title(name, frame, target, key, points):
+    """A forecast panel's title: its series, and which of its points it shows."""
+    series = target if key is False else f"{key or 'series'} {name}"
+    if points is None or not len(frame):
+        return series
+    n = len(frame)
+    return f"{series}: {'last' if n >= points else 'all'} {n:,} scored points"
 
 
 def _check_columns(frame, required, what):

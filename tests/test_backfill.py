@@ -75,10 +75,13 @@ def assert_same(a, b):
     assert a.column_names == b.column_names
     assert a.num_rows == b.num_rows
     for name in a.column_names:
+        assert a.column(name).is_null().equals(b.column(name).is_null()), name
         x, y = a.column(name).to_numpy(), b.column(name).to_numpy()
         assert x.dtype == y.dtype
         if x.dtype.kind == "f":
             assert np.array_equal(x.view(np.uint8), y.view(np.uint8)), name  # bit for bit
+        elif x.dtype.kind == "M":  # NaT where null
+            assert np.array_equal(x.view(np.int64), y.view(np.int64)), name
         else:
             assert (x == y).all(), name
 
@@ -107,7 +110,7 @@ def test_learning_outputs_are_the_learners(data, reference):
     learner = streamrnn.OnlineLearner(model, tbptt=(4, 8), optimizer=optimizer, feed=feed)
     assert (learner.loss.name, learner.relative) == ("huber", "last")
     expected = learner.predict_learn(df)
-    assert table.column_names == ["key", "time", "y_forecast"]
+    assert table.column_names == ["key", "time", "target_time", "y_forecast", "y_actual"]
     assert table.num_rows == len(df) == summary["rows_out"] == summary["rows_in"]
     assert table.column("key").to_pylist() == df["key"].tolist()
     assert (table.column("time").to_numpy() == df["time"].to_numpy()).all()
@@ -165,11 +168,13 @@ def test_quantiles_are_written_and_scored(data, tmp_path):
     assert table.column_names == [
         "key",
         "time",
+        "target_time",
         "y_forecast",
         "y_q0.9",
         "y_q0.1",
         "y_q0.5",
         "y_q0.7",
+        "y_actual",
     ]
     assert np.array_equal(table.column("y_forecast"), table.column("y_q0.5"))
     assert 0 <= summary["coverage"] <= 1 and summary["coverage_nominal"] == pytest.approx(0.8)

@@ -1,7 +1,10 @@
-"""A newcomer's first hour on the command line (issue 13): a report that survives a crash."""
+"""A newcomer's first hour on the command line (issue 13): outputs that carry the time and
+the value each forecast is for, reports that say what they plot, and a report that survives
+a crash."""
 
 import glob
 import os
+import pickle
 
 import numpy as np
 import pandas as pd
@@ -10,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from streamrnn import cli, report
+from streamrnn.backfill import Job, run, runner
 
 ROWS = 120
 
@@ -38,6 +42,143 @@ def backfill(capsys, *args):
 def outputs(folder):
     parts = sorted(glob.glob(os.path.join(folder, "part-*.parquet")))
     return pa.concat_tables([pq.read_table(p) for p in parts])
+
+
+# -- item 8: the output says what each forecast is for -----------------------------------------
+def irregular(rows=90, seed=3):
+    """Three series at irregular times, interleaved, one of them ending early."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for k, n in enumerate((rows // 3, rows // 3, rows // 6)):
+        t = np.cumsum(rng.integers(1, 5, n))
+        frames.append(pd.DataFrame({"key": f"s{k}", "time": t, "y": rng.normal(size=n)}))
+    df = pd.concat(frames).sort_values(["time", "key"], kind="stable").reset_index(drop=True)
+    df.loc[[7, 30], "y"] = np.nan
+    return df
+
+
+def expected_targets(df, horizon, lookahead):
+    """Per row: the time and value of the row ``horizon`` rows later in its series, when
+    that row is at most ``lookahead`` rows later in the stream."""
+    when = np.full(len(df), np.nan)
+    actual = np.full(len(df), np.nan)
+    for _, rows in df.groupby("key").indices.items():
+        for a, b in zip(rows[:-horizon] if horizon else rows, rows[horizon:]):
+            if b - a <= lookahead:
+                when[a], actual[a] = df["time"].iloc[b], df["y"].iloc[b]
+    return when, actual
+
+
+@pytest.mark.parametrize("horizon, lookahead", [(1, 100_000), (2, 5), (0, 0)])
+def test_each_forecast_has_its_target_time_and_actual(tmp_path, horizon, lookahead):
+    df = irregular()
+    df.to_parquet(tmp_path / "in.parquet")
+    options = dict(key="key", time="time", targets=["y"], hidden=4, horizon=horizon,
+                   lookahead=lookahead, missing=("ffill", 0.0), report=None, progress="none",
+                   dtype="float64", scale="none")  # fmt: skip
+    summary = run(Job(str(tmp_path / "in.parquet"), str(tmp_path / "one"), chunk_rows=1000,
+                      **options))  # fmt: skip
+    table = outputs(tmp_path / "one")
+    assert table.column_names == ["key", "time", "target_time", "y_forecast", "y_actual"]
+    assert table.column("key").to_pylist() == df["key"].tolist()  # the feed's order
+    assert table.column("time").to_pylist() == df["time"].tolist()
+    when, actual = expected_targets(df, horizon, lookahead)
+    got = table.column("target_time").to_pandas().to_numpy(float)
+    assert np.array_equal(got, when, equal_nan=True)
+    assert np.array_equal(table.column("y_actual").to_pandas().to_numpy(float), actual,
+                          equal_nan=True)  # fmt: skip
+    assert table.column("y_actual").null_count == np.isnan(actual).sum()  # nulls, not NaN
+    # the rows scored are those with an actual value: the same MAE
+    diff = np.abs(table.column("y_forecast").to_numpy() - actual)
+    if lookahead >= 100:
+        assert np.nanmean(diff) == pytest.approx(summary["mae"], rel=1e-12)
+    # cut into chunks of 7 rows, then stopped and resumed: the same bits
+    out = tmp_path / "cut"
+    step, seen = runner._Run.step, []
+
+    def crash(self, chunk):
+        if len(seen) == 6:
+            raise KeyboardInterrupt
+        seen.append(1)
+        step(self, chunk)
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(runner._Run, "step", crash)
+        with pytest.raises(KeyboardInterrupt):
+            run(Job(str(tmp_path / "in.parquet"), str(out), chunk_rows=7, checkpoint_rows=10,
+                    **options))  # fmt: skip
+    run(Job(str(tmp_path / "in.parquet"), str(out), chunk_rows=11, resume=True, **options))
+    assert outputs(out).equals(table)
+
+
+def test_with_a_grid_the_target_time_is_known_at_once(tmp_path):
+    t = pd.date_range("2024-03-01", periods=40, freq="h", tz="Europe/Paris")
+    df = pd.DataFrame({"time": t, "y": np.sin(np.arange(40) / 3.0)}).drop(index=[10, 11])
+    df.to_parquet(tmp_path / "in.parquet")
+    run(
+        Job(
+            str(tmp_path / "in.parquet"),
+            str(tmp_path / "o"),
+            targets=["y"],
+            grid="1h",
+            missing="ffill",
+            horizon=3,
+            hidden=4,
+            report=None,
+            progress="none",
+        )
+    )
+    table = outputs(tmp_path / "o").to_pandas()
+    assert table["target_time"].dt.tz is not None
+    assert (table["target_time"] - table["time"] == pd.Timedelta("3h")).all()  # last rows too
+    assert table["y_actual"].isna().sum() == 3 + 2  # the last three; the empty bins' targets
+
+
+def test_the_learner_counts_are_explained(tmp_path, capsys):
+    raw_csv(tmp_path / "raw.csv", gaps=False)
+    code, out, err = backfill(capsys, tmp_path / "raw.csv", "-o", tmp_path / "o", "--key",
+                              "cbwd", "--targets", "pm2.5", "--learn", "--no-report")  # fmt: skip
+    assert code == 0, err
+    assert "windows, " in out and " labels" in out
+    with pytest.raises(SystemExit):
+        cli.main(["backfill", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "windows closed" in text and "such a batch teaches nothing" in text
+    assert "target_time (the time of the row the forecast is for" in text
+
+
+def test_the_forecast_plot_says_what_it_shows(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    titles = []
+    set_title = Axes.set_title
+    monkeypatch.setattr(Axes, "set_title", lambda ax, text, *a, **kw: (
+        titles.append(text), set_title(ax, text, *a, **kw))[1])  # fmt: skip
+    t = pd.date_range("2024-01-01", periods=600, freq="h")
+    pd.DataFrame({"time": t, "level": np.sin(np.arange(600) / 9.0)}).to_parquet(
+        tmp_path / "in.parquet")  # fmt: skip
+    summary = run(Job(str(tmp_path / "in.parquet"), str(tmp_path / "o"), targets=["level"],
+                      hidden=4, progress="none"))  # fmt: skip
+    assert titles == ["level: last 500 scored points"]  # one series: named by its target
+    text = (tmp_path / "o" / "_report" / "report.md").read_text()
+    assert (
+        "Actual and forecast level of the series: at most the last 500 scored points of "
+        "each, each forecast made 1 row before the value it is for."
+    ) in text
+    assert summary["report"].endswith("index.html")
+    titles.clear()
+    sample = pd.DataFrame({"time": [1, 2], "actual": [0.0, 1.0], "forecast": [0.0, 1.0]})
+    report.write_report(
+        tmp_path / "r",
+        title="t",
+        summary={},
+        curve=pd.DataFrame(),
+        samples={"s0": sample},
+        target="y",
+        key="station",
+        points=500,
+    )
+    assert titles[0] == "station s0: all 2 scored points"
 
 
 # -- item 9: a report lost to a crash ---------------------------------------------------------
@@ -70,3 +211,29 @@ def test_a_report_cut_short_by_a_crash_is_written_whole_on_resume(tmp_path, monk
     for name in report.FILES:
         assert (cut / name).read_bytes() == (whole / name).read_bytes(), name
     assert outputs(tmp_path / "cut").equals(outputs(tmp_path / "whole"))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_pairing_whatever_the_cutting_matches_the_naive_pairs(seed):
+    from streamrnn.backfill.pairing import Pairing
+
+    rng = np.random.default_rng(seed)
+    n, horizon, lookahead = 60, int(rng.integers(0, 4)), int(rng.integers(0, 30))
+    keys = rng.integers(0, 4, n) if seed % 2 else rng.choice(["a", "b", "c"], n).astype(object)
+    times, y = np.arange(n) * 10, rng.normal(size=(n, 2))
+    df = pd.DataFrame({"key": keys, "time": times, "y": y[:, 0]})
+    when, actual = expected_targets(df, horizon, lookahead)
+    pairing = Pairing(horizon, lookahead)
+    cuts = np.sort(rng.choice(np.arange(1, n), 5, replace=False))
+    left = []
+    for a, b in zip([0, *cuts], [*cuts, n]):
+        piece = pairing.add(pa.table({"row": np.arange(a, b)}), keys[a:b], times[a:b], y[a:b])
+        pairing = pickle.loads(pickle.dumps(pairing))  # as a checkpoint keeps it
+        left += [piece] if piece is not None else []
+    left += [pairing.close()]
+    rows = np.concatenate([p.table.column("row").to_numpy() for p in left if p is not None])
+    assert rows.tolist() == list(range(n))  # every row, in order
+    got = np.concatenate([np.where(p.known, p.when, np.nan) for p in left if p is not None])
+    assert np.array_equal(got, when, equal_nan=True)
+    got = np.concatenate([p.actual[:, 0] for p in left if p is not None])
+    assert np.array_equal(got, actual, equal_nan=True)

@@ -73,6 +73,11 @@ class Job:
         ``quantiles`` makes the loss a pinball loss over them: the model then
         gives each quantile of each target, in learning and in inference.
         ``horizon`` also pairs outputs with targets for scoring.
+    lookahead : int
+        How many later rows of the feed's stream a row's output waits for the
+        row its forecast is for (``horizon`` rows later in its series), to write
+        that row's time and targets beside the forecast (``target_time``,
+        ``<target>_actual``); left empty when it comes later, or never.
     schedule, warmup, decay :
         The learning rate's schedule: ``"warmup"`` (linear from a tenth of
         ``lr`` over ``warmup`` updates, then constant), ``"constant"``, or
@@ -150,6 +155,7 @@ class Job:
     decay: float = 1.0
     tbptt: tuple = DEFAULT_TBPTT
     horizon: int = 1
+    lookahead: int = 100_000
     batch: int = 1
     per_key: bool = False
     relative: str = "auto"
@@ -281,7 +287,7 @@ def checked(job):
         if not isinstance(getattr(job, name), (bool, np.bool_)):
             _fail(name, getattr(job, name), "true or false")
     for name, low in (("hidden", 1), ("layers", 1), ("seed", 0), ("horizon", 0), ("batch", 1),
-                      ("chunk_rows", 1), ("plot_series", 0)):  # fmt: skip
+                      ("chunk_rows", 1), ("plot_series", 0), ("lookahead", 0)):  # fmt: skip
         _int(job, name, low)
     if job.season != "auto":
         _int(job, "season", 1, none=True)

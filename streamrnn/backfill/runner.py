@@ -28,6 +28,7 @@ from ..optim import Adam, ExponentialDecay, WarmUp
 from ..stream import Stream
 from .folder import CHECKPOINT, REPORT, STATES, claim
 from .job import checked, identity, job_id
+from .pairing import Pairing
 
 _CELLS = {"rnn": RNN, "gru": GRU, "lstm": LSTM}
 
@@ -275,6 +276,20 @@ def _forecasts(names):
     return not names[0].startswith("output_")
 
 
+#: The output column of the time each forecast is for.
+TARGET_TIME = "target_time"
+
+
+def _all_names(job, schema, names, hidden):
+    """The output's columns, in order."""
+    cols = [schema.key or "key"] if schema.key else []
+    cols += [schema.time_name, TARGET_TIME]
+    if job.quantiles and _forecasts(names):
+        cols += [f"{t}_forecast" for t in schema.targets]
+    cols += [*names, *(f"{t}_actual" for t in schema.targets)]
+    return cols + [f"h_{j}" for j in range(hidden)]
+
+
 def _output_table(job, schema, chunk, out, names):
     cols, fields = [], []
     if chunk.keys is not None:
@@ -292,7 +307,7 @@ def _output_table(job, schema, chunk, out, names):
         if times.dtype.kind == "M":
             times = pa.array(times.view(np.int64), pa.timestamp("ns", tz=chunk.tz))
         cols.append(pa.array(times))
-        fields.append(schema.time)
+        fields.append(schema.time_name)
     if job.quantiles and _forecasts(names):  # the median as the forecast
         K, mid = len(job.quantiles), job.quantiles.index(0.5)
         for j, t in enumerate(chunk.targets):
@@ -394,7 +409,7 @@ class _Run:
         self.relative = relative
         if start is None:
             self.engine, self.feed, self.scorer, self.book = None, feed, None, None
-            self.names = self.shadow = None
+            self.names = self.shadow = self.pairing = None
             self.parts = self.rows_out = 0
             self.done = False
             self.resumed_at = 0
@@ -403,6 +418,7 @@ class _Run:
             self.engine, self.feed = payload["engine"], payload["feed"]
             self.scorer, self.book = payload["scorer"], payload["book"]
             self.names, self.shadow = payload["names"], payload["shadow"]
+            self.pairing = payload["pairing"]
             self.parts, self.rows_out = header["parts"], header["rows_out"]
             self.done = header["done"]
             self.resumed_at = header["rows_in"]
@@ -423,6 +439,16 @@ class _Run:
             self.shadow = Stream(bare)
         width = self.engine.model.out_features
         self.names = _output_names(job, chunk, width)
+        hidden = 0 if self.shadow is None else self.shadow.model.hidden_size
+        columns = _all_names(job, self.feed.schema, self.names, hidden)
+        twice = sorted({c for c in columns if columns.count(c) > 1})
+        if twice:
+            raise ConfigError(
+                f"the output would have two columns named {twice[0]!r}: the input's "
+                f"{twice[0]!r} and the one the backfill adds ({', '.join(columns)}); rename the "
+                "input's column"
+            )
+        self.pairing = Pairing(job.horizon, job.lookahead, _grid_step(job, chunk))
         if chunk.y is None or not _forecasts(self.names):  # nothing to score
             return
         if job.learn:
@@ -457,10 +483,38 @@ class _Run:
                 h = self.shadow.update(keys, chunk.times, chunk.x)
                 for j in range(h.shape[1]):
                     table = table.append_column(f"h_{j}", pa.array(h[:, j]))
-            name = os.path.join(self.job.output, f"part-{self.parts:06d}.parquet")
-            checkpoint.write_atomic(name, lambda f: pq.write_table(table, f))
-            self.parts += 1
-            self.rows_out += len(chunk)
+            y = None
+            if chunk.y is not None:  # in the data's units, as the scores take them
+                y = np.asarray(chunk.y, np.float64)
+                if chunk.y_scale is not None:
+                    y = y * chunk.y_scale + chunk.y_loc
+            self._write(self.pairing.add(table, chunk.keys, chunk.times, y))
+
+    def close(self):
+        """The stream has ended: write the rows still waiting for their target rows."""
+        if self.pairing is not None:
+            self._write(self.pairing.close())
+
+    def _write(self, left):
+        """Write the rows that left the pairing as the next part."""
+        if left is None:
+            return
+        table = left.table
+        at = table.column_names.index(self.feed.schema.time_name)
+        when = left.when.view(np.int64) if left.when.dtype.kind == "M" else left.when
+        kind = table.schema.field(at).type
+        table = table.add_column(at + 1, TARGET_TIME, pa.array(when, kind, mask=~left.known))
+        at = table.num_columns
+        if self.shadow is not None:
+            at -= self.shadow.model.hidden_size
+        for j, target in enumerate(self.feed.schema.targets):
+            values = left.actual[:, j]
+            table = table.add_column(at + j, f"{target}_actual",
+                                     pa.array(values, mask=np.isnan(values)))  # fmt: skip
+        name = os.path.join(self.job.output, f"part-{self.parts:06d}.parquet")
+        checkpoint.write_atomic(name, lambda f: pq.write_table(table, f))
+        self.parts += 1
+        self.rows_out += table.num_rows
 
     def due(self):
         rows, t = self.last
@@ -481,7 +535,8 @@ class _Run:
             "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         payload = {"engine": self.engine, "feed": self.feed, "scorer": self.scorer,
-                   "book": self.book, "names": self.names, "shadow": self.shadow}  # fmt: skip
+                   "book": self.book, "names": self.names, "shadow": self.shadow,
+                   "pairing": self.pairing}  # fmt: skip
         checkpoint.write(os.path.join(self.job.output, CHECKPOINT), header, payload)
         self.last = (self.rows_in, time.monotonic())
 
@@ -489,6 +544,15 @@ class _Run:
         if self.scorer is None or not self.scorer._ready:
             return None
         return self.scorer._model.mae()
+
+
+def _grid_step(job, chunk):
+    """The grid's step in the time's units (nanoseconds for timestamps), or None."""
+    if job.grid is None:
+        return None
+    if chunk.times.dtype.kind == "M":
+        return int(pd.Timedelta(job.grid).value)
+    return job.grid
 
 
 def _version():
@@ -512,7 +576,13 @@ def run(job, out=None):
         ``rows_in``, ``rows_out``, ``series``, ``seconds`` and ``rows_per_s``
         (this run: a resumed run counts from where it started), ``parts``, the
         scores (``mae``, ``rmse``, ``persistence_mae``, ``mase``, ...), the
-        learner's ``counts``, and the paths of the output, checkpoint and report.
+        learner's counts, and the paths of the output, checkpoint and report
+        (always written whole when the summary names it). The counts:
+        ``windows`` closed (every ``k1`` steps of a series); every ``batch``
+        windows make one of the ``updates``, unless none of their labels is
+        known (a series' first ``horizon`` rows, missing targets): such a batch
+        teaches nothing and is no update; ``skipped`` updates (a non-finite
+        loss or gradient: the weights were kept); ``labels`` learned from.
 
     Raises
     ------
@@ -539,13 +609,19 @@ def run(job, out=None):
     >>> df = pd.DataFrame({"key": np.repeat(["a", "b"], 50), "time": np.tile(np.arange(50), 2),
     ...                    "level": np.sin(np.arange(100) / 4)})
     >>> df.to_parquet(os.path.join(folder, "in.parquet"))
-    >>> job = Job(os.path.join(folder, "in.parquet"), os.path.join(folder, "out"),
+    >>> job = Job(os.path.join(folder, "in.parquet"), os.path.join(folder, "out"), key="key",
     ...           targets=["level"], hidden=8, dtype="float64", report=None, progress="none")
     >>> summary = run(job)
     >>> summary["rows_out"], summary["series"]
     (100, 2)
-    >>> ds.dataset(os.path.join(folder, "out")).to_table().column_names
-    ['key', 'time', 'level_forecast']
+    >>> out = ds.dataset(os.path.join(folder, "out")).to_table().to_pandas()
+    >>> list(out.columns)
+    ['key', 'time', 'target_time', 'level_forecast', 'level_actual']
+    >>> out[["key", "time", "target_time", "level_actual"]].iloc[[0, 1, 49]]
+       key  time  target_time  level_actual
+    0    a     0          1.0      0.247404
+    1    a     1          2.0      0.479426
+    49   a    49          NaN           NaN
     """
     job = checked(job)
     model, relative = None, job.relative
@@ -595,6 +671,7 @@ def _loop(job, state, out):
             if state.due():
                 state.save()
             progress.show(state.rows_in, state.metric())
+        state.close()
         state.done = True
         state.save()
         progress.show(state.rows_in, state.metric(), final=True)
@@ -694,7 +771,8 @@ def _report(job, state, summary, folder):
     if job.quantiles and book is not None and book.band is not None:
         q = sorted(job.quantiles)
         interval = f"{q[0]:.0%}-{q[-1]:.0%}"
-    targets = job.targets or ["target"]
+    schema = state.feed.schema
+    targets = list(schema.targets) or ["target"]
     kind = "prequential learning" if job.learn else "inference"
     title = f"backfill of {job.input} ({kind})"
     if os.path.isdir(folder):  # left by a run killed while writing its report
@@ -702,7 +780,8 @@ def _report(job, state, summary, folder):
             if name.startswith(".tmp-"):
                 os.unlink(os.path.join(folder, name))
     return write_report(folder, title=title, summary=shown, curve=curve, samples=samples,
-                        target=targets[0], interval=interval)  # fmt: skip
+                        target=targets[0], interval=interval, key=schema.key or False,
+                        points=Book.POINTS, horizon=job.horizon)  # fmt: skip
 
 
 def load_checkpoint(path):
