@@ -3,16 +3,31 @@
 Options come from the command line or a TOML job file (``--config job.toml``,
 keys named like the long options, at the top level or under ``[backfill]``);
 the command line wins; paths in a job file are taken from the working folder.
-Exit status: 0 done, 1 an error in the data, the folder's state or while
-writing (the message says what and where), 2 a bad option or job file, 70 an
-unexpected error (one line: please report it), 130 and 143 stopped by SIGINT
-and SIGTERM after a checkpoint.
+
+Exit status: 0 done; 1 the data does not fit the options, or the output
+folder's state, or a write failed (the message says what and where); 2 a bad
+option or job file: a value that is not accepted, an INPUT or --model that
+does not exist, a column the input does not have (--key, --time, --features,
+--targets, --missing, --column-types), a setting the data cannot take (a
+policy for a column that is no feature); 70 an unexpected error (one line:
+please report it); 130 and 143 stopped by SIGINT and SIGTERM after a
+checkpoint.
+
+The job and the feeds word their errors for Python (``Schema(key=...)``,
+``missing='mask'``); :func:`cli_words` rewrites them into this command's words
+(``--key COLUMN``, ``--missing mask``), or a job file's keys for the settings
+that came from one.
 """
 
 import argparse
+import ast
+import io
 import json
 import math
+import re
 import sys
+import tokenize
+import warnings
 
 import feeds
 
@@ -24,12 +39,25 @@ _HELP = {
     "input": "Parquet file or dataset folder, CSV file, or Arrow IPC file to read",
     "output": "folder of the output Parquet dataset: new, empty, or this job's own",
     "format": "input format (auto: by suffix; a folder is Parquet)",
-    "key": "key column (default: the one text column)",
-    "time": "time column (default: the one timestamp column)",
+    "column_types": "CSV input: types of some columns, COLUMN=TYPE,... with Arrow type "
+    "names (float64, int64, string, bool, timestamp[s]), e.g. TEMP=float64,cbwd=string; the "
+    "others are inferred from the file's first block",
+    "key": "key column: one series per value (default: inferred, see feeds.Schema)",
+    "no_key": "the input is one series: no key column",
+    "time": "time column, or the columns of its parts: year,month,day[,hour[,minute[,second]]] "
+    "(found by their names) or year=COLUMN,month=COLUMN,... (default: the one timestamp "
+    "column, else year, month, day, ... columns)",
     "features": "comma-separated input columns (default: every other numeric column)",
     "targets": "comma-separated target columns: what is forecast and scored",
+    "categorical": "text or integer columns given to the model as one-hot inputs: COLUMN (a "
+    "category list grown from the data, 16 slots), COLUMN=SLOTS, or COLUMN=A|B|C (declared "
+    "categories), comma-separated; a category with no slot is an all-zero row",
     "grid": "put each series on a regular grid of this step, e.g. 1h",
-    "missing": "missing values: error, ffill, mask, ... (see feeds.Feed)",
+    "missing": "what a missing feature value becomes: error (stop), ffill (the key's last "
+    "value), mask (0 and a 0/1 input COLUMN_missing), a fill value, or ffill:VALUE (VALUE "
+    "until there is a last value); per column as COLUMN=POLICY,..., a policy without a "
+    "column being the others' (else error): ffill,pm2.5=mask. Missing targets are left "
+    "missing: not learned from, not scored",
     "late": "a row older than its key's last: an error, or drop it (counted)",
     "duplicates": "a row at its key's last time: an error, or keep the first or the last",
     "scale": "standardise values online: per_key, global or none; auto: per_key for a new "
@@ -81,6 +109,14 @@ _HELP = {
 }
 
 
+_METAVARS = {"key": "COLUMN", "time": "COLUMN", "features": "COLUMNS", "targets": "COLUMNS",
+             "categorical": "COLUMNS",
+             "missing": "POLICY", "column_types": "COLUMN=TYPE,...", "lookahead": "ROWS",
+             "chunk_rows": "ROWS", "checkpoint_rows": "ROWS"}  # fmt: skip
+#: How an error shows a value it leaves open (``Schema(time=...)``: ``--time COLUMN``).
+_PLACEHOLDERS = {"key": "COLUMN", "time": "COLUMN", "features": "COLUMN,...",
+                 "targets": "COLUMN,...", "missing": "POLICY", "column_types": "COLUMN=TYPE,...",
+                 "calendar": "NAME,...", "categorical": "COLUMN,..."}  # fmt: skip
 _EPILOG = """\
 output: one row per row of the feed, in its order: the key, the time, target_time (the time of
 the row the forecast is for, HORIZON rows later in the series), TARGET_forecast (and TARGET_qQ
@@ -93,8 +129,10 @@ make one update, unless none of their labels is known (a series' first HORIZON r
 targets): such a batch teaches nothing and counts as no update; skipped: updates left out for a
 non-finite loss or gradient (the weights were kept); labels: target values learned from.
 
-exit status: 0 done; 1 bad data, the folder's state or a write failure; 2 bad options; 70
-unexpected (please report); 130/143 stopped by SIGINT/SIGTERM after a checkpoint.
+exit status: 0 done; 1 the data does not fit the options, the output folder's state, or a
+write failure; 2 a bad option or job file (a value not accepted, an INPUT or --model that
+does not exist, a column the input does not have); 70 unexpected (please report it);
+130/143 stopped by SIGINT/SIGTERM after a checkpoint.
 """
 
 
@@ -136,19 +174,26 @@ def _parser():
         if name != "report" and shown is not None:
             text += f" (default: {shown})"
         flags = (flag, "--min") if name == "minimum" else (flag,)
-        sub.add_argument(*flags, type=kind, choices=choices, default=None, dest=name,
-                         metavar=None if choices else name.upper(), help=text)  # fmt: skip
+        where = sub.add_mutually_exclusive_group() if name == "key" else sub
+        metavar = None if choices else _METAVARS.get(name, name.upper())
+        where.add_argument(*flags, type=kind, choices=choices, default=None, dest=name,
+                           metavar=metavar, help=text)  # fmt: skip
+        if name == "key":  # or --no-key: one series
+            where.add_argument("--no-key", dest="key", action="store_const", const=False,
+                               help=_HELP["no_key"])  # fmt: skip
     sub.add_argument("--no-report", action="store_true", help="make no report")
     sub.add_argument("--json", action="store_true", help="print the summary as JSON")
     return parser
 
 
-def _job(args):
+def _job(args, words):
     values = backfill.from_toml(args.config) if args.config else {}
+    words.from_file = set(values)
     for name in backfill.job_fields():
         value = getattr(args, name, None)
         if value is not None:
             values[name] = value
+            words.from_file.discard(name)
     if args.no_report:
         values["report"] = None
     missing = [n for n in ("input", "output") if not values.get(n)]
@@ -158,6 +203,190 @@ def _job(args):
             "(or input = ... and output = ... in the job file)"
         )
     return backfill.Job(**values)
+
+
+# -- errors in the command's words ----------------------------------------------------------
+_CALL = re.compile(r"\b(?:feeds\.)?(?:Schema|Feed|iter_csv|iter_parquet|iter_ipc)\((?:\.\.\., )?"
+                   r"(?P<args>[^()]*(?:\([^()]*\)[^()]*)*)\)")  # fmt: skip
+_ARG = re.compile(r"(?<![\w.\-])(?P<name>[a-z_]+)=")
+_ALTERNATIVE = re.compile(r"(,\s*|\s+or\s+)'([\w.:-]*)'")
+_OPENS = {"[": "]", "(": ")", "{": "}", "<": ">"}
+_LEADS = ("must", "names", "gives", "lists", "writes", "are", "is", "does", "apply", "applies",
+          "and")  # fmt: skip
+
+
+def _literal_end(text, i):
+    """Where the Python literal starting at ``text[i]`` ends (brackets and quotes matched;
+    else a run of name, number and dot characters)."""
+    if i < len(text) and text[i] in "'\"":
+        end = text.find(text[i], i + 1)
+        return len(text) if end < 0 else end + 1
+    if i < len(text) and text[i] in _OPENS:
+        depth, quote = 0, None
+        for j in range(i, len(text)):
+            c = text[j]
+            if quote:
+                quote = None if c == quote else quote
+            elif c in "'\"":
+                quote = c
+            elif c in _OPENS:
+                depth += 1
+            elif c in _OPENS.values():
+                depth -= 1
+                if not depth:
+                    return j + 1
+        return len(text)
+    m = re.compile(r"[\w.+\-]*").match(text, i)
+    return m.end()
+
+
+def _value(text):
+    """The Python literal ``text`` as a value: names other than True, False and None
+    (``value``, ``...``) become Ellipsis, ``pa.float64()`` its type's name."""
+    text = re.sub(r"\bpa\.(\w+)\(\)", lambda m: repr(m.group(1)), text)
+    try:
+        tokens = [
+            (tokenize.OP, "...") if t.type == tokenize.NAME and t.string not in (
+                "True", "False", "None") else (t.type, t.string)
+            for t in tokenize.generate_tokens(io.StringIO(text).readline)
+        ]  # fmt: skip
+        return ast.literal_eval(tokenize.untokenize(tokens).strip())
+    except (SyntaxError, ValueError, tokenize.TokenError):
+        return ...
+
+
+class _Words:
+    """Rewrites Python spellings of the job's settings into options (see :func:`cli_words`)."""
+
+    def __init__(self, fields, config=None):
+        self.fields, self.config, self.from_file = set(fields), config, set()
+
+    def flag(self, name):
+        return "--" + name.replace("_", "-")
+
+    def spell(self, name, value=None):
+        """How to write setting ``name`` (with ``value``: Ellipsis for a placeholder)."""
+        if name in self.from_file:
+            text = f"{name}" if value is None else f"{name} = {self.toml(value)}"
+            return f"{text} in {self.config}"
+        if name == "key" and value is False:
+            return "--no-key"
+        if isinstance(value, bool):
+            return self.flag(name) if value else "--no-" + self.flag(name)[2:]
+        if value is None:
+            return self.flag(name)
+        return f"{self.flag(name)} {self.text(name, value)}"
+
+    def text(self, name, value):
+        """A value as the command line takes it."""
+        if value is ...:
+            return _PLACEHOLDERS.get(name, name.upper())
+        if value is None:
+            return "none"
+        if isinstance(value, dict):
+            return ",".join(f"{self.text('key', k)}={self.policy(v)}" for k, v in value.items())
+        if isinstance(value, (list, tuple)):
+            if name == "missing" and len(value) == 2 and value[0] == "ffill":
+                return self.policy(value)
+            if list(value) == [...]:  # [...]: one or more
+                one = self.text(name, ...)
+                return one if one.endswith(",...") else one + ",..."
+            return ",".join(self.text(name, v) for v in value)
+        return str(value)
+
+    def policy(self, value):
+        """A value in a dict: a missing-value policy, a column, a category list."""
+        if isinstance(value, tuple) and len(value) == 2 and value[0] == "ffill":
+            return f"ffill:{'VALUE' if value[1] is ... else value[1]}"
+        if isinstance(value, (list, tuple)):
+            return "|".join("..." if v is ... else str(v) for v in value)
+        return "COLUMN" if value is ... else str(value)
+
+    def toml(self, value):
+        if value is ...:
+            return "..."
+        if isinstance(value, bool):
+            return str(value).lower()
+        if isinstance(value, str):
+            return json.dumps(value)
+        if isinstance(value, dict):
+            items = [f"{json.dumps(str(k)) if k is not ... else '...'} = {self.toml(v)}"
+                     for k, v in value.items()]  # fmt: skip
+            return "{" + ", ".join(items) + "}"
+        if isinstance(value, (list, tuple)):
+            return "[" + ", ".join(self.toml(v) for v in value) + "]"
+        return str(value)
+
+    def __call__(self, message):
+        message = re.sub(r"^input '", "INPUT '", message)
+        message = re.sub(r"^output '", "OUTPUT '", message)
+        message = re.sub(r"\bin (?=(?:feeds\.)?Schema\()", "with ", message)
+        message = re.sub(r"\b([a-z_]+) \((--[a-z-]+)((?: [^)]*)?)\)", self._paired, message)
+        message = _CALL.sub(self._call, message)
+        message = self._args(message)
+        return self._lead(message)
+
+    def _paired(self, m):  # "resume (--resume)": the option alone
+        name, flag, rest = m.groups()
+        if name in self.fields and flag == self.flag(name):
+            return self.spell(name) + rest
+        return m.group(0)
+
+    def _call(self, m):  # "Schema(key=...)": the options it stands for
+        args = m.group("args")
+        names = [a.group("name") for a in _ARG.finditer(args)]
+        if not names or any(n not in self.fields for n in names):
+            return m.group(0)
+        return self._args(args)
+
+    def _args(self, text):
+        out, i = [], 0
+        for m in _ARG.finditer(text):
+            if m.start() < i or m.group("name") not in self.fields:
+                continue
+            end = _literal_end(text, m.end())
+            literal = text[m.end() : end]
+            value = _value(literal) if literal else None
+            out += [text[i : m.start()], self.spell(m.group("name"), value)]
+            i = end
+            if isinstance(value, str) and m.group("name") not in self.from_file:
+                while alt := _ALTERNATIVE.match(text, i):  # "missing='mask', 'ffill'"
+                    out.append(alt.group(1) + alt.group(2))
+                    i = alt.end()
+        return "".join(out) + text[i:]
+
+    def _lead(self, message):  # "hidden must be ...": the option
+        words = message.split(" ")
+        i = 0
+        while i < len(words) and words[i] in self.fields:
+            if i + 1 < len(words) and (words[i + 1] in _LEADS or words[i + 1][:1] in "'\"{["):
+                words[i] = self.spell(words[i])
+                i += 2 if words[i + 1] == "and" else len(words)
+            else:
+                break
+        return " ".join(words)
+
+
+def cli_words(message, config=None, from_file=()):
+    """``message`` in the command's words: a setting's Python spelling
+    (``Schema(key=...)``, ``missing='mask'``, ``hidden must be``) becomes its option
+    (``--key COLUMN``, ``--missing mask``, ``--hidden must be``), or, for a setting
+    read from the job file ``config`` (those named in ``from_file``), the file's key.
+
+    Examples
+    --------
+    >>> cli_words("cannot tell the key column among string columns ['a', 'b']; name it "
+    ...           "with Schema(key=...), or Schema(key=False) for one series")
+    "cannot tell the key column among string columns ['a', 'b']; name it with --key COLUMN, \
+or --no-key for one series"
+    >>> cli_words("use missing={'pm2.5': ('ffill', value)} to fill until there is one")
+    'use --missing pm2.5=ffill:VALUE to fill until there is one'
+    >>> cli_words("hidden must be an integer >= 1, got 0", "job.toml", {"hidden"})
+    'hidden in job.toml must be an integer >= 1, got 0'
+    """
+    words = _Words(backfill.job_fields(), config)
+    words.from_file = set(from_file)
+    return words(message)
 
 
 def _print_summary(summary, out):
@@ -194,20 +423,31 @@ def main(argv=None):
         parser.print_help()
         return 2
     err = sys.stderr
+    words = _Words(backfill.job_fields(), args.config)
+    shown = set()
+
+    def warn(message, category, *rest, **kw):  # once each, in the command's words
+        text = words(str(message))
+        if text not in shown:
+            shown.add(text)
+            err.write(f"streamrnn backfill: warning: {text}\n")
+
     try:
-        job = _job(args)
-        summary = backfill.run(job)
+        with warnings.catch_warnings():
+            warnings.showwarning = warn
+            job = _job(args, words)
+            summary = backfill.run(job)
     except backfill.Interrupted as exc:
         err.write(f"streamrnn backfill: {exc}\n")
         return 128 + exc.signum
     except KeyboardInterrupt:  # outside the loop: while starting or writing the report
         err.write("streamrnn backfill: interrupted; run again with --resume to go on\n")
         return 130
-    except ConfigError as exc:
-        err.write(f"streamrnn backfill: error: {exc}\n")
+    except (ConfigError, feeds.ConfigError) as exc:
+        err.write(f"streamrnn backfill: error: {words(str(exc))}\n")
         return 2
     except (StreamrnnError, feeds.FeedError, OSError) as exc:
-        err.write(f"streamrnn backfill: error: {exc}\n")
+        err.write(f"streamrnn backfill: error: {words(str(exc))}\n")
         return 1
     except Exception as exc:  # a fault of ours: one line, and what to report
         err.write(

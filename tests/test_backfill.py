@@ -25,7 +25,7 @@ import feeds
 import streamrnn
 from streamrnn import backfill, checkpoint, cli
 from streamrnn.backfill import Job, folder, run, runner
-from streamrnn.errors import ConfigError, InputError, StateError, StorageError
+from streamrnn.errors import ConfigError, StateError, StorageError
 
 KEYS, STEPS = 3, 240
 
@@ -477,7 +477,7 @@ def test_changed_input_is_refused_on_resume(data, tmp_path):
 @pytest.mark.parametrize(
     "make, error, match",
     [
-        (lambda p: None, InputError, "the input does not exist"),
+        (lambda p: None, ConfigError, "input '.*in.parquet' does not exist"),
         (lambda p: p.write_bytes(b"PAR1 not really parquet"), feeds.SchemaError,
          "not Parquet data that can be read"),
         (lambda p: p.write_bytes(b""), feeds.SchemaError, "not Parquet data"),
@@ -503,10 +503,10 @@ def test_damaged_file_in_a_dataset_folder(data, tmp_path):
 
 def test_command_exit_codes_and_messages(data, tmp_path, capsys):
     _, path = data
-    assert cli.main(["backfill", str(tmp_path / "nope.parquet"), "-o", str(tmp_path / "o")]) == 1
-    assert "nope.parquet: the input does not exist" in capsys.readouterr().err
+    assert cli.main(["backfill", str(tmp_path / "nope.parquet"), "-o", str(tmp_path / "o")]) == 2
+    assert f"INPUT '{tmp_path / 'nope.parquet'}' does not exist" in capsys.readouterr().err
     assert cli.main(["backfill", path, "-o", str(tmp_path / "o"), "--hidden", "0"]) == 2
-    assert "hidden must be an integer >= 1, got 0" in capsys.readouterr().err
+    assert "--hidden must be an integer >= 1, got 0" in capsys.readouterr().err
     assert cli.main(["backfill", path]) == 2
     assert "missing OUTPUT" in capsys.readouterr().err
 
@@ -685,7 +685,7 @@ def test_an_unstarted_folder_is_taken_without_overwrite(data, tmp_path):
         ({"checkpoint_seconds": False}, "checkpoint_seconds must be a positive number"),
         ({"report": str(Path(__file__))}, "is a file"),
         ({"report": ""}, "report must be a folder"),
-        ({"key": ""}, "key must be a non-empty string"),
+        ({"key": ""}, "key must be a column name, or false for one series"),
         ({"late": "skip"}, "late must be one of 'error', 'drop'"),
         ({"loss": "pinball"}, "give quantiles"),
         ({"loss": "cross_entropy"}, "does not fit a backfill of forecasts"),

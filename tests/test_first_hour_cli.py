@@ -1,8 +1,10 @@
-"""A newcomer's first hour on the command line (issue 13): outputs that carry the time and
-the value each forecast is for, reports that say what they plot, and a report that survives
-a crash."""
+"""A newcomer's first hour on the command line (issue 13, items 7 to 9): errors in the
+command's words and exit codes as documented, per-column policies, one series and
+column types as options, outputs that carry the time and the value each forecast is
+for, reports that say what they plot, and a report that survives a crash."""
 
 import glob
+import json
 import os
 import pickle
 
@@ -12,8 +14,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import streamrnn
 from streamrnn import cli, report
-from streamrnn.backfill import Job, run, runner
+from streamrnn.backfill import Job, job, run, runner
 
 ROWS = 120
 
@@ -42,6 +45,153 @@ def backfill(capsys, *args):
 def outputs(folder):
     parts = sorted(glob.glob(os.path.join(folder, "part-*.parquet")))
     return pa.concat_tables([pq.read_table(p) for p in parts])
+
+
+# -- item 7: the command line speaks command-line words ---------------------------------------
+def test_a_wrong_column_name_is_a_bad_option(tmp_path, capsys):
+    raw_csv(tmp_path / "raw.csv")
+    code, _, err = backfill(capsys, tmp_path / "raw.csv", "-o", tmp_path / "o", "--key", "cbwd",
+                            "--targets", "pm25")  # fmt: skip
+    assert code == 2, err
+    assert "--targets names column 'pm25', which the input does not have (did you mean " \
+           "'pm2.5'?)" in err  # fmt: skip
+    code, _, err = backfill(capsys, tmp_path / "raw.csv", "-o", tmp_path / "o", "--key", "wind",
+                            "--targets", "pm2.5")  # fmt: skip
+    assert code == 2 and "--key names column 'wind'" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_input_that_does_not_exist(tmp_path, capsys):
+    code, _, err = backfill(capsys, tmp_path / "nope", "-o", tmp_path / "o")
+    assert code == 2
+    assert f"INPUT '{tmp_path / 'nope'}' does not exist" in err
+    assert "suffix" not in err
+
+
+@pytest.mark.parametrize(
+    "args, words, code",
+    [
+        # the key is not named and the text column is no key by its name
+        (["--targets", "pm2.5", "--missing", "ffill"], ["--key", "--no-key"], 1),
+        # a missing value under the default policy
+        (["--key", "cbwd", "--targets", "pm2.5", "--features", "pm2.5,TEMP"], ["--missing"], 1),
+        # a policy per column for a column that is not a feature
+        (["--key", "cbwd", "--targets", "pm2.5", "--features", "pm2.5",
+          "--missing", "TEMP=ffill"], ["--missing names column 'TEMP'"], 2),
+        (["--missing", "pm2.5:mask"], ["--missing must be", "pm2.5=mask"], 2),
+        (["--column-types", "TEMP=flot"], ["--column-types 'TEMP=flot' is not accepted",
+                                            "'flot'"], 2),
+    ],
+)  # fmt: skip
+def test_errors_name_options_not_python_arguments(tmp_path, capsys, args, words, code):
+    raw_csv(tmp_path / "raw.csv")
+    status, _, err = backfill(capsys, tmp_path / "raw.csv", "-o", tmp_path / "o", "--no-report",
+                              *args)  # fmt: skip
+    assert status == code, err
+    for word in words:
+        assert word in err
+    for python in ("Schema(", "key=", "missing=", "format=", "column_types=", "=...", "={"):
+        assert python not in err, err
+
+
+def test_a_suffix_it_cannot_read_names_the_format_option(tmp_path, capsys):
+    raw_csv(tmp_path / "raw.txt")
+    code, _, err = backfill(capsys, tmp_path / "raw.txt", "-o", tmp_path / "o")
+    assert code == 2 and "name it with --format ('parquet', 'csv' or 'ipc')" in err
+
+
+@pytest.mark.parametrize(
+    "python, words",
+    [
+        ("name it with Schema(key=...), or Schema(key=False) for one series",
+         "name it with --key COLUMN, or --no-key for one series"),
+        ("name it with Schema(time=...)", "name it with --time COLUMN"),
+        ("name them with Schema(features=...) to ignore", "name them with --features COLUMN,... "
+         "to ignore"),
+        ("use missing={'pm2.5': ('ffill', value)} to fill", "use --missing pm2.5=ffill:VALUE to "
+         "fill"),
+        ("pass missing='mask', 'ffill' or a fill value", "pass --missing mask, ffill or a fill "
+         "value"),
+        ("pass late='drop' to drop", "pass --late drop to drop"),
+        ("pass column_types= to read it", "pass --column-types to read it"),
+        ("(iter_csv(..., column_types={'TEMP': pa.float64()}) refuses it", "(--column-types "
+         "TEMP=float64 refuses it"),
+        ("time=['year', 'month', 'day']", "--time year,month,day"),
+        ("run again with resume (--resume) to continue", "run again with --resume to continue"),
+        ("hidden must be an integer >= 1, got 0", "--hidden must be an integer >= 1, got 0"),
+        ("relative and minimum apply to forecasts", "--relative and --minimum apply to forecasts"),
+        ("reset_index(drop=True) or x=1", "reset_index(drop=True) or x=1"),  # not ours
+    ],
+)  # fmt: skip
+def test_python_spellings_become_options(python, words):
+    assert cli.cli_words(python) == words
+
+
+def test_settings_from_a_job_file_are_named_as_its_keys(tmp_path, capsys):
+    raw_csv(tmp_path / "raw.csv")
+    toml = tmp_path / "job.toml"
+    toml.write_text(f'input = "{tmp_path / "raw.csv"}"\noutput = "{tmp_path / "o"}"\n'
+                    'key = "wind"\n')  # fmt: skip
+    code, _, err = backfill(capsys, "--config", toml)
+    assert code == 2 and f"key in {toml} names column 'wind'" in err
+    code, _, err = backfill(capsys, "--config", toml, "--key", "gust")
+    assert code == 2 and "--key names column 'gust'" in err
+
+
+# -- per-column policies, one series, column types ------------------------------------------
+def test_missing_per_column_with_a_default_on_the_command_line(tmp_path, capsys):
+    df = raw_csv(tmp_path / "raw.csv")
+    df.loc[[3, 60], "TEMP"] = np.nan
+    df.to_csv(tmp_path / "raw.csv", index=False, na_rep="NA")
+    code, _, err = backfill(capsys, tmp_path / "raw.csv", "-o", tmp_path / "o", "--key", "cbwd",
+                            "--targets", "pm2.5", "--missing", "ffill:0,pm2.5=mask",
+                            "--no-report", "--lags", "none")  # fmt: skip
+    assert code == 0, err
+    feed = streamrnn.backfill.load_checkpoint(tmp_path / "o" / "_checkpoint").feed
+    assert feed.missing == {"*": ("ffill", 0.0), "pm2.5": "mask"}
+    assert feed.columns == ("pm2.5", "TEMP", "pm2.5_missing")  # a mask for pm2.5 alone
+    assert feed.counts["missing"] == {"pm2.5": 4, "TEMP": 2}  # filled, not refused
+
+
+def test_missing_per_column_in_a_job_file_table(tmp_path, capsys):
+    raw_csv(tmp_path / "raw.csv")
+    toml = tmp_path / "job.toml"
+    toml.write_text(f'input = "{tmp_path / "raw.csv"}"\noutput = "{tmp_path / "o"}"\n'
+                    'key = "cbwd"\ntargets = ["pm2.5"]\nreport = false\n'
+                    '[missing]\n"*" = "error"\n"pm2.5" = ["ffill", 50]\n')  # fmt: skip
+    code, _, err = backfill(capsys, "--config", toml)
+    assert code == 0, err
+    feed = streamrnn.backfill.load_checkpoint(tmp_path / "o" / "_checkpoint").feed
+    assert feed.missing == {"*": "error", "pm2.5": ("ffill", 50.0)}
+    assert feed.counts["missing"] == {"pm2.5": 4}  # TEMP's policy is the default, error
+
+
+def test_no_key_makes_one_series(tmp_path, capsys):
+    rows = np.arange(ROWS)
+    df = pd.DataFrame({"time": rows, "station": rows % 3, "level": np.sin(rows / 5.0)})
+    df.to_parquet(tmp_path / "in.parquet")  # 'station' reads as a key by its name
+    code, out, err = backfill(capsys, tmp_path / "in.parquet", "-o", tmp_path / "a", "--targets",
+                              "level", "--no-key", "--no-report", "--json")  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["series"] == 1
+    assert outputs(tmp_path / "a").column_names[0] == "time"  # no key column
+
+
+def test_column_types_reach_the_csv_reader(tmp_path, capsys):
+    df = raw_csv(tmp_path / "raw.csv", gaps=False)
+    df.insert(0, "site", np.where(np.arange(ROWS) % 2, "007", "010"))
+    df.drop(columns="cbwd").to_csv(tmp_path / "raw.csv", index=False)
+    code, _, err = backfill(capsys, tmp_path / "raw.csv", "-o", tmp_path / "o", "--key", "site",
+                            "--targets", "pm2.5", "--column-types", "site=string,TEMP=float64",
+                            "--no-report")  # fmt: skip
+    assert code == 0, err
+    assert set(outputs(tmp_path / "o").column("site").to_pylist()) == {"007", "010"}  # not 7, 10
+
+
+def test_column_types_apply_to_csv_only(tmp_path):
+    pd.DataFrame({"time": [1, 2], "x": [1.0, 2.0]}).to_parquet(tmp_path / "in.parquet")
+    with pytest.raises(streamrnn.ConfigError, match="column_types applies to CSV input"):
+        job.checked(Job(str(tmp_path / "in.parquet"), str(tmp_path / "o"), column_types="x=int64"))
 
 
 # -- item 8: the output says what each forecast is for -----------------------------------------
@@ -211,6 +361,43 @@ def test_a_report_cut_short_by_a_crash_is_written_whole_on_resume(tmp_path, monk
     for name in report.FILES:
         assert (cut / name).read_bytes() == (whole / name).read_bytes(), name
     assert outputs(tmp_path / "cut").equals(outputs(tmp_path / "whole"))
+
+
+def test_time_from_parts_and_categorical_inputs_as_options(tmp_path, capsys):
+    df = raw_csv(tmp_path / "raw.csv")
+    t = df.pop("time")
+    parts = pd.DataFrame({"year": t.dt.year, "month": t.dt.month, "day": t.dt.day,
+                          "hour": t.dt.hour})  # fmt: skip
+    pd.concat([parts, df], axis=1).to_csv(tmp_path / "raw.csv", index=False, na_rep="NA")
+    code, _, err = backfill(capsys, tmp_path / "raw.csv", "-o", tmp_path / "o", "--no-key",
+                            "--time", "year,month,day,hour", "--categorical", "cbwd=NW|SE|cv",
+                            "--targets", "pm2.5", "--missing", "ffill:0", "--lags", "none",
+                            "--no-report")  # fmt: skip
+    assert code == 0, err
+    feed = streamrnn.backfill.load_checkpoint(tmp_path / "o" / "_checkpoint").feed
+    assert feed.columns == ("pm2.5", "TEMP", "cbwd=NW", "cbwd=SE", "cbwd=cv")
+    table = outputs(tmp_path / "o")
+    assert table.column_names[:2] == ["time", "target_time"]
+    assert table.column("time").to_pandas().tolist() == t.tolist()
+    toml = tmp_path / "job.toml"
+    toml.write_text(f'input = "{tmp_path / "raw.csv"}"\noutput = "{tmp_path / "o"}"\n'
+                    'time = ["year", "month", "day", "hour"]\nkey = false\n'
+                    'targets = ["pm2.5"]\nmissing = "ffill:0"\nlags = "none"\nreport = false\n'
+                    'overwrite = true\n[categorical]\ncbwd = 4\n')  # fmt: skip
+    code, _, err = backfill(capsys, "--config", toml)
+    assert code == 0, err
+    feed = streamrnn.backfill.load_checkpoint(tmp_path / "o" / "_checkpoint").feed
+    assert feed.columns[2:] == ("cbwd[0]", "cbwd[1]", "cbwd[2]", "cbwd[3]")
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [("cbwd", ["cbwd"]), ("cbwd,wd", ["cbwd", "wd"]), ("cbwd=8", {"cbwd": 8}),
+     ("cbwd=NE|cv,wd", {"cbwd": ["NE", "cv"], "wd": 16}), ("code=1|2", {"code": [1, 2]})],
+)  # fmt: skip
+def test_categorical_as_text(tmp_path, text, value):
+    raw_csv(tmp_path / "raw.csv")
+    assert job.checked(Job(str(tmp_path / "raw.csv"), "o", categorical=text)).categorical == value
 
 
 @pytest.mark.parametrize("seed", range(6))

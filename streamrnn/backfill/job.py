@@ -3,9 +3,14 @@
 import dataclasses
 import hashlib
 import json
+import numbers
 import os
 
 import numpy as np
+
+from feeds import FeedError
+from feeds.schema import CATEGORIES
+from feeds.tables import column_types as arrow_types
 
 from ..errors import ConfigError, InputError
 from ..learner import DEFAULT_LOSS, DEFAULT_LR, DEFAULT_TBPTT, DEFAULT_WARMUP
@@ -41,9 +46,36 @@ class Job:
         job's own).
     format : {"auto", "parquet", "csv", "ipc"}
         ``auto`` goes by the file's suffix (a folder is Parquet).
-    key, time, features, targets :
-        Columns, as for :class:`feeds.Schema` (inferred when None).
-    grid, missing, late, duplicates :
+    column_types : dict or str, optional
+        CSV input: the Arrow type of some columns, ``{column: type}`` with type
+        names (``"float64"``, ``"int64"``, ``"string"``, ``"timestamp[s]"``, see
+        :func:`feeds.tables.column_types`) or ``pyarrow`` types, or the text
+        ``"TEMP=float64,cbwd=string"``. Other columns' types are inferred from
+        the file's first block.
+    key : str or False, optional
+        The key column; False: the input is one series; None: inferred, as for
+        :class:`feeds.Schema`.
+    time : str, list or dict, optional
+        The time column, or the columns of its parts (``["year", "month",
+        "day", "hour"]``, or ``{part: column}``), as for :class:`feeds.Schema`;
+        also as text, ``"year,month,day,hour"`` or ``"year=yr,month=mo,day=d"``.
+    features, targets :
+        Columns, as for :class:`feeds.Schema` (inferred when None); also as
+        comma-separated text.
+    categorical : str, list or dict, optional
+        Text or integer columns given to the model as one-hot inputs, as for
+        :class:`feeds.Schema`: a column or a list (each with a category list
+        grown from the stream), or ``{column: slots or [categories]}``; also
+        as text, ``"cbwd"``, ``"cbwd=8"`` (8 slots) or ``"cbwd=NE|NW|SE|cv"``
+        (declared categories), comma-separated.
+    missing : str, number, tuple or dict
+        What a missing feature value becomes (:class:`feeds.Feed`): ``"error"``,
+        ``"ffill"``, ``"mask"``, a fill value, or ``("ffill", value)``
+        (``"ffill:value"`` as text); or a dict ``{column: policy}``, where the
+        key ``"*"`` gives the policy of the features it does not name (else
+        ``"error"``); or that dict as text, ``"ffill,pm2.5=mask"`` (a policy
+        without a column is the one for the others, ``"*"``).
+    grid, late, duplicates :
         Feed options, as for :class:`feeds.Feed`.
     scale : {"auto", "per_key", "global", "none"}
         Online standardisation of every feature and target (:class:`feeds.Feed`).
@@ -129,10 +161,12 @@ class Job:
     input: str = None
     output: str = None
     format: str = "auto"
+    column_types: dict = None
     key: str = None
     time: str = None
     features: list = None
     targets: list = None
+    categorical: object = None
     grid: str = None
     missing: str = "error"
     late: str = "error"
@@ -180,8 +214,143 @@ _RUN_ONLY = {"output", "chunk_rows", "checkpoint_rows", "checkpoint_seconds", "r
              "overwrite", "report", "progress", "states"}  # fmt: skip
 
 
+#: In a ``missing`` dict, the key of the policy for the features it does not name.
+OTHERS = "*"
+_POLICY_WORDS = ("error", "mask", "ffill")
+_POLICY_TEXT = (
+    "'error', 'mask', 'ffill', a finite fill value or 'ffill:VALUE' (the key's last value, "
+    "VALUE until there is one)"
+)
+_PER_COLUMN = (
+    "or policies per column, COLUMN=POLICY, comma-separated, a policy without a column "
+    "being the one for the others ('ffill,pm2.5=mask')"
+)
+
+
 def _fail(name, value, want):
     raise ConfigError(f"{name} must be {want}, got {value!r}")
+
+
+def _finite(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def _policy(value, where):
+    """One missing-value policy, as :class:`feeds.Feed` takes it, from its value or its text."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text in _POLICY_WORDS:
+            return text
+        head, colon, tail = text.partition(":")
+        try:
+            number = float(tail if colon else text)
+        except ValueError:
+            number = None
+        if number is not None and np.isfinite(number) and (not colon or head.strip() == "ffill"):
+            return ("ffill", number) if colon else number
+    elif isinstance(value, (list, tuple)):  # a job file's array
+        if len(value) == 2 and value[0] == "ffill" and _finite(value[1]):
+            return ("ffill", float(value[1]))
+    elif _finite(value):
+        return float(value)
+    if where == "missing":
+        _fail(where, value, f"{_POLICY_TEXT}, {_PER_COLUMN}")
+    _fail(where, value, _POLICY_TEXT)
+
+
+def _missing(value):
+    """``missing`` checked: one policy, or ``{column: policy}`` (:data:`OTHERS` for the
+    features it does not name)."""
+    if isinstance(value, str) and ("=" in value or "," in value):
+        items = []
+        for part in (p.strip() for p in value.split(",")):
+            column, equals, policy = part.rpartition("=")
+            if not part or (equals and not column.strip()):
+                _fail("missing", value, f"one policy ({_POLICY_TEXT}), {_PER_COLUMN}")
+            items.append((column.strip() if equals else OTHERS, policy))
+    elif isinstance(value, dict):
+        items = list(value.items())
+    else:
+        return _policy(value, "missing")
+    out = {}
+    for column, policy in items:
+        if not isinstance(column, str) or not column:
+            _fail("missing", value, "a dict keyed by column names")
+        if column in out:
+            which = "the other columns" if column == OTHERS else f"column {column!r}"
+            raise ConfigError(f"missing gives {which} two policies; give one")
+        where = "missing" if column == OTHERS else f"the missing-value policy of column {column!r}"
+        out[column] = _policy(policy, where)
+    return out[OTHERS] if list(out) == [OTHERS] else out
+
+
+def _items(name, value, want):
+    """``[(column, text)]`` of ``"a=x,b=y"`` or a dict."""
+    if isinstance(value, dict):
+        return list(value.items())
+    if not isinstance(value, str):
+        _fail(name, value, want)
+    items = []
+    for part in (p.strip() for p in value.split(",")):
+        column, equals, text = part.rpartition("=")
+        if not equals or not column.strip() or not text.strip():
+            _fail(name, value, want)
+        items.append((column.strip(), text.strip()))
+    return items
+
+
+def _column_types(value):
+    """``column_types`` checked: ``{column: type name}`` (names the CSV reader takes back),
+    or None."""
+    try:
+        types = arrow_types(value)
+    except FeedError as exc:
+        raise ConfigError(f"column_types {value!r} is not accepted: {exc}") from None
+    return {c: str(t) for c, t in types.items()} or None
+
+
+def _categories(text):
+    """``"8"``: slots; ``"NE|NW|cv"``: the categories (integers when all are)."""
+    if text.isdigit():
+        return int(text)
+    values = [v.strip() for v in text.split("|")]
+    try:
+        return [int(v) for v in values]
+    except ValueError:
+        return values
+
+
+def _categorical(value):
+    """``categorical`` as :class:`feeds.Schema` takes it, from its text form."""
+    if not isinstance(value, str):
+        return value
+    items = [p.strip() for p in value.split(",") if p.strip()]
+    if not any("=" in p for p in items):
+        return items or None
+    want = "COLUMN, COLUMN=SLOTS or COLUMN=CATEGORY|CATEGORY|..., comma-separated"
+    out = {}
+    for part in items:
+        column, equals, spec = part.partition("=")
+        if not column.strip() or (equals and not spec.strip()):
+            _fail("categorical", value, want)
+        out[column.strip()] = _categories(spec.strip()) if equals else CATEGORIES
+    return out
+
+
+def _time(value):
+    """``time``: a column, or the columns of its parts (a list, or a dict {part: column};
+    as text ``year,month,day`` or ``year=yr,month=mo,day=d``)."""
+    if isinstance(value, str) and "," in value:
+        if "=" in value:
+            return dict(_items("time", value, "PART=COLUMN items (year=yr,month=mo,day=d)"))
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if value is None or (isinstance(value, str) and value):
+        return value
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+        return list(value)
+    if isinstance(value, dict) and value:
+        return dict(value)
+    _fail("time", value, "a column name, or the columns of its parts")
 
 
 def _int(job, name, low, none=False):
@@ -260,10 +429,17 @@ def checked(job):
         if not np.isfinite(job.minimum):
             _fail("minimum", job.minimum, "a finite number")
         job.minimum = float(job.minimum)
-    for name in ("key", "time", "model"):
+    for name in ("key", "model"):
         value = getattr(job, name)
+        if name == "key" and value is False:  # one series
+            continue
         if value is not None and (not isinstance(value, str) or not value):
-            _fail(name, value, "a non-empty string or None")
+            _fail(name, value, "a column name" + (", or false for one series" if name == "key"
+                                                  else " or None"))  # fmt: skip
+    job.time = _time(job.time)
+    job.categorical = _categorical(job.categorical)
+    job.missing = _missing(job.missing)
+    job.column_types = _column_types(job.column_types)
     if isinstance(job.grid, str):  # "3600" is a step for numeric times, "1h" for timestamps
         try:
             job.grid = float(job.grid) if "." in job.grid else int(job.grid)
@@ -349,6 +525,8 @@ def checked(job):
         not isinstance(job.report, (str, os.PathLike)) or not os.fspath(job.report)
     ):
         _fail("report", job.report, "a folder, 'auto', or None or false for no report")
+    if not os.path.exists(job.input):
+        raise ConfigError(f"input {job.input!r} does not exist")
     if job.format == "auto":
         if os.path.isdir(job.input):
             job.format = "parquet"
@@ -360,6 +538,11 @@ def checked(job):
                     f"format= ('parquet', 'csv' or 'ipc'); known suffixes: {sorted(_FORMATS)}"
                 )
             job.format = _FORMATS[suffix]
+    if job.column_types is not None and job.format != "csv":
+        raise ConfigError(
+            f"column_types applies to CSV input; {job.input!r} is read as {job.format} "
+            "(its columns have their types)"
+        )
     return job
 
 

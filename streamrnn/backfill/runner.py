@@ -2,6 +2,7 @@
 
 import contextlib
 import dataclasses
+import difflib
 import math
 import os
 import pickle
@@ -16,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import feeds
+from feeds.tables import column_types as arrow_types
 
 from .. import checkpoint
 from .._book import Book
@@ -27,7 +29,7 @@ from ..models import GRU, LSTM, RNN, RecurrentModel
 from ..optim import Adam, ExponentialDecay, WarmUp
 from ..stream import Stream
 from .folder import CHECKPOINT, REPORT, STATES, claim
-from .job import checked, identity, job_id
+from .job import OTHERS, checked, identity, job_id
 from .pairing import Pairing
 
 _CELLS = {"rnn": RNN, "gru": GRU, "lstm": LSTM}
@@ -100,6 +102,15 @@ def _season_for(step):
     return None
 
 
+def _peek(job):
+    """The input's first rows, through a feed with the job's schema that fills every
+    missing value and drops late and duplicate rows (None when there are none)."""
+    feed = feeds.Feed(_schema(job), late="drop", duplicates="first", missing=0.0)
+    reader = _reader(dataclasses.replace(job, chunk_rows=_PEEK_ROWS), feed, 0)
+    with contextlib.closing(reader):
+        return next(iter(reader), None)
+
+
 def _sampling_step(job):
     """The input's sampling step and whether it holds weekdays only: the grid, else the
     median time between a key's rows among the input's first rows (None for numeric
@@ -110,11 +121,7 @@ def _sampling_step(job):
         except (TypeError, ValueError):
             return None, False  # numeric times
     try:
-        feed = feeds.Feed(_schema(job), late="drop", duplicates="first",
-                          missing="ffill" if job.missing == "error" else job.missing)  # fmt: skip
-        reader = _reader(dataclasses.replace(job, chunk_rows=_PEEK_ROWS), feed, 0)
-        with contextlib.closing(reader):
-            chunk = next(iter(reader), None)
+        chunk = _peek(job)
     except (feeds.FeedError, OSError, ValueError, TypeError):
         return None, False  # the run itself reports what is wrong with the input
     if chunk is None or chunk.times is None or chunk.times.dtype.kind != "M":
@@ -214,7 +221,67 @@ def _make_engine(job, model, chunk, feed, relative):
 
 
 def _schema(job):
-    return feeds.Schema(time=job.time, key=job.key, features=job.features, targets=job.targets)
+    try:
+        return feeds.Schema(time=job.time, key=job.key, features=job.features,
+                            targets=job.targets, categorical=job.categorical)  # fmt: skip
+    except (feeds.FeedError, ValueError, TypeError) as exc:  # the settings' fault
+        raise ConfigError(str(exc)) from None
+
+
+def _input_columns(job):
+    """The input's column names, read from its metadata or header (None when it cannot
+    be read: the run then says why)."""
+    try:
+        if job.format == "parquet":
+            import pyarrow.dataset as ds
+
+            hive = ds.HivePartitioning.discover(infer_dictionary=True)
+            return ds.dataset(job.input, format="parquet", partitioning=hive).schema.names
+        if job.format == "csv":
+            import pyarrow.csv as pacsv
+
+            convert = pacsv.ConvertOptions(column_types=arrow_types(job.column_types))
+            with pacsv.open_csv(job.input, convert_options=convert) as reader:
+                return reader.schema.names
+        with pa.memory_map(job.input) as source:
+            try:
+                return pa.ipc.open_file(source).schema.names
+            except pa.ArrowInvalid:
+                source.seek(0)
+                return pa.ipc.open_stream(source).schema.names
+    except (pa.ArrowInvalid, OSError, ValueError):
+        return None
+
+
+def _named_columns(job):
+    """``(setting, column)`` of every column the job names."""
+    named = []
+    for name in ("key", "time", "features", "targets", "categorical", "missing", "column_types"):
+        value = getattr(job, name)
+        if isinstance(value, str) and name in ("key", "time"):
+            value = [value]
+        elif isinstance(value, dict):
+            value = value.values() if name == "time" else [c for c in value if c != OTHERS]
+        elif not isinstance(value, list) or name == "missing":  # ("ffill", 0) is a policy
+            continue
+        named += [(name, c) for c in value if isinstance(c, str)]
+    return named
+
+
+def _check_columns(job):
+    """A column the job names that the input does not have is a bad setting."""
+    names = _input_columns(job)
+    if not names:  # unreadable, or no files: the run says so
+        return
+    for setting, column in _named_columns(job):
+        if column not in names:
+            near = difflib.get_close_matches(column, names, n=1)
+            shown = names if len(names) <= 30 else [*names[:30], "..."]
+            raise ConfigError(
+                f"{setting} names column {column!r}, which the input does not have"
+                + (f" (did you mean {near[0]!r}?)" if near else "")
+                + f"; its columns are {shown}"
+            )
 
 
 def _feed(job):
@@ -240,7 +307,8 @@ def _reader(job, feed, skip):
     if job.format == "parquet":
         return feeds.iter_parquet(job.input, feed, rows=rows, skip=skip)
     if job.format == "csv":
-        return feeds.iter_csv(job.input, feed, rows=rows, skip=skip)
+        return feeds.iter_csv(job.input, feed, rows=rows, skip=skip,
+                              column_types=job.column_types)  # fmt: skip
     return feeds.iter_ipc(job.input, feed, rows=rows, skip=skip)
 
 
@@ -587,8 +655,9 @@ def run(job, out=None):
     Raises
     ------
     ConfigError
-        A bad setting, or an output folder that holds other files or another
-        job's results.
+        A bad setting (an input or model that does not exist, a column the
+        input does not have), or an output folder that holds other files or
+        another job's results.
     feeds.SchemaError, InputError
         Input that is missing, unreadable, damaged, or does not fit the schema
         (or the checkpoint's schema).
@@ -627,13 +696,15 @@ def run(job, out=None):
     model, relative = None, job.relative
     if job.model is not None:
         if not os.path.isfile(job.model):
-            raise InputError(f"{job.model}: the model file does not exist")
+            raise ConfigError(f"model {job.model!r} does not exist")
         model, saved = _load_model(job.model)
         job.dtype = str(model.dtype)  # a loaded model keeps its own
         if relative == "auto":
             relative = saved
     if relative == "auto":
         relative = "last"
+    if not (job.resume and os.path.exists(os.path.join(job.output, CHECKPOINT))):
+        _check_columns(job)  # a job resumed was checked when it began; its input, by identity
     job = resolved(job)
     if os.path.isdir(job.input) and _within(job.output, job.input):
         raise ConfigError(
