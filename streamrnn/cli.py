@@ -1,4 +1,5 @@
-"""The ``streamrnn`` command: ``streamrnn backfill INPUT -o OUTPUT [options]``.
+"""The ``streamrnn`` command: ``streamrnn backfill INPUT -o OUTPUT [options]``, and
+``streamrnn compile`` to compile the kernels ahead of time.
 
 Options come from the command line or a TOML job file (``--config job.toml``,
 keys named like the long options, at the top level or under ``[backfill]``);
@@ -42,6 +43,7 @@ _HELP = {
     "column_types": "CSV input: types of some columns, COLUMN=TYPE,... with Arrow type "
     "names (float64, int64, string, bool, timestamp[s]), e.g. TEMP=float64,cbwd=string; the "
     "others are inferred from the file's first block",
+    "encoding": "CSV input: the file's text encoding, e.g. latin-1 or cp1252 (default: utf-8)",
     "key": "key column: one series per value (default: inferred, see feeds.Schema)",
     "no_key": "the input is one series: no key column",
     "time": "time column, or the columns of its parts: year,month,day[,hour[,minute[,second]]] "
@@ -183,7 +185,41 @@ def _parser():
                                help=_HELP["no_key"])  # fmt: skip
     sub.add_argument("--no-report", action="store_true", help="make no report")
     sub.add_argument("--json", action="store_true", help="print the summary as JSON")
+    ahead = commands.add_parser(
+        "compile",
+        help="compile the kernels ahead of time (for images, CI caches, cluster workers)",
+        description="Compile the kernels that these cells, dtypes and modes use, or load them "
+        "from the cache, so that the first backfill or learning call does not wait. The "
+        "defaults are what a default backfill uses.",
+    )
+    ahead.add_argument("--cells", default="gru",
+                       help="comma-separated among rnn, gru, lstm (default: gru)")  # fmt: skip
+    ahead.add_argument("--dtypes", default="float32",
+                       help="comma-separated: float32, float64 (default: float32)")  # fmt: skip
+    ahead.add_argument("--modes", default="inference,learning",
+                       help="comma-separated among inference, learning, per_key (--per-key), "
+                       "seq2seq (default: inference,learning)")  # fmt: skip
     return parser
+
+
+def _compile(args):
+    """``streamrnn compile``: one line per kernel family, then where the cache is."""
+    from . import compiling
+
+    def names(text):
+        return [v.strip() for v in text.split(",") if v.strip()]
+
+    out = sys.stdout
+    try:
+        took = compiling.compile(names(args.cells), names(args.dtypes), names(args.modes))
+    except ConfigError as exc:  # "cells must be among ..." -> "--cells: must be among ..."
+        text = str(exc).replace("s must", "s: must", 1)
+        sys.stderr.write(f"streamrnn compile: error: --{text}\n")
+        return 2
+    for (mode, cell, dtype), seconds in took.items():
+        out.write(f"{mode:9s} {cell:4s} {dtype}: {seconds:6.1f} s\n")
+    out.write(f"cache: {compiling.cache_dir()}\n")
+    return 0
 
 
 def _job(args, words):
@@ -419,6 +455,8 @@ def main(argv=None):
     """Run the command line; returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "compile":
+        return _compile(args)
     if args.command != "backfill":
         parser.print_help()
         return 2

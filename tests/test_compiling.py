@@ -98,3 +98,28 @@ def test_compile_ahead_of_time_leaves_nothing_to_say(fresh_machine):
 def test_compile_refuses_what_it_does_not_know(kwargs, match):
     with pytest.raises(streamrnn.ConfigError, match=match):
         streamrnn.compile(**kwargs)
+
+
+def test_the_command_compiles_ahead_and_says_where_the_cache_is(fresh_machine, capsys):
+    from streamrnn import cli
+
+    assert cli.main(["compile", "--cells", "gru,lstm", "--modes", "inference"]) == 0
+    out = capsys.readouterr().out
+    assert "inference gru  float32" in out and "inference lstm float32" in out
+    assert f"cache: {fresh_machine}" in out
+    assert cli.main(["compile", "--modes", "training"]) == 2
+    assert "--modes: must be among" in capsys.readouterr().err
+
+
+def test_the_command_line_says_a_first_compilation_in_its_words(fresh_machine, tmp_path, capsys):
+    import pandas as pd
+
+    from streamrnn import cli
+
+    frame = pd.DataFrame({"time": pd.date_range("2024-01-01", periods=30, freq="h"),
+                          "temp": np.sin(np.arange(30) / 3.0)})  # fmt: skip
+    frame.to_parquet(tmp_path / "in.parquet")
+    args = [str(tmp_path / "in.parquet"), "-o", str(tmp_path / "out"), "--targets", "temp"]
+    assert cli.main(["backfill", *args, "--hidden", "4", "--no-report"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("streamrnn backfill: warning: compiling streamrnn's forward passes") == 1

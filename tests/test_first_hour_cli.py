@@ -194,6 +194,20 @@ def test_column_types_apply_to_csv_only(tmp_path):
         job.checked(Job(str(tmp_path / "in.parquet"), str(tmp_path / "o"), column_types="x=int64"))
 
 
+def test_a_file_in_another_encoding_is_named_and_read_with_the_option(tmp_path, capsys):
+    df = raw_csv(tmp_path / "raw.csv", gaps=False).drop(columns="cbwd")
+    df.insert(0, "site", np.where(np.arange(ROWS) % 2, "Zürich0", "Zürich1"))
+    df.to_csv(tmp_path / "raw.csv", index=False, encoding="latin-1")
+    args = [tmp_path / "raw.csv", "--key", "site", "--targets", "pm2.5", "--no-report"]
+    code, _, err = backfill(capsys, *args, "-o", tmp_path / "o")
+    assert code == 1 and "line 2, column 'site'" in err and "--encoding latin-1" in err
+    code, _, err = backfill(capsys, *args, "-o", tmp_path / "o2", "--encoding", "latin-1")
+    assert code == 0, err
+    assert set(outputs(tmp_path / "o2").column("site").to_pylist()) == {"Zürich0", "Zürich1"}
+    code, _, err = backfill(capsys, *args, "-o", tmp_path / "o3", "--encoding", "klingon")
+    assert code == 2 and "--encoding 'klingon' is not a text encoding" in err
+
+
 # -- item 8: the output says what each forecast is for -----------------------------------------
 def irregular(rows=90, seed=3):
     """Three series at irregular times, interleaved, one of them ending early."""

@@ -1,5 +1,6 @@
 """A backfill job's settings: their checks, job files, and the job's identity."""
 
+import codecs
 import dataclasses
 import hashlib
 import json
@@ -52,6 +53,9 @@ class Job:
         :func:`feeds.tables.column_types`) or ``pyarrow`` types, or the text
         ``"TEMP=float64,cbwd=string"``. Other columns' types are inferred from
         the file's first block.
+    encoding : str, optional
+        CSV input: the file's text encoding (``"latin-1"``, ``"cp1252"``,
+        ``"utf-16"``, ...); UTF-8 by default.
     key : str or False, optional
         The key column; False: the input is one series; None: inferred, as for
         :class:`feeds.Schema`.
@@ -162,6 +166,7 @@ class Job:
     output: str = None
     format: str = "auto"
     column_types: dict = None
+    encoding: str = None
     key: str = None
     time: str = None
     features: list = None
@@ -440,6 +445,14 @@ def checked(job):
     job.categorical = _categorical(job.categorical)
     job.missing = _missing(job.missing)
     job.column_types = _column_types(job.column_types)
+    if job.encoding is not None:
+        try:
+            job.encoding = codecs.lookup(job.encoding).name
+        except (LookupError, TypeError):
+            raise ConfigError(
+                f"encoding {job.encoding!r} is not a text encoding Python knows; for example "
+                "utf-8, latin-1, cp1252 or utf-16"
+            ) from None
     if isinstance(job.grid, str):  # "3600" is a step for numeric times, "1h" for timestamps
         try:
             job.grid = float(job.grid) if "." in job.grid else int(job.grid)
@@ -542,6 +555,10 @@ def checked(job):
         raise ConfigError(
             f"column_types applies to CSV input; {job.input!r} is read as {job.format} "
             "(its columns have their types)"
+        )
+    if job.encoding is not None and job.format != "csv":
+        raise ConfigError(
+            f"encoding applies to CSV input; {job.input!r} is read as {job.format}"
         )
     return job
 

@@ -241,7 +241,8 @@ def _input_columns(job):
             import pyarrow.csv as pacsv
 
             convert = pacsv.ConvertOptions(column_types=arrow_types(job.column_types))
-            with pacsv.open_csv(job.input, convert_options=convert) as reader:
+            read = pacsv.ReadOptions(encoding=job.encoding or "utf8")
+            with pacsv.open_csv(job.input, read_options=read, convert_options=convert) as reader:
                 return reader.schema.names
         with pa.memory_map(job.input) as source:
             try:
@@ -308,7 +309,7 @@ def _reader(job, feed, skip):
         return feeds.iter_parquet(job.input, feed, rows=rows, skip=skip)
     if job.format == "csv":
         return feeds.iter_csv(job.input, feed, rows=rows, skip=skip,
-                              column_types=job.column_types)  # fmt: skip
+                              column_types=job.column_types, encoding=job.encoding)  # fmt: skip
     return feeds.iter_ipc(job.input, feed, rows=rows, skip=skip)
 
 
