@@ -20,11 +20,19 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.core
 	$(BIN)/python -m streamrnn.demo
 
+# The bounds-checked runs (kernels compiled afresh with index checks) go on beside the
+# main suite: compiling is single-threaded, so on two cores they cost little extra time.
 test: $(VENV)/.dev
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
-	NUMBA_BOUNDSCHECK=1 NUMBA_CACHE_DIR=$$(mktemp -d) $(BIN)/python -m pytest -q tests/test_stream.py tests/test_feeds.py -k "chunking or batch_composition or cutting"
-	NUMBA_BOUNDSCHECK=1 NUMBA_CACHE_DIR=$$(mktemp -d) $(BIN)/python -m pytest -q tests/test_learner.py tests/test_per_key.py -k "test_random_streams or (cutting and float64)"
+	@checked=$$(mktemp -d); \
+	( export NUMBA_BOUNDSCHECK=1 NUMBA_CACHE_DIR=$$checked/cache; \
+	  $(BIN)/python -m pytest -q tests/test_stream.py tests/test_feeds.py -k "chunking or batch_composition or cutting" \
+	  && $(BIN)/python -m pytest -q tests/test_learner.py tests/test_per_key.py -k "test_random_streams or (cutting and float64)" \
+	) > $$checked/log 2>&1 & pid=$$!; \
+	$(BIN)/python -m pytest -q; main=$$?; \
+	wait $$pid; bounds=$$?; \
+	echo "--- bounds-checked kernels:"; cat $$checked/log; rm -rf $$checked; \
+	test $$main -eq 0 -a $$bounds -eq 0
 	$(BIN)/python benchmarks/quick.py
 
 lint: $(VENV)/.dev
