@@ -36,8 +36,20 @@ def as_float_array(x, dtype, name):
         raise InputError(
             f"{name} must hold real numbers (float or integer dtype), got dtype {arr.dtype}"
         )
-    with np.errstate(over="ignore"):  # values that overflow become inf: refused by check_finite
-        return np.ascontiguousarray(arr, dtype=dtype)
+    with np.errstate(over="ignore"):  # values that overflow become inf: said just below
+        out = np.ascontiguousarray(arr, dtype=dtype)
+    if out.dtype.itemsize < arr.dtype.itemsize and out.dtype.kind == "f" and np.isinf(out).any():
+        grew = np.isinf(out) & np.isfinite(arr)
+        if grew.any():
+            where = tuple(int(i) for i in np.argwhere(grew)[0])
+            at = (f"row {where[0]}, column {where[1]}" if len(where) == 2
+                  else "index " + ", ".join(map(str, where)))  # fmt: skip
+            raise InputError(
+                f"{name} holds {plain(arr[where])!r} at {at}, beyond the range of "
+                f"{out.dtype.name} (largest {np.finfo(out.dtype).max:.3g}): it would become "
+                f"inf in this {out.dtype.name} model; rescale the data or use a float64 model"
+            )
+    return out
 
 
 def plain(value):

@@ -90,3 +90,15 @@ def test_size_mismatches_name_the_columns_on_both_sides():
     stream = streamrnn.Stream(streamrnn.GRU(2, 8, output_size=1), feed=_feed())
     with pytest.raises(streamrnn.InputError, match=r"\['temp', 'wind', 'temp_missing'"):
         stream.update(df)
+
+
+def test_a_value_beyond_float32_is_named_as_given_not_as_inf():
+    stream = streamrnn.Stream(streamrnn.GRU(2, 4))
+    x = np.array([[1.0, 2.0], [1e300, 3.0]])
+    with pytest.raises(streamrnn.InputError, match=r"x holds 1e\+300 at row 1, column 0, beyond "
+                       r"the range of float32 .* use a float64 model"):  # fmt: skip
+        stream.update([1, 1], [1, 2], x)
+    assert len(stream) == 0  # nothing changed
+    with pytest.raises(streamrnn.InputError, match="non-finite value inf"):
+        stream.update([1, 1], [1, 2], np.array([[1.0, 2.0], [np.inf, 3.0]]))
+    assert streamrnn.Stream(streamrnn.GRU(2, 4, dtype="float64")).update([1], [1], x[1:]).shape
