@@ -1382,9 +1382,12 @@ class Feed:
                 f"carry forward; use missing={{{column!r}: ('ffill', value)}} to fill until "
                 "there is one"
             )
+        role = "a target, which is also an input" if column in self.schema.targets else "an input"
         raise MissingValueError(
-            f"column {column!r} is missing at {at} ({where}); pass missing='mask', 'ffill' "
-            "or a fill value for it"
+            f"column {column!r} ({role}) has no value at {at} ({where}), and its missing-value "
+            f"policy is 'error'; choose one for it: missing={{{column!r}: 'mask'}} (0 and a "
+            f"{column}_missing input; a missing target is not learned from), 'ffill' or a fill "
+            "value; or missing='mask' for every input"
         )
 
     # -- scaling ---------------------------------------------------------------------------------

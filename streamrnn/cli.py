@@ -6,11 +6,13 @@ keys named like the long options, at the top level or under ``[backfill]``);
 the command line wins; paths in a job file are taken from the working folder.
 
 Exit status: 0 done; 1 the data does not fit the options, or the output
-folder's state, or a write failed (the message says what and where); 2 a bad
-option or job file: a value that is not accepted, an INPUT or --model that
-does not exist, a column the input does not have (--key, --time, --features,
---targets, --missing, --column-types), a setting the data cannot take (a
-policy for a column that is no feature); 70 an unexpected error (one line:
+folder's state is damaged, or a write failed (the message says what and
+where); 2 a bad option or job file: a value that is not accepted, an INPUT or
+--model that does not exist, a column the input does not have (--key, --time,
+--features, --targets, --missing, --column-types), a setting the data cannot
+take (a policy for a column that is no feature), an output folder that holds
+results (this job's: --resume or --overwrite; another's or other files: a new
+folder); 70 an unexpected error (one line:
 please report it); 130 and 143 stopped by SIGINT and SIGTERM after a
 checkpoint.
 
@@ -131,9 +133,10 @@ make one update, unless none of their labels is known (a series' first HORIZON r
 targets): such a batch teaches nothing and counts as no update; skipped: updates left out for a
 non-finite loss or gradient (the weights were kept); labels: target values learned from.
 
-exit status: 0 done; 1 the data does not fit the options, the output folder's state, or a
+exit status: 0 done; 1 the data does not fit the options, a damaged output folder, or a
 write failure; 2 a bad option or job file (a value not accepted, an INPUT or --model that
-does not exist, a column the input does not have); 70 unexpected (please report it);
+does not exist, a column the input does not have, an OUTPUT that holds results and needs
+--resume, --overwrite or a new folder); 70 unexpected (please report it);
 130/143 stopped by SIGINT/SIGTERM after a checkpoint.
 """
 
@@ -395,6 +398,9 @@ class _Words:
         words = message.split(" ")
         i = 0
         while i < len(words) and words[i] in self.fields:
+            quoted = i + 1 < len(words) and words[i + 1][:1] in "'\""
+            if words[i] == "key" and quoted:
+                break  # "key 'a': ...": a series' key, not the option
             if i + 1 < len(words) and (words[i + 1] in _LEADS or words[i + 1][:1] in "'\"{["):
                 words[i] = self.spell(words[i])
                 i += 2 if words[i + 1] == "and" else len(words)
@@ -431,6 +437,8 @@ def _print_summary(summary, out):
     if summary.get("resumed_at"):
         out.write(f" (resumed at row {summary['resumed_at']:,})")
     out.write(f"\n  this run: {summary['seconds']:.2f} s, {summary['rows_per_s']:,.0f} rows/s\n")
+    if summary.get("inputs"):
+        out.write(f"  model inputs ({len(summary['inputs'])}): {', '.join(summary['inputs'])}\n")
     scores = [(n, summary[n]) for n in ("mae", "rmse", "persistence_mae", "mase",
               "seasonal_mae", "mase_seasonal", "ar_mae", "mase_ar", "coverage")
               if n in summary]  # fmt: skip

@@ -438,3 +438,21 @@ def test_pairing_whatever_the_cutting_matches_the_naive_pairs(seed):
     assert np.array_equal(got, when, equal_nan=True)
     got = np.concatenate([p.actual[:, 0] for p in left if p is not None])
     assert np.array_equal(got, actual, equal_nan=True)
+
+
+def test_first_run_troubles_are_said_in_the_commands_words(tmp_path, capsys):
+    """A gap in a target names the target as an input and the per-column option; a
+    series' key in a message is not taken for the option; the summary lists the model's
+    inputs; an untrained model used for inference is said."""
+    raw_csv(tmp_path / "raw.csv")
+    base = [tmp_path / "raw.csv", "--key", "cbwd", "--targets", "pm2.5", "--no-report"]
+    code, _, err = backfill(capsys, *base, "-o", tmp_path / "o1", "--learn")
+    assert code == 1
+    assert "column 'pm2.5' (a target, which is also an input) has no value" in err
+    assert "--missing pm2.5=mask" in err
+    code, out, err = backfill(capsys, *base, "-o", tmp_path / "o2", "--missing", "mask")
+    assert code == 0, err
+    assert "model inputs (4): pm2.5, TEMP, pm2.5_missing, TEMP_missing" in out
+    assert "untrained model" in err and "--learn" in err
+    assert cli.cli_words("key 'NW': time 3 at row 10 is not after its previous time 4") \
+        == "key 'NW': time 3 at row 10 is not after its previous time 4"  # fmt: skip

@@ -9,6 +9,7 @@ import pickle
 import signal
 import sys
 import time
+import warnings
 from functools import partial
 
 import numpy as np
@@ -704,6 +705,13 @@ def run(job, out=None):
             relative = saved
     if relative == "auto":
         relative = "last"
+    if model is None and not job.learn and job.targets:
+        warnings.warn(
+            "inference with a new, untrained model: its forecasts come from random weights; "
+            "pass learn=True to learn from the data, or model= a trained model",
+            UserWarning,
+            stacklevel=2,
+        )
     if not (job.resume and os.path.exists(os.path.join(job.output, CHECKPOINT))):
         _check_columns(job)  # a job resumed was checked when it began; its input, by identity
     job = resolved(job)
@@ -805,6 +813,8 @@ def _finish(job, state, seconds, report):
         _write_states(job, engine)
     if report is not None and engine is not None:
         summary["report"] = str(_report(job, state, summary, report))
+    if engine is not None and engine.feed is not None and engine.feed.bound:
+        summary["inputs"] = list(engine.feed.input_names)
     return summary
 
 
