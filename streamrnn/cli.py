@@ -27,6 +27,7 @@ import ast
 import io
 import json
 import math
+import os
 import re
 import sys
 import tokenize
@@ -35,8 +36,9 @@ import warnings
 import feeds
 
 from . import backfill
+from .backfill.folder import JOB_FILE
 from .backfill.job import CHOICES
-from .errors import ConfigError, StreamrnnError
+from .errors import ConfigError, StateError, StreamrnnError
 
 _HELP = {
     "input": "Parquet file or dataset folder, CSV file, or Arrow IPC file to read",
@@ -103,7 +105,8 @@ _HELP = {
     "chunk_rows": "input rows per chunk; memory follows it, results do not",
     "checkpoint_rows": "take a checkpoint after this many input rows",
     "checkpoint_seconds": "take a checkpoint after this many seconds (0: never by time)",
-    "resume": "continue this job from its checkpoint in OUTPUT (or start it)",
+    "resume": "continue this job from its checkpoint in OUTPUT (or start it); with -o alone, "
+    "go on with the settings OUTPUT holds",
     "overwrite": "replace a backfill's results in OUTPUT (other files are never touched)",
     "report": "report folder (default: OUTPUT/_report)",
     "plot_series": "series shown in the report's forecast plot",
@@ -235,6 +238,8 @@ def _job(args, words):
             words.from_file.discard(name)
     if args.no_report:
         values["report"] = None
+    if values.get("resume") and values.get("output") and not values.get("input"):
+        values = {**_saved_job(values["output"]), **values}
     missing = [n for n in ("input", "output") if not values.get(n)]
     if missing:
         raise ConfigError(
@@ -242,6 +247,23 @@ def _job(args, words):
             "(or input = ... and output = ... in the job file)"
         )
     return backfill.Job(**values)
+
+
+def _saved_job(output):
+    """The settings a backfill in ``output`` was started with (``--resume`` with no INPUT
+    goes on with them); none when the folder holds no job."""
+    path = os.path.join(output, JOB_FILE)
+    try:
+        with open(path) as f:
+            ident = json.load(f)["identity"]
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, KeyError, TypeError):
+        raise StateError(f"{path} is damaged: cannot tell which job {output!r} holds") from None
+    saved = {k: v for k, v in ident.items() if k in backfill.job_fields()}
+    if saved.get("tbptt") is not None:
+        saved["tbptt"] = tuple(saved["tbptt"])
+    return saved
 
 
 # -- errors in the command's words ----------------------------------------------------------

@@ -456,3 +456,17 @@ def test_first_run_troubles_are_said_in_the_commands_words(tmp_path, capsys):
     assert "untrained model" in err and "--learn" in err
     assert cli.cli_words("key 'NW': time 3 at row 10 is not after its previous time 4") \
         == "key 'NW': time 3 at row 10 is not after its previous time 4"  # fmt: skip
+
+
+def test_resume_needs_only_the_output_folder(tmp_path, capsys):
+    raw_csv(tmp_path / "raw.csv")
+    code, first, err = backfill(capsys, tmp_path / "raw.csv", "-o", tmp_path / "o", "--key",
+                                "cbwd", "--targets", "pm2.5", "--missing", "mask", "--learn",
+                                "--quantiles", "0.1,0.5,0.9")  # fmt: skip
+    assert code == 0, err
+    code, again, err = backfill(capsys, "-o", tmp_path / "o", "--resume")
+    assert code == 0, err  # the same job: its settings came from the folder
+    assert "resumed at row 120" in again
+    assert again.split("mae ")[1].split(",")[0] == first.split("mae ")[1].split(",")[0]
+    code, _, err = backfill(capsys, "-o", tmp_path / "nothing", "--resume")
+    assert code == 2 and "missing INPUT" in err
