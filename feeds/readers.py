@@ -23,7 +23,15 @@ from . import _kernels as K
 from .errors import ConfigError, MissingValueError, SchemaError
 from .feed import Feed, _float64, _span
 from .schema import Schema, kind_of
-from .tables import as_table, column_types, csv_tables, from_wide, text_encoding
+from .tables import (
+    as_table,
+    column_types,
+    csv_tables,
+    from_wide,
+    na_markers,
+    text_encoding,
+    time_formats,
+)
 
 _DEFAULT_ROWS = 65_536
 _parse_column_types = column_types  # iter_csv's argument of that name hides it
@@ -90,7 +98,7 @@ def _cut(tables, feed, rows, every):
         if table.num_rows == 0:
             continue
         if schema is None:  # the feed binds on its first rows; the pieces are checked now,
-            schema = feed.schema.bind(table.schema)  # before they are joined
+            schema = feed.schema.bind(table)  # before they are joined (rows for messages)
         else:
             schema.check(table.schema)
         if rows is not None:
@@ -673,6 +681,8 @@ def iter_csv(
     block_size=1 << 20,
     column_types=None,
     encoding=None,
+    time_format=None,
+    na_values=None,
     skip=0,
     **options,
 ):
@@ -689,10 +699,11 @@ def iter_csv(
     declare its type.
 
     A row is a line: a quoted value cannot hold a line break (a quote left open would take
-    the lines after it). Timestamps in ISO 8601 are read as timestamps. Text is read as
-    written (a key ``"NA"`` is Namibia), except that an empty field is missing; in numeric
-    columns Arrow's spellings of a missing value (empty, ``NA``, ``N/A``, ``null``,
-    ``nan``, ...) are missing. A key whose first block holds only such spellings has no
+    the lines after it). Timestamps in ISO 8601 are read as timestamps, and those in the
+    formats of ``time_format``. Text is read as written (a key ``"NA"`` is Namibia), except
+    that an empty field is missing; in numeric and time columns Arrow's spellings of a
+    missing value (empty, ``NA``, ``N/A``, ``null``, ``nan``, ...) and those of
+    ``na_values`` are missing. A key whose first block holds only such spellings has no
     type to infer: declare it in ``column_types`` (``"string"``).
 
     Parameters
@@ -711,6 +722,15 @@ def iter_csv(
         The file's text encoding, such as ``"latin-1"`` or ``"cp1252"``; UTF-8 by default.
         Text that is not UTF-8 without it is an error naming the column and the line, never
         bytes read silently.
+    time_format : str or list of str, optional
+        strptime formats of times written otherwise than ISO 8601, tried in order after
+        it: ``"%m/%d/%Y %H:%M"`` reads ``01/31/2010 23:00``. A text column whose values
+        all read in one of them becomes timestamps (``timestamp[s]``), the time column
+        among them.
+    na_values : str or list of str, optional
+        More texts read as missing in numeric and time columns: gap markers such as
+        ``"-"``, ``"n/a"``, ``"--"`` or ``"?"``. Text columns (a key, a category) keep
+        them as written.
     skip : int
         As in :func:`iter_parquet` (the skipped rows are still parsed).
 
@@ -722,7 +742,8 @@ def iter_csv(
         value that does not fit its column's type, or a column of numbers with a stray text
         in the first block (read as text, it would silently not be a feature).
     ConfigError
-        An unknown type name or encoding, or a declared type for a column the file lacks.
+        An unknown type name or encoding, a declared type for a column the file lacks, or
+        a ``time_format`` that is no strptime format.
 
     Examples
     --------
@@ -736,6 +757,15 @@ def iter_csv(
     >>> temp = feeds.concat(list(chunks)).x[:, 0]
     >>> len(temp), float(temp[-1])
     (301, 14.66666667)
+
+    Times in another format, and gaps written ``-``:
+
+    >>> with open(path, "w") as f:
+    ...     _ = f.write("date,TEMP\n01/31/2010 23:00,4.5\n02/01/2010 00:00,-\n")
+    >>> chunk, = feeds.iter_csv(path, time_format="%m/%d/%Y %H:%M", na_values=["-"],
+    ...                         missing="ffill", schema=feeds.Schema(time="date"))
+    >>> chunk.times.astype("datetime64[m]").astype(str).tolist(), chunk.x[:, 0].tolist()
+    (['2010-01-31T23:00', '2010-02-01T00:00'], [4.5, 4.5])
     """
     _check_rows(rows, every, skip)
     if (
@@ -744,16 +774,18 @@ def iter_csv(
         or block_size < 1
     ):
         raise ConfigError(f"block_size must be a positive integer, got {block_size!r}")
-    types = _parse_column_types(column_types)
-    encoding = text_encoding(encoding)
+    text = {
+        "types": _parse_column_types(column_types),
+        "encoding": text_encoding(encoding),
+        "formats": time_formats(time_format),
+        "na_values": na_markers(na_values),
+    }
     feed = _feed_of(feed, options)
-    return _csv(path, feed, rows, every, flush, block_size, types, encoding, skip)
+    return _csv(path, feed, rows, every, flush, block_size, text, skip)
 
 
-def _csv(path, feed, rows, every, flush, block_size, types, encoding, skip):
-    tables = csv_tables(
-        path, block_size=block_size, types=types, encoding=encoding, roles=lambda: _roles(feed)
-    )
+def _csv(path, feed, rows, every, flush, block_size, text, skip):
+    tables = csv_tables(path, block_size=block_size, roles=lambda: _roles(feed), **text)
     try:
         yield from _run(tables, feed, rows, every, flush, skip)
     finally:

@@ -20,6 +20,7 @@ categorical columns into one-hot inputs.
 """
 
 import numbers
+import re
 import warnings
 from collections.abc import Mapping
 
@@ -34,6 +35,12 @@ _KEY_NAMES = ("key", "id", "series", "symbol", "sensor", "station", "city", "tic
 # the parts a time is built from, largest first; a part is found by its name or plural
 TIME_PARTS = ("year", "month", "day", "hour", "minute", "second")
 _PART_OF = {**{p: p for p in TIME_PARTS}, **{p + "s": p for p in TIME_PARTS}}
+# short names of parts, only to suggest time={part: column} in a message (never inferred)
+_PART_ALIAS = {"yr": "year", "yyyy": "year", "mo": "month", "mon": "month", "mth": "month",
+               "dy": "day", "dd": "day", "hr": "hour", "hh": "hour", "mi": "minute",
+               "min": "minute", "sec": "second", "ss": "second"}  # fmt: skip
+# how a time written as text starts (01/31/2010, 2010-01-31, 31.01.2010), for a message
+_DATE_TEXT = re.compile(r"\s*\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}")
 # the range of each part that is a clock reading (days are checked against their month)
 _PART_RANGE = {"month": (1, 12), "hour": (0, 23), "minute": (0, 59), "second": (0, 59)}
 _NS = {"hour": 3_600 * 10**9, "minute": 60 * 10**9, "second": 10**9}
@@ -152,7 +159,7 @@ def _time_spec(time):
                 raise SchemaError(
                     f"time lists column {column!r}, whose name is no time part (year, month, "
                     f"day, hour, minute, second, or their plurals, in any case); say which "
-                    f"part it is with a dict: time={{'year': ..., 'month': ..., 'day': ...}}"
+                    f"part each column is: time={_parts_text(time)}"
                 )
             if part in parts:
                 raise SchemaError(
@@ -227,6 +234,53 @@ def _categorical_spec(categorical):
     return spec
 
 
+def _parts_text(columns):
+    """``{part: column}`` as text for ``columns`` listed as a time's parts: each by its
+    name or short name (``yr``), else in the order listed."""
+    columns = [c for c in columns if isinstance(c, str)]
+    guess = [_PART_OF.get(c.lower()) or _PART_ALIAS.get(c.lower()) for c in columns]
+    if None in guess or len(set(guess)) != len(guess):
+        guess = TIME_PARTS[: len(columns)]
+    return "{" + ", ".join(f"{p!r}: {c!r}" for p, c in zip(guess, columns, strict=False)) + "}"
+
+
+def _no_time_hint(names, kinds, table, claimed):
+    """What to add when no column can be the time: a text column that looks like times
+    written as text, and the columns that look like parts under short names."""
+    hints = []
+    for n in names:
+        if kinds[n] != "string" or n in claimed:
+            continue
+        first = None
+        if table is not None and n in table.column_names:
+            col = table.column(n).drop_null()
+            first = col[0].as_py() if len(col) else None
+        named = any(w in n.lower() for w in ("date", "time"))
+        if named or (isinstance(first, str) and _DATE_TEXT.match(first)):
+            such = f" such as {first!r}" if isinstance(first, str) else ""
+            hints.append(
+                f"column {n!r} holds text{such}, not times: times written otherwise than in "
+                "ISO 8601 are read as times with iter_csv(..., time_format='%m/%d/%Y %H:%M') "
+                "(a strptime format)"
+            )
+            break
+    found = {}
+    for n in names:
+        part = _PART_ALIAS.get(n.lower())
+        if part and kinds[n] in ("integer", "number") and n not in claimed:
+            found.setdefault(part, n)
+    if all(p in found for p in ("year", "month", "day")):
+        parts = {p: found[p] for p in TIME_PARTS if p in found}
+        example = "{" + ", ".join(f"{p!r}: {c!r}" for p, c in parts.items()) + "}"
+    else:
+        example = "{'year': ..., 'month': ..., 'day': ..., 'hour': ...}"
+    hints.append(
+        f"name it with Schema(time=...), or its parts with Schema(time={example}) (columns "
+        "named year, month, day, hour, ... are found by their names)"
+    )
+    return "; or ".join(hints)
+
+
 def _infer_parts(names, kinds, taken):
     """{part: column} of columns named as time parts, when year, month and day are there."""
     found = {}
@@ -270,9 +324,11 @@ def _numeric_hint(name, found):
     value, row = found
     return (
         f"column {name!r} holds text such as {value!r} at row {row}, though its other values "
-        f"read as numbers: fix the value in the data, or read the column as numbers "
+        f"read as numbers: fix the value in the data, or, if it marks a missing value, read "
+        f"it as one (iter_csv(..., na_values=[{value!r}]); pandas.to_numeric(errors='coerce') "
+        f"makes every text missing), or read the column as numbers "
         f"(iter_csv(..., column_types={{{name!r}: pa.float64()}}) refuses the value with its "
-        f"line; pandas.to_numeric(errors='coerce') makes it missing)"
+        f"line)"
     )
 
 
@@ -561,10 +617,14 @@ class Schema:
             if parts is not None:
                 out.time, out._time_parts = tuple(parts.values()), parts
             elif len(times) != 1:
+                hint = (
+                    _no_time_hint(names, kinds, table, claimed)
+                    if not times
+                    else "name it with Schema(time=...)"
+                )
                 raise SchemaError(
                     f"cannot tell the time column: {len(times)} timestamp or date columns "
-                    f"({times}) among {names}; name it with Schema(time=...), or its parts "
-                    "with Schema(time=['year', 'month', 'day', 'hour'])"
+                    f"({times}) among {names}; {hint}"
                 )
             else:
                 out.time = times[0]
@@ -665,6 +725,16 @@ class Schema:
             )
         if out._time_parts is None:
             time_sort = _time_sort(out._types[out.time])[0]
+            if time_sort == "other" and kinds[out.time] == "string":
+                found = None if table is None else table.column(out.time).drop_null()
+                such = f" such as {found[0].as_py()!r}" if found is not None and len(found) else ""
+                raise SchemaError(
+                    f"time column {out.time!r} holds text{such} ({out._types[out.time]}); "
+                    "expected timestamps, dates, integers or floats: times written otherwise "
+                    "than in ISO 8601 are read as times with iter_csv(..., "
+                    "time_format='%m/%d/%Y %H:%M') (a strptime format); other inputs: convert "
+                    "the column to timestamps first (pandas.to_datetime)"
+                )
             if time_sort == "other":
                 raise SchemaError(
                     f"time column {out.time!r} is {out._types[out.time]}; expected timestamps, "

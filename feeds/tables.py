@@ -277,6 +277,76 @@ def _arrow_type(column, value):
     )
 
 
+def time_formats(spec):
+    """The strptime formats that :func:`feeds.iter_csv` reads times in, besides ISO 8601.
+
+    Parameters
+    ----------
+    spec : str, sequence of str or None
+        One format (``"%m/%d/%Y %H:%M"``) or several, tried in order; None for none.
+
+    Returns
+    -------
+    list of str
+
+    Raises
+    ------
+    ConfigError
+        A format that is not text, or that holds no ``%`` directive.
+
+    Examples
+    --------
+    >>> from feeds.tables import time_formats
+    >>> time_formats("%m/%d/%Y %H:%M")
+    ['%m/%d/%Y %H:%M']
+    """
+    if spec is None:
+        return []
+    formats = [spec] if isinstance(spec, str) else spec
+    if not isinstance(formats, (list, tuple)) or not formats:
+        raise ConfigError(
+            f"time_format must be a strptime format such as '%m/%d/%Y %H:%M', or a list of "
+            f"them, got {spec!r}"
+        )
+    for fmt in formats:
+        if not isinstance(fmt, str) or "%" not in fmt:
+            raise ConfigError(
+                f"time_format {fmt!r} is not a strptime format: it needs directives such as "
+                "%Y, %m, %d, %H and %M ('%m/%d/%Y %H:%M' reads 01/31/2010 23:00)"
+            )
+    return list(formats)
+
+
+def na_markers(spec):
+    """The texts that :func:`feeds.iter_csv` reads as missing in numeric and time columns,
+    besides Arrow's own spellings (empty, ``NA``, ``N/A``, ``null``, ``nan``, ...).
+
+    Parameters
+    ----------
+    spec : str, sequence of str or None
+        One marker (``"-"``) or several (``["-", "n/a", "?"]``); None for none.
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> from feeds.tables import na_markers
+    >>> na_markers(["-", "n/a"])
+    ['-', 'n/a']
+    """
+    if spec is None:
+        return []
+    markers = [spec] if isinstance(spec, str) else spec
+    if not isinstance(markers, (list, tuple)) or not all(isinstance(m, str) for m in markers):
+        raise ConfigError(
+            f"na_values must be a text or a list of texts read as missing (['-', 'n/a']), "
+            f"got {spec!r}"
+        )
+    return list(markers)
+
+
 def text_encoding(encoding):
     """The codec name of ``encoding``; None for UTF-8, which Arrow reads itself.
 
@@ -294,7 +364,9 @@ def text_encoding(encoding):
     return None if name == "utf-8" else name
 
 
-def csv_tables(path, *, block_size, types=None, encoding=None, roles=None):
+def csv_tables(
+    path, *, block_size, types=None, encoding=None, roles=None, formats=(), na_values=()
+):
     """Arrow tables of a CSV file, one for each block of about ``block_size`` bytes of lines.
 
     The file is read a block at a time and never whole. Its first line holds the column
@@ -321,6 +393,12 @@ def csv_tables(path, *, block_size, types=None, encoding=None, roles=None):
         of the columns that keep their type (``"time"``, ``"time part"``, ``"key"``,
         ``"categorical"``), the value columns (None while inferred) and every column the
         feed reads (None while not known).
+    formats : sequence of str
+        strptime formats of times written otherwise than ISO 8601, from
+        :func:`time_formats`: a column of text in one of them is read as timestamps.
+    na_values : sequence of str
+        Texts read as missing in numeric and time columns, from :func:`na_markers`,
+        besides Arrow's spellings; text columns keep them as written.
 
     Raises
     ------
@@ -342,7 +420,8 @@ def csv_tables(path, *, block_size, types=None, encoding=None, roles=None):
         raise SchemaError(f"{name}: the file does not exist") from None
     except OSError as exc:
         raise SchemaError(f"{name}: cannot open it: {exc.strerror}") from None
-    text = _CsvText(name, dict(types or {}), roles or (lambda: ({}, None, None)))
+    roles = roles or (lambda: ({}, None, None))
+    text = _CsvText(name, dict(types or {}), roles, list(formats), list(na_values))
     with file:
         for line, block in _blocks(file, block_size, encoding, name):
             table = text.table(block, line)
@@ -472,10 +551,12 @@ def _noun(dtype):
 class _CsvText:
     """The blocks of one CSV file as tables of one set of column types, widened as needed."""
 
-    def __init__(self, path, declared, roles):
+    def __init__(self, path, declared, roles, formats=(), na_values=()):
         self.path = path
         self.declared = declared
         self.roles = roles
+        self.formats = list(formats)
+        self.nulls = [*_NULLS, *(v for v in na_values if v not in _NULLS)]
         self.names = None  # the header's, once read
         self.types = dict(declared)  # every column's, after the first block
 
@@ -527,7 +608,9 @@ class _CsvText:
             block_size=len(block) + 1,  # the block whole: rows are cut where this reader cuts
             use_threads=threads,
         )
-        convert = pacsv.ConvertOptions(column_types=self.types)
+        convert = pacsv.ConvertOptions(column_types=self.types, null_values=self.nulls)
+        if self.formats:  # ISO 8601 first, as without them
+            convert.timestamp_parsers = [pacsv.ISO8601, *self.formats]
         return pacsv.read_csv(pa.BufferReader(block), read_options=read, convert_options=convert)
 
     def _widen(self, message, block, line, header):
@@ -577,12 +660,20 @@ class _CsvText:
         kept, _, _ = self.roles()
         now = self.types[name]
         where = f"{self.path}, line {at}, column {name!r}: {text!r} is not"
+        numbers = pa.types.is_integer(now) or pa.types.is_floating(now) or pa.types.is_null(now)
+        times = pa.types.is_timestamp(now) or pa.types.is_date(now)
         if name in self.declared:
+            hint = self._gap(text) if numbers else self._time_hint() if times else ""
             raise SchemaError(
-                f"{where} {_noun(now)}, the type declared for the column in column_types "
-                f"({now}); correct the line, or declare another type"
+                f"{where} {_noun(now)}, the type declared for the column with column_types="
+                f"{{{name!r}: {str(now)!r}}}{hint}; correct the line, or declare another type"
             )
         first = f"the type inferred from the file's first block ({now})"
+        if name in kept and times:
+            raise SchemaError(
+                f"{where} {_noun(now)}, {first}; a {kept[name]} column keeps one type from "
+                f"the first row to the last{self._time_hint()}, or correct the line"
+            )
         if name in kept:
             wanted = "float64" if _is_number(text) else "string"
             raise SchemaError(
@@ -590,15 +681,33 @@ class _CsvText:
                 f"the first row to the last: declare it with column_types="
                 f"{{{name!r}: {wanted!r}}}, or correct the line"
             )
-        numbers = pa.types.is_integer(now) or pa.types.is_floating(now) or pa.types.is_null(now)
         what = (
             f"{where} a number, which the column holds ({now} in the file's first block)"
             if numbers
             else f"{where} {_noun(now)}, {first}"
         )
         raise SchemaError(
-            f"{what}; correct the line (an empty field or NA is a missing value), or, if the "
+            f"{what}; correct the line{self._gap(text) if numbers else ''}, or, if the "
             f"column is text, declare it with column_types={{{name!r}: 'string'}}"
+        )
+
+    def _gap(self, text):
+        """How to read ``text`` as a missing value (a hint that follows a clause)."""
+        return (
+            f" (an empty field or NA is a missing value; if {text!r} marks one, declare it "
+            f"with na_values=[{text!r}])"
+        )
+
+    def _time_hint(self):
+        """How to read times written otherwise than ISO 8601 (a hint after a clause)."""
+        if self.formats:
+            return (
+                f" (times are read in ISO 8601 or the formats of time_format={self.formats!r}: "
+                "add this line's format)"
+            )
+        return (
+            " (times written otherwise than in ISO 8601 are read with their strptime format: "
+            "time_format='%m/%d/%Y %H:%M', say)"
         )
 
     def _first(self, table, block, line):
@@ -625,18 +734,18 @@ class _CsvText:
         """Refuse a text column whose values are numbers but for a few: read as text, it
         would be left out of the features, silently."""
         number = pc.fill_null(pc.match_substring_regex(col, _NUMBER, ignore_case=True), False)
-        spelled = pc.fill_null(pc.is_in(col, value_set=pa.array(_NULLS)), True)
+        spelled = pc.fill_null(pc.is_in(col, value_set=pa.array(self.nulls)), True)
         text = pc.invert(pc.or_(number, spelled))
         n_numbers, n_text = pc.sum(number).as_py() or 0, pc.sum(text).as_py() or 0
         if n_text == 0 or n_numbers < 9 * n_text:
             return
         row = int(np.flatnonzero(text.to_numpy(zero_copy_only=False))[0])
-        at = _line_of(block, line, row + 2)
+        at, value = _line_of(block, line, row + 2), col[row].as_py()
         raise SchemaError(
-            f"{self.path}, line {at}, column {name!r}: {col[row].as_py()!r} is not a number, "
-            f"unlike {n_numbers} other values of the column in the file's first block; "
-            "correct the line (an empty field or NA is a missing value), or, if the column "
-            f"is text, declare it with column_types={{{name!r}: 'string'}}"
+            f"{self.path}, line {at}, column {name!r}: {value!r} is not a number, unlike "
+            f"{n_numbers} other values of the column in the file's first block; correct the "
+            f"line{self._gap(value)}, or, if the column is text, declare it with "
+            f"column_types={{{name!r}: 'string'}}"
         )
 
     def _not_utf8(self, name, at, value):

@@ -410,3 +410,100 @@ def test_a_categorical_column_of_categories_and_of_text_joins_into_one_chunk():
     chunks = list(feeds.iter_chunks([first, second], rows=50, schema=parts_schema()))
     want = feeds.concat(list(feeds.iter_pandas(df, rows=50, schema=parts_schema())))
     assert feeds.concat(chunks).equals(want)
+
+
+# -- times written as text, gap markers, and what the messages suggest ------------------------
+US_HEADER = "station,datetime,TEMP\n"
+
+
+def us_rows(n, late=None):
+    """Lines of station s0/s1 in turn, hourly times written 01/31/2010 23:00, a reading;
+    ``late`` maps a row index to the line written in its place."""
+    t = pd.Timestamp("2010-01-31 20:00")
+    lines = [f"s{i % 2},{(t + pd.Timedelta(hours=i // 2)):%m/%d/%Y %H:%M},{i % 11}"
+             for i in range(n)]  # fmt: skip
+    return "".join(f"{(late or {}).get(i, line)}\n" for i, line in enumerate(lines))
+
+
+def us_schema():
+    return feeds.Schema(time="datetime", key="station")
+
+
+def test_time_format_reads_times_written_as_text_in_every_block(tmp_path):
+    n = 300
+    path = write(tmp_path, US_HEADER + us_rows(n))
+    chunks = read_all(path, block_size=512, schema=us_schema(), time_format="%m/%d/%Y %H:%M")
+    times = np.concatenate([c.times for c in chunks])
+    expected = pd.Timestamp("2010-01-31 20:00") + pd.to_timedelta(np.arange(n) // 2, "h")
+    assert np.array_equal(times, expected.values)
+    several = read_all(path, block_size=512, schema=us_schema(),
+                       time_format=["%Y-%m-%d", "%m/%d/%Y %H:%M"])  # fmt: skip
+    assert np.array_equal(np.concatenate([c.times for c in several]), times)
+
+
+def test_a_time_in_another_format_later_names_the_line_and_time_format(tmp_path):
+    path = write(tmp_path, US_HEADER + us_rows(300, {250: "s0,2010-02-06 23:00:00Z,1"}))
+    message = error_of(path, block_size=512, schema=us_schema(), time_format="%m/%d/%Y %H:%M")
+    for part in (f"line {line_of(250)}", "'datetime'", "time_format=['%m/%d/%Y %H:%M']"):
+        assert part in message, message
+
+
+@pytest.mark.parametrize("named", [True, False])
+def test_a_time_column_of_text_says_so_and_suggests_time_format(tmp_path, named):
+    path = write(tmp_path, US_HEADER + us_rows(40))
+    schema = us_schema() if named else feeds.Schema(key="station")
+    message = error_of(path, schema=schema)
+    assert "'datetime' holds text such as '01/31/2010 20:00'" in message, message
+    assert "time_format='%m/%d/%Y %H:%M'" in message, message
+
+
+def test_a_declared_time_type_names_column_types_and_time_format(tmp_path):
+    path = write(tmp_path, US_HEADER + us_rows(40))
+    message = error_of(path, schema=us_schema(), column_types={"datetime": "timestamp[s]"})
+    assert "declared for the column with column_types={'datetime': 'timestamp[s]'}" in message
+    assert "time_format=" in message and "in column_types" not in message
+
+
+def test_time_format_is_a_strptime_format():
+    with pytest.raises(feeds.ConfigError, match="time_format 'mm/dd/yyyy' is not a strptime"):
+        feeds.iter_csv("raw.csv", time_format="mm/dd/yyyy")
+
+
+def test_na_values_read_gap_markers_as_missing_and_text_keys_keep_them(tmp_path):
+    n, marks = 300, {3: "-", 7: "n/a", 120: "--", 260: "?"}
+    late = {i: f"s{i % 2},{i // 2},{m},1,{m}" for i, m in marks.items()}
+    late[11] = "-,5,1,1,NW"  # a station named '-': a text key is read as written
+    path = write(tmp_path, HEADER + raw_rows(n, late))
+    markers = ["-", "n/a", "--", "?"]
+    schema = feeds.Schema(time="hour", key="station", features=["TEMP"])
+    chunks = read_all(path, block_size=256, na_values=markers, missing="mask", schema=schema)
+    whole = feeds.concat(chunks)
+    missing = whole.x[:, whole.columns.index("TEMP_missing")]
+    assert len(whole) == n
+    assert np.flatnonzero(missing).tolist() == sorted(marks)
+    assert list(whole.keys[[10, 11, 12]]) == ["s0", "-", "s0"]
+    tables = feeds.tables.csv_tables(path, block_size=256, na_values=markers)
+    cbwd = pa.concat_tables(list(tables)).column("cbwd").to_pylist()
+    assert [cbwd[i] for i in sorted(marks)] == [marks[i] for i in sorted(marks)]  # text kept
+
+
+@pytest.mark.parametrize("at", [4, 250])
+def test_a_gap_marker_in_a_number_column_names_na_values(tmp_path, at):
+    path = write(tmp_path, HEADER + raw_rows(300, {at: f"s0,{at // 2},-,1,NW"}))
+    message = error_of(path, block_size=256)
+    for part in (f"line {line_of(at)}", "'TEMP'", "'-' is not a number", "na_values=['-']"):
+        assert part in message, message
+
+
+@pytest.mark.parametrize(
+    "columns, spec",
+    [(["yr", "mo", "dy", "hr"], None), (["yr", "mo", "dy", "hr"], ["yr", "mo", "dy", "hr"]),
+     (["a", "b", "c"], ["a", "b", "c"])],
+)  # fmt: skip
+def test_time_parts_under_other_names_are_suggested_as_part_column_pairs(columns, spec):
+    table = pa.table({**{c: [v] for c, v in zip(columns, [2010, 1, 2, 3])}, "v": [1.0]})
+    parts = ", ".join(f"{p!r}: {c!r}" for p, c in zip(("year", "month", "day", "hour"), columns))
+    with pytest.raises(feeds.SchemaError) as exc:
+        feeds.Schema(time=spec, key=False).bind(table)
+    assert f"time={{{parts}}}" in str(exc.value), str(exc.value)
+    assert "time=['year'" not in str(exc.value)
