@@ -29,6 +29,7 @@ import json
 import math
 import os
 import re
+import shlex
 import sys
 import tokenize
 import warnings
@@ -48,6 +49,11 @@ _HELP = {
     "names (float64, int64, string, bool, timestamp[s]), e.g. TEMP=float64,cbwd=string; the "
     "others are inferred from the file's first block",
     "encoding": "CSV input: the file's text encoding, e.g. latin-1 or cp1252 (default: utf-8)",
+    "time_format": "CSV input: the strptime format of times not written in ISO 8601, e.g. "
+    "'%%m/%%d/%%Y %%H:%%M' for 01/31/2010 23:00; repeat the option for several, tried in order",
+    "na_values": "CSV input: more texts read as missing in numeric and time columns, "
+    "comma-separated, e.g. -,n/a (empty, NA, N/A, null, nan are missing already; text "
+    "columns keep them as written)",
     "key": "key column: one series per value (default: inferred, see feeds.Schema)",
     "no_key": "the input is one series: no key column",
     "time": "time column, or the columns of its parts: year,month,day[,hour[,minute[,second]]] "
@@ -119,11 +125,15 @@ _HELP = {
 _METAVARS = {"key": "COLUMN", "time": "COLUMN", "features": "COLUMNS", "targets": "COLUMNS",
              "categorical": "COLUMNS",
              "missing": "POLICY", "column_types": "COLUMN=TYPE,...", "lookahead": "ROWS",
+             "time_format": "FORMAT", "na_values": "TEXT,...",
              "chunk_rows": "ROWS", "checkpoint_rows": "ROWS"}  # fmt: skip
+#: Options that may be given more than once: each time adds a format.
+_REPEATED = ("time_format",)
 #: How an error shows a value it leaves open (``Schema(time=...)``: ``--time COLUMN``).
 _PLACEHOLDERS = {"key": "COLUMN", "time": "COLUMN", "features": "COLUMN,...",
                  "targets": "COLUMN,...", "missing": "POLICY", "column_types": "COLUMN=TYPE,...",
-                 "calendar": "NAME,...", "categorical": "COLUMN,..."}  # fmt: skip
+                 "calendar": "NAME,...", "categorical": "COLUMN,...", "time_format": "FORMAT",
+                 "na_values": "TEXT,..."}  # fmt: skip
 _EPILOG = """\
 output: one row per row of the feed, in its order: the key, the time, target_time (the time of
 the row the forecast is for, HORIZON rows later in the series), TARGET_forecast (and TARGET_qQ
@@ -184,8 +194,9 @@ def _parser():
         flags = (flag, "--min") if name == "minimum" else (flag,)
         where = sub.add_mutually_exclusive_group() if name == "key" else sub
         metavar = None if choices else _METAVARS.get(name, name.upper())
+        action = "append" if name in _REPEATED else "store"
         where.add_argument(*flags, type=kind, choices=choices, default=None, dest=name,
-                           metavar=metavar, help=text)  # fmt: skip
+                           metavar=metavar, action=action, help=text)  # fmt: skip
         if name == "key":  # or --no-key: one series
             where.add_argument("--no-key", dest="key", action="store_const", const=False,
                                help=_HELP["no_key"])  # fmt: skip
@@ -353,7 +364,7 @@ class _Words:
                 one = self.text(name, ...)
                 return one if one.endswith(",...") else one + ",..."
             return ",".join(self.text(name, v) for v in value)
-        return str(value)
+        return shlex.quote(value) if isinstance(value, str) else str(value)  # as typed in a shell
 
     def policy(self, value):
         """A value in a dict: a missing-value policy, a column, a category list."""
@@ -481,10 +492,30 @@ def _print_summary(summary, out):
         out.write(f"  report: {summary['report']}\n")
 
 
+_OPTION = re.compile(r"--?[A-Za-z][\w-]*(=.*)?", re.S)
+
+
+def _glued(argv):
+    """``argv`` with ``--na-values VALUE`` as ``--na-values=VALUE`` where VALUE starts with
+    a dash (``-``, ``--``, ``-,n/a``), which argparse would take for an option."""
+    out, i = [], 0
+    while i < len(argv):
+        word = argv[i]
+        after = argv[i + 1] if i + 1 < len(argv) else None
+        dashed = after is not None and after.startswith("-") and not _OPTION.fullmatch(after)
+        if word == "--na-values" and dashed:
+            out.append(f"{word}={after}")
+            i += 2
+            continue
+        out.append(word)
+        i += 1
+    return out
+
+
 def main(argv=None):
     """Run the command line; returns the exit status."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_glued(sys.argv[1:] if argv is None else list(argv)))
     if args.command == "compile":
         return _compile(args)
     if args.command != "backfill":

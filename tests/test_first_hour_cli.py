@@ -470,3 +470,58 @@ def test_resume_needs_only_the_output_folder(tmp_path, capsys):
     assert again.split("mae ")[1].split(",")[0] == first.split("mae ")[1].split(",")[0]
     code, _, err = backfill(capsys, "-o", tmp_path / "nothing", "--resume")
     assert code == 2 and "missing INPUT" in err
+
+
+# -- a newcomer's own CSV: times as text, gap markers, no rows, option wording ----------------
+def us_csv(path, rows=ROWS):
+    """Hourly readings written as a US export: times as 01/31/2010 23:00, gaps as '-'
+    and 'n/a'; returns the times and the pm2.5 values (NaN at the gaps)."""
+    df = raw_csv(path, rows, gaps=False)
+    pm = df["pm2.5"].round(2).astype(object)
+    pm[[5, 40]], pm[90] = "-", "n/a"
+    out = df.assign(time=df["time"].dt.strftime("%m/%d/%Y %H:%M"), **{"pm2.5": pm})
+    out.to_csv(path, index=False)
+    return df["time"], pd.to_numeric(pm, errors="coerce")
+
+
+def test_time_format_and_na_values_as_options_and_job_file_keys(tmp_path, capsys):
+    times, pm = us_csv(tmp_path / "us.csv")
+    base = ["--no-key", "--targets", "pm2.5", "--missing", "mask", "--no-report"]
+    code, _, err = backfill(capsys, tmp_path / "us.csv", "-o", tmp_path / "o", *base,
+                            "--time-format", "%m/%d/%Y %H:%M", "--na-values", "-,n/a")  # fmt: skip
+    assert code == 0, err
+    table = outputs(tmp_path / "o")
+    assert table.column("time").to_pandas().tolist() == times.tolist()
+    actual = table.column("pm2.5_actual").to_numpy(zero_copy_only=False)
+    np.testing.assert_allclose(actual[:-1], pm.to_numpy(float)[1:], rtol=1e-6)  # NaN at gaps
+    toml = tmp_path / "job.toml"
+    toml.write_text(f'input = "{tmp_path / "us.csv"}"\noutput = "{tmp_path / "t"}"\n'
+                    'time_format = "%m/%d/%Y %H:%M"\nna_values = ["-", "n/a"]\nkey = false\n'
+                    'targets = ["pm2.5"]\nmissing = "mask"\nreport = false\n')  # fmt: skip
+    code, _, err = backfill(capsys, "--config", toml)
+    assert code == 0, err
+    assert outputs(tmp_path / "t").equals(table)
+
+
+def test_text_times_and_gap_markers_suggest_the_options(tmp_path, capsys):
+    us_csv(tmp_path / "us.csv")
+    base = [tmp_path / "us.csv", "-o", tmp_path / "o", "--no-key", "--targets", "pm2.5"]
+    for more in ([], ["--time", "time"], ["--column-types", "time=timestamp[s]"]):
+        code, _, err = backfill(capsys, *base, "--na-values", "-,n/a", *more)
+        assert code == 1, err
+        assert "--time-format '%m/%d/%Y %H:%M'" in err, err
+        assert "time_format" not in err and "column_types" not in err
+    code, _, err = backfill(capsys, *base, "--time-format", "%m/%d/%Y %H:%M")
+    assert code == 1 and "'-' is not a number" in err and "--na-values -" in err, err
+    assert "na_values" not in err
+
+
+def test_time_format_and_na_values_apply_to_csv_only(tmp_path, capsys):
+    pd.DataFrame({"time": [1, 2], "y": [1.0, 2.0]}).to_parquet(tmp_path / "in.parquet")
+    for option in ("--time-format", "--na-values"):
+        code, _, err = backfill(capsys, tmp_path / "in.parquet", "-o", tmp_path / "o", option,
+                                "%d/%m/%Y")  # fmt: skip
+        assert code == 2 and f"{option} applies to CSV input" in err, err
+    code, _, err = backfill(capsys, tmp_path / "in.parquet", "-o", tmp_path / "o",
+                            "--time-format", "dd/mm/yyyy")  # fmt: skip
+    assert code == 2 and "--time-format 'dd/mm/yyyy' is not a strptime format" in err, err

@@ -12,6 +12,7 @@ import numpy as np
 from feeds import FeedError
 from feeds.schema import CATEGORIES
 from feeds.tables import column_types as arrow_types
+from feeds.tables import na_markers, time_formats
 
 from ..errors import ConfigError, InputError
 from ..learner import DEFAULT_LOSS, DEFAULT_LR, DEFAULT_TBPTT, DEFAULT_WARMUP
@@ -56,6 +57,14 @@ class Job:
     encoding : str, optional
         CSV input: the file's text encoding (``"latin-1"``, ``"cp1252"``,
         ``"utf-16"``, ...); UTF-8 by default.
+    time_format : str or list of str, optional
+        CSV input: the strptime format of times written otherwise than ISO 8601
+        (``"%m/%d/%Y %H:%M"`` reads ``01/31/2010 23:00``), or several, tried in
+        order (see :func:`feeds.iter_csv`).
+    na_values : list of str, optional
+        CSV input: more texts read as missing in numeric and time columns, such
+        as ``["-", "n/a"]``; also as comma-separated text, ``"-,n/a"``. Text
+        columns keep them as written.
     key : str or False, optional
         The key column; False: the input is one series; None: inferred, as for
         :class:`feeds.Schema`.
@@ -167,6 +176,8 @@ class Job:
     format: str = "auto"
     column_types: dict = None
     encoding: str = None
+    time_format: object = None
+    na_values: list = None
     key: str = None
     time: str = None
     features: list = None
@@ -314,6 +325,24 @@ def _column_types(value):
     return {c: str(t) for c, t in types.items()} or None
 
 
+def _time_format(value):
+    """``time_format`` checked: a list of strptime formats, or None."""
+    try:
+        return time_formats(value) or None
+    except FeedError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _na_values(value):
+    """``na_values`` checked: a list of texts (``"-,n/a"`` split at its commas), or None."""
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    try:
+        return na_markers(value) or None
+    except FeedError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def _categories(text):
     """``"8"``: slots; ``"NE|NW|cv"``: the categories (integers when all are)."""
     if text.isdigit():
@@ -445,6 +474,8 @@ def checked(job):
     job.categorical = _categorical(job.categorical)
     job.missing = _missing(job.missing)
     job.column_types = _column_types(job.column_types)
+    job.time_format = _time_format(job.time_format)
+    job.na_values = _na_values(job.na_values)
     if job.encoding is not None:
         try:
             job.encoding = codecs.lookup(job.encoding).name
@@ -559,6 +590,16 @@ def checked(job):
     if job.encoding is not None and job.format != "csv":
         raise ConfigError(
             f"encoding applies to CSV input; {job.input!r} is read as {job.format}"
+        )
+    if job.time_format is not None and job.format != "csv":
+        raise ConfigError(
+            f"time_format applies to CSV input; {job.input!r} is read as {job.format} (its "
+            "time column has its type: convert text to timestamps before writing it)"
+        )
+    if job.na_values is not None and job.format != "csv":
+        raise ConfigError(
+            f"na_values applies to CSV input; {job.input!r} is read as {job.format} (its "
+            "missing values are nulls)"
         )
     return job
 

@@ -242,6 +242,10 @@ def _input_columns(job):
             import pyarrow.csv as pacsv
 
             convert = pacsv.ConvertOptions(column_types=arrow_types(job.column_types))
+            if job.time_format:  # as the reader parses, so that the first block reads
+                convert.timestamp_parsers = [pacsv.ISO8601, *job.time_format]
+            if job.na_values:
+                convert.null_values = [*convert.null_values, *job.na_values]
             read = pacsv.ReadOptions(encoding=job.encoding or "utf8")
             with pacsv.open_csv(job.input, read_options=read, convert_options=convert) as reader:
                 return reader.schema.names
@@ -310,7 +314,8 @@ def _reader(job, feed, skip):
         return feeds.iter_parquet(job.input, feed, rows=rows, skip=skip)
     if job.format == "csv":
         return feeds.iter_csv(job.input, feed, rows=rows, skip=skip,
-                              column_types=job.column_types, encoding=job.encoding)  # fmt: skip
+                              column_types=job.column_types, encoding=job.encoding,
+                              time_format=job.time_format, na_values=job.na_values)  # fmt: skip
     return feeds.iter_ipc(job.input, feed, rows=rows, skip=skip)
 
 
