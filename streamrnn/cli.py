@@ -5,8 +5,8 @@ Options come from the command line or a TOML job file (``--config job.toml``,
 keys named like the long options, at the top level or under ``[backfill]``);
 the command line wins; paths in a job file are taken from the working folder.
 
-Exit status: 0 done; 1 the data does not fit the options, or the output
-folder's state is damaged, or a write failed (the message says what and
+Exit status: 0 done; 1 the data does not fit the options, or the input holds
+no rows, or the output folder's state is damaged, or a write failed (the message says what and
 where); 2 a bad option or job file: a value that is not accepted, an INPUT or
 --model that does not exist, a column the input does not have (--key, --time,
 --features, --targets, --missing, --column-types), a setting the data cannot
@@ -38,8 +38,9 @@ import feeds
 
 from . import backfill
 from .backfill.folder import JOB_FILE
-from .backfill.job import CHOICES
-from .errors import ConfigError, StateError, StreamrnnError
+from .backfill.job import CHOICES, checked
+from .backfill.runner import holds_rows
+from .errors import ConfigError, InputError, StateError, StreamrnnError
 
 _HELP = {
     "input": "Parquet file or dataset folder, CSV file, or Arrow IPC file to read",
@@ -146,11 +147,11 @@ make one update, unless none of their labels is known (a series' first HORIZON r
 targets): such a batch teaches nothing and counts as no update; skipped: updates left out for a
 non-finite loss or gradient (the weights were kept); labels: target values learned from.
 
-exit status: 0 done; 1 the data does not fit the options, a damaged output folder, or a
-write failure; 2 a bad option or job file (a value not accepted, an INPUT or --model that
-does not exist, a column the input does not have, an OUTPUT that holds results and needs
---resume, --overwrite or a new folder); 70 unexpected (please report it);
-130/143 stopped by SIGINT/SIGTERM after a checkpoint.
+exit status: 0 done; 1 the data does not fit the options, an INPUT of no rows (nothing is
+written), a damaged output folder, or a write failure; 2 a bad option or job file (a value
+not accepted, an INPUT or --model that does not exist, a column the input does not have, an
+OUTPUT that holds results and needs --resume, --overwrite or a new folder); 70 unexpected
+(please report it); 130/143 stopped by SIGINT/SIGTERM after a checkpoint.
 """
 
 
@@ -258,6 +259,19 @@ def _job(args, words):
             "(or input = ... and output = ... in the job file)"
         )
     return backfill.Job(**values)
+
+
+def _refuse_empty(job):
+    """An input with no rows is an error before anything is written: a backfill of it
+    would leave an output of no columns. (``backfill.run`` takes one, for pipelines
+    whose inputs may be empty.)"""
+    job = checked(job)
+    if holds_rows(job) is False:
+        what = " (a header line, no lines of values)" if job.format == "csv" else ""
+        raise InputError(
+            f"input {job.input!r} holds no rows{what}; there is nothing to backfill, and "
+            "nothing was written"
+        )
 
 
 def _saved_job(output):
@@ -535,6 +549,7 @@ def main(argv=None):
         with warnings.catch_warnings():
             warnings.showwarning = warn
             job = _job(args, words)
+            _refuse_empty(job)
             summary = backfill.run(job)
     except backfill.Interrupted as exc:
         err.write(f"streamrnn backfill: {exc}\n")

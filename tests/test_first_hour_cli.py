@@ -525,3 +525,32 @@ def test_time_format_and_na_values_apply_to_csv_only(tmp_path, capsys):
     code, _, err = backfill(capsys, tmp_path / "in.parquet", "-o", tmp_path / "o",
                             "--time-format", "dd/mm/yyyy")  # fmt: skip
     assert code == 2 and "--time-format 'dd/mm/yyyy' is not a strptime format" in err, err
+
+
+@pytest.mark.parametrize(
+    "name, write",
+    [("header.csv", lambda p: p.write_text("time,pm2.5,TEMP\n")),
+     ("blank_lines.csv", lambda p: p.write_text("time,pm2.5,TEMP\r\n\r\n\n")),
+     ("empty.parquet", lambda p: pd.DataFrame({"time": pd.to_datetime([]),
+                                               "pm2.5": np.array([], float)}).to_parquet(p))],
+)  # fmt: skip
+def test_an_input_of_no_rows_is_an_error_before_anything_is_written(tmp_path, capsys, name,
+                                                                      write):  # fmt: skip
+    write(tmp_path / name)
+    code, out, err = backfill(capsys, tmp_path / name, "-o", tmp_path / "o", "--no-key",
+                              "--targets", "pm2.5")  # fmt: skip
+    assert code == 1, (out, err)
+    assert f"INPUT '{tmp_path / name}' holds no rows" in err and "done" not in out
+    assert not (tmp_path / "o").exists()
+
+
+def test_holds_rows_finds_a_line_of_values_whatever_the_line_ends_and_encoding(tmp_path):
+    (tmp_path / "one.csv").write_text("time,v\r1,2")  # old Mac line ends, no final one
+    (tmp_path / "wide.csv").write_text("time,v\n" + "1,2\n" * 200)
+    (tmp_path / "utf16.csv").write_text("time,v\n\n", encoding="utf-16")
+    (tmp_path / "utf16_row.csv").write_text("time,v\n\n1,2\n", encoding="utf-16")
+    for name, encoding, holds in [("one.csv", None, True), ("wide.csv", None, True),
+                                  ("utf16.csv", "utf-16", False),
+                                  ("utf16_row.csv", "utf-16", True)]:  # fmt: skip
+        path = str(tmp_path / name)
+        assert runner.holds_rows(job.checked(Job(path, "o", encoding=encoding))) is holds, name

@@ -319,6 +319,42 @@ def _reader(job, feed, skip):
     return feeds.iter_ipc(job.input, feed, rows=rows, skip=skip)
 
 
+def holds_rows(job):
+    """Whether a checked job's input holds a row of data: Parquet and IPC by their
+    metadata, CSV by a line of values after the header (read up to it, not whole).
+    None when it cannot be told (unreadable input: the run says why)."""
+    try:
+        if job.format == "parquet":
+            import pyarrow.dataset as ds
+
+            hive = ds.HivePartitioning.discover(infer_dictionary=True)
+            dataset = ds.dataset(job.input, format="parquet", partitioning=hive)
+            return bool(dataset.count_rows()) if dataset.files else None
+        if job.format == "csv":
+            return _csv_lines(job.input, job.encoding) >= 2
+        with pa.memory_map(job.input) as source:
+            try:
+                return pa.ipc.open_file(source).count_rows() > 0
+            except pa.ArrowInvalid:
+                source.seek(0)
+                return any(batch.num_rows for batch in pa.ipc.open_stream(source))
+    except (pa.ArrowInvalid, OSError, ValueError):
+        return None
+
+
+def _csv_lines(path, encoding, enough=2):
+    """Lines that are not empty at the start of a text file, counted up to ``enough``
+    (the CSV reader skips empty lines)."""
+    seen, filled = 0, False
+    with open(path, encoding=encoding or "utf-8", errors="replace", newline="") as f:
+        while seen < enough and (text := f.read(1 << 16)):
+            for i, piece in enumerate(text.replace("\r", "\n").split("\n")):
+                if i and filled:  # a line end after some text
+                    seen, filled = seen + 1, False
+                filled = filled or bool(piece)
+    return seen + filled
+
+
 def _total_rows(job):
     """Input rows when cheap to know (Parquet and IPC metadata), else None."""
     try:
