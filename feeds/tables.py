@@ -247,7 +247,15 @@ def column_types(spec):
             "column_types must be a mapping of column names to types, or name=type text, "
             f"got a {type(spec).__name__}"
         )
-    return {_column_name(name): _arrow_type(name, value) for name, value in pairs}
+    types, given = {}, {}
+    for name, value in pairs:
+        if _column_name(name) in types:
+            raise ConfigError(
+                f"column_types gives column {name!r} two types, {given[name]} and {value}; "
+                "give one"
+            )
+        types[name], given[name] = _arrow_type(name, value), value
+    return types
 
 
 def _column_name(name):

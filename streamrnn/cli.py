@@ -48,13 +48,13 @@ _HELP = {
     "format": "input format (auto: by suffix; a folder is Parquet)",
     "column_types": "CSV input: types of some columns, COLUMN=TYPE,... with Arrow type "
     "names (float64, int64, string, bool, timestamp[s]), e.g. TEMP=float64,cbwd=string; the "
-    "others are inferred from the file's first block",
+    "others are inferred from the file's first block; repeatable",
     "encoding": "CSV input: the file's text encoding, e.g. latin-1 or cp1252 (default: utf-8)",
     "time_format": "CSV input: the strptime format of times not written in ISO 8601, e.g. "
     "'%%m/%%d/%%Y %%H:%%M' for 01/31/2010 23:00; repeat the option for several, tried in order",
     "na_values": "CSV input: more texts read as missing in numeric and time columns, "
     "comma-separated, e.g. -,n/a (empty, NA, N/A, null, nan are missing already; text "
-    "columns keep them as written)",
+    "columns keep them as written); repeatable",
     "key": "key column: one series per value (default: inferred, see feeds.Schema)",
     "no_key": "the input is one series: no key column",
     "time": "time column, or the columns of its parts: year,month,day[,hour[,minute[,second]]] "
@@ -64,13 +64,14 @@ _HELP = {
     "targets": "comma-separated target columns: what is forecast and scored",
     "categorical": "text or integer columns given to the model as one-hot inputs: COLUMN (a "
     "category list grown from the data, 16 slots), COLUMN=SLOTS, or COLUMN=A|B|C (declared "
-    "categories), comma-separated; a category with no slot is an all-zero row",
+    "categories), comma-separated, repeatable; a category with no slot is an all-zero row",
     "grid": "put each series on a regular grid of this step, e.g. 1h",
     "missing": "what a missing feature value becomes: error (stop), ffill (the key's last "
     "value), mask (0 and a 0/1 input COLUMN_missing), a fill value, or ffill:VALUE (VALUE "
     "until there is a last value); per column as COLUMN=POLICY,..., a policy without a "
-    "column being the others' (else error): ffill,pm2.5=mask. Missing targets are left "
-    "missing: not learned from, not scored",
+    "column being the others' (else error): ffill,pm2.5=mask (repeatable: --missing ffill "
+    "--missing pm2.5=mask is the same). Missing targets are left missing: not learned from, "
+    "not scored",
     "late": "a row older than its key's last: an error, or drop it (counted)",
     "duplicates": "a row at its key's last time: an error, or keep the first or the last",
     "scale": "standardise values online: per_key, global or none; auto: per_key for a new "
@@ -128,8 +129,9 @@ _METAVARS = {"key": "COLUMN", "time": "COLUMN", "features": "COLUMNS", "targets"
              "missing": "POLICY", "column_types": "COLUMN=TYPE,...", "lookahead": "ROWS",
              "time_format": "FORMAT", "na_values": "TEXT,...",
              "chunk_rows": "ROWS", "checkpoint_rows": "ROWS"}  # fmt: skip
-#: Options that may be given more than once: each time adds a format.
-_REPEATED = ("time_format",)
+#: Options that may be given more than once: each time adds a format, or items to the list
+#: (``--missing ffill --missing pm2.5=mask`` is ``--missing ffill,pm2.5=mask``).
+_REPEATED = ("time_format", "column_types", "na_values", "categorical", "missing")
 #: How an error shows a value it leaves open (``Schema(time=...)``: ``--time COLUMN``).
 _PLACEHOLDERS = {"key": "COLUMN", "time": "COLUMN", "features": "COLUMN,...",
                  "targets": "COLUMN,...", "missing": "POLICY", "column_types": "COLUMN=TYPE,...",
@@ -245,6 +247,8 @@ def _job(args, words):
     words.from_file = set(values)
     for name in backfill.job_fields():
         value = getattr(args, name, None)
+        if isinstance(value, list) and name != "time_format":  # given more than once
+            value = ",".join(value)
         if value is not None:
             values[name] = value
             words.from_file.discard(name)

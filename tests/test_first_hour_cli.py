@@ -554,3 +554,55 @@ def test_holds_rows_finds_a_line_of_values_whatever_the_line_ends_and_encoding(t
                                   ("utf16_row.csv", "utf-16", True)]:  # fmt: skip
         path = str(tmp_path / name)
         assert runner.holds_rows(job.checked(Job(path, "o", encoding=encoding))) is holds, name
+
+
+def test_option_errors_name_the_option_and_its_command_line_form(tmp_path, capsys):
+    raw_csv(tmp_path / "raw.csv")
+    base = [tmp_path / "raw.csv", "-o", tmp_path / "o", "--key", "cbwd", "--targets", "pm2.5"]
+    code, _, err = backfill(capsys, *base, "--missing", "pm2.5=maks")
+    assert code == 2 and "--missing gives column 'pm2.5' the policy 'maks'" in err, err
+    code, _, err = backfill(capsys, *base, "--no-report", "--missing", "mask", "--column-types",
+                            "TEMP=int64")  # fmt: skip
+    assert code == 1, err
+    assert "the type declared for the column with --column-types TEMP=int64" in err, err
+    assert "in column_types" not in err
+
+
+def test_time_parts_under_other_names_are_suggested_as_part_equals_column(tmp_path, capsys):
+    df = raw_csv(tmp_path / "raw.csv")
+    t = df.pop("time")
+    parts = pd.DataFrame({"yr": t.dt.year, "mo": t.dt.month, "dy": t.dt.day, "hr": t.dt.hour})
+    pd.concat([parts, df], axis=1).to_csv(tmp_path / "raw.csv", index=False, na_rep="NA")
+    base = [tmp_path / "raw.csv", "-o", tmp_path / "o", "--no-key", "--targets", "pm2.5"]
+    for more, code in (["--time", "yr,mo,dy,hr"], 2), ([], 1):
+        status, _, err = backfill(capsys, *base, *more)
+        assert status == code, err
+        assert "--time year=yr,month=mo,day=dy,hour=hr" in err, err
+        assert "--time year,month,day" not in err and "dict" not in err
+    code, _, err = backfill(capsys, *base, "--time", "year=yr,month=mo,day=dy,hour=hr",
+                            "--missing", "mask", "--no-report")  # fmt: skip
+    assert code == 0, err
+
+
+def test_repeated_list_options_add_up(tmp_path, capsys):
+    df = raw_csv(tmp_path / "raw.csv")
+    df.insert(1, "site", np.where(np.arange(ROWS) % 2, "007", "010"))
+    df.loc[[3, 60], "TEMP"] = np.nan
+    df.to_csv(tmp_path / "raw.csv", index=False, na_rep="NA")
+    code, _, err = backfill(capsys, tmp_path / "raw.csv", "-o", tmp_path / "o", "--no-key",
+                            "--targets", "pm2.5", "--missing", "ffill:0", "--missing",
+                            "pm2.5=mask", "--column-types", "site=string", "--column-types",
+                            "TEMP=float64", "--categorical", "cbwd=NW|SE|cv", "--categorical",
+                            "site=2", "--no-report", "--lags", "none")  # fmt: skip
+    assert code == 0, err
+    feed = streamrnn.backfill.load_checkpoint(tmp_path / "o" / "_checkpoint").feed
+    assert feed.missing == {"*": ("ffill", 0.0), "pm2.5": "mask"}
+    assert {"cbwd=NW", "cbwd=SE", "cbwd=cv", "site[0]", "site[1]"} <= set(feed.columns)
+    with open(tmp_path / "o" / "_job.json") as f:
+        assert json.load(f)["identity"]["column_types"] == {"site": "string", "TEMP": "double"}
+    for option, twice in (("--missing", ["pm2.5=mask", "pm2.5=ffill"]),
+                          ("--column-types", ["TEMP=float64", "TEMP=string"]),
+                          ("--categorical", ["cbwd=4", "cbwd=8"])):  # fmt: skip
+        code, _, err = backfill(capsys, tmp_path / "raw.csv", "-o", tmp_path / "p", option,
+                                twice[0], option, twice[1])  # fmt: skip
+        assert code == 2 and f"{option} gives column" in err and "give" in err, err

@@ -251,8 +251,9 @@ def _finite(value):
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
 
 
-def _policy(value, where):
-    """One missing-value policy, as :class:`feeds.Feed` takes it, from its value or its text."""
+def _policy(value, column=None):
+    """One missing-value policy, as :class:`feeds.Feed` takes it, from its value or its text
+    (``column``'s, for a message)."""
     if isinstance(value, str):
         text = value.strip()
         if text in _POLICY_WORDS:
@@ -269,9 +270,12 @@ def _policy(value, where):
             return ("ffill", float(value[1]))
     elif _finite(value):
         return float(value)
-    if where == "missing":
-        _fail(where, value, f"{_POLICY_TEXT}, {_PER_COLUMN}")
-    _fail(where, value, _POLICY_TEXT)
+    if column is None:
+        _fail("missing", value, f"{_POLICY_TEXT}, {_PER_COLUMN}")
+    raise ConfigError(
+        f"missing gives column {column!r} the policy {value!r}, which is not one; a policy "
+        f"is {_POLICY_TEXT}"
+    )
 
 
 def _missing(value):
@@ -287,7 +291,7 @@ def _missing(value):
     elif isinstance(value, dict):
         items = list(value.items())
     else:
-        return _policy(value, "missing")
+        return _policy(value)
     out = {}
     for column, policy in items:
         if not isinstance(column, str) or not column:
@@ -295,8 +299,7 @@ def _missing(value):
         if column in out:
             which = "the other columns" if column == OTHERS else f"column {column!r}"
             raise ConfigError(f"missing gives {which} two policies; give one")
-        where = "missing" if column == OTHERS else f"the missing-value policy of column {column!r}"
-        out[column] = _policy(policy, where)
+        out[column] = _policy(policy, None if column == OTHERS else column)
     return out[OTHERS] if list(out) == [OTHERS] else out
 
 
@@ -321,6 +324,8 @@ def _column_types(value):
     try:
         types = arrow_types(value)
     except FeedError as exc:
+        if str(exc).startswith("column_types "):  # it names the setting itself
+            raise ConfigError(str(exc)) from None
         raise ConfigError(f"column_types {value!r} is not accepted: {exc}") from None
     return {c: str(t) for c, t in types.items()} or None
 
@@ -367,6 +372,8 @@ def _categorical(value):
         column, equals, spec = part.partition("=")
         if not column.strip() or (equals and not spec.strip()):
             _fail("categorical", value, want)
+        if column.strip() in out:
+            raise ConfigError(f"categorical gives column {column.strip()!r} twice; give it once")
         out[column.strip()] = _categories(spec.strip()) if equals else CATEGORIES
     return out
 
