@@ -606,3 +606,14 @@ def test_repeated_list_options_add_up(tmp_path, capsys):
         code, _, err = backfill(capsys, tmp_path / "raw.csv", "-o", tmp_path / "p", option,
                                 twice[0], option, twice[1])  # fmt: skip
         assert code == 2 and f"{option} gives column" in err and "give" in err, err
+
+
+def test_a_job_without_the_new_csv_options_keeps_the_id_it_had(tmp_path):
+    raw_csv(tmp_path / "raw.csv")
+    plain = job.checked(Job(str(tmp_path / "raw.csv"), str(tmp_path / "o"), key="cbwd"))
+    ident = job.identity(plain)
+    assert "time_format" not in ident and "na_values" not in ident  # as before they were
+    given = job.checked(Job(str(tmp_path / "raw.csv"), str(tmp_path / "o"), key="cbwd",
+                            na_values="-"))  # fmt: skip
+    assert job.identity(given)["na_values"] == ["-"]
+    assert job.job_id(job.identity(given)) != job.job_id(ident)

@@ -225,6 +225,9 @@ class Job:
     progress: str = "auto"
 
 
+# Fields added after jobs were first written: left out of a job's identity while unset, so
+# that a folder started before them keeps its job id and resumes.
+_LATER = ("time_format", "na_values")
 # Fields that do not change what a job computes: they may differ on resumption.
 _RUN_ONLY = {"output", "chunk_rows", "checkpoint_rows", "checkpoint_seconds", "resume",
              "overwrite", "report", "progress", "states"}  # fmt: skip
@@ -643,6 +646,9 @@ def identity(job):
     """What makes a job's results what they are: its settings, its input's files
     (names, sizes, times) and its starting model's contents."""
     ident = {k: v for k, v in dataclasses.asdict(job).items() if k not in _RUN_ONLY}
+    for name in _LATER:
+        if ident[name] is None:
+            del ident[name]
     ident["input"] = os.path.abspath(job.input)
     ident["tbptt"] = list(job.tbptt)
     ident["input_files"] = _input_files(job.input)
