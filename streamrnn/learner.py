@@ -177,8 +177,7 @@ class OnlineLearner(Stream):
         shrink=True,
         calibrate=True,
     ):
-        if _open(self, model, feed, locals()):
-            return
+        args = dict(locals())
         self.tbptt = _tbptt(tbptt)
         self.loss = as_loss(loss)
         self.horizon = positive_int(horizon, "horizon", 0)
@@ -196,6 +195,8 @@ class OnlineLearner(Stream):
                 f"got {optimizer!r}"
             )
         self.optimizer = optimizer
+        if _open(self, model, feed, args):  # the options above are known; the rest waits
+            return
         self._n_targets = self.loss.targets(self._outputs_for(model))
         k1, k2 = self.tbptt
         self._C = k2 + self.horizon + 1  # ring length: steps a window may reach back

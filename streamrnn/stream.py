@@ -93,8 +93,13 @@ def _open(holder, model, feed, args):
         raise ConfigError(f"feed must be a feeds.Feed, got {type(feed).__name__}")
     holder.model = model
     holder.feed = feed
+    holder._n = 0
     holder._sized_by = {k: v for k, v in args.items() if k not in ("self", "model", "__class__")}
     return True
+
+
+class _NoDataYet(StateError, AttributeError):
+    """What a stream or learner whose model's sizes are open has not got yet."""
 
 
 _Rows = collections.namedtuple(
@@ -378,6 +383,14 @@ class Stream:
         self._lookup = None  # key -> slot, built when needed
         self._seg_of = np.full(0, -1, np.int64)  # scratch for kernels.group_rows
         self._allocate(0)
+
+    def __getattr__(self, name):  # only for what __init__ has not set
+        if name.startswith("__") or "_sized_by" not in self.__dict__:
+            raise AttributeError(name)
+        raise _NoDataYet(
+            f"this {type(self).__name__} has seen no data yet: its model's sizes are open "
+            "until the first chunk, and its series, forecasts and counts with them"
+        )
 
     def _outputs_for(self, model):
         """Outputs a forecast holds."""

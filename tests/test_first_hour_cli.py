@@ -617,3 +617,20 @@ def test_a_job_without_the_new_csv_options_keeps_the_id_it_had(tmp_path):
                             na_values="-"))  # fmt: skip
     assert job.identity(given)["na_values"] == ["-"]
     assert job.job_id(job.identity(given)) != job.job_id(ident)
+
+
+@pytest.mark.parametrize(
+    "step, season",
+    [("10min", 144), ("20min", 72), ("2h", 12), ("1min", 1440), ("7h", None), ("1s", None)],
+)
+def test_a_day_of_rows_is_the_season_of_any_step_that_divides_one(step, season):
+    assert runner._season_for(pd.Timedelta(step)) == season
+
+
+def test_no_season_is_said(tmp_path, capsys):
+    t = pd.date_range("2024-01-01", periods=80, freq="7h")
+    pd.DataFrame({"time": t, "temp": np.sin(np.arange(80) / 3.0)}).to_parquet(tmp_path / "i.pq")
+    args = ["--format", "parquet", "--targets", "temp", "--learn", "--no-report"]
+    code, _, err = backfill(capsys, tmp_path / "i.pq", "-o", tmp_path / "o", *args)
+    assert code == 0, err
+    assert "no season for rows every 0 days 07:00:00" in err and "--season" in err

@@ -102,3 +102,16 @@ def test_a_value_beyond_float32_is_named_as_given_not_as_inf():
     with pytest.raises(streamrnn.InputError, match="non-finite value inf"):
         stream.update([1, 1], [1, 2], np.array([[1.0, 2.0], [np.inf, 3.0]]))
     assert streamrnn.Stream(streamrnn.GRU(2, 4, dtype="float64")).update([1], [1], x[1:]).shape
+
+
+def test_a_learner_with_open_sizes_knows_its_options_and_says_what_waits_for_data():
+    from streamrnn.evaluate import progressive
+
+    learner = streamrnn.OnlineLearner(streamrnn.GRU(hidden_size=4, seed=1), feed=_feed())
+    assert learner.horizon == 1 and learner.loss.name == "huber" and len(learner) == 0
+    with pytest.raises(streamrnn.StateError, match="seen no data yet"):
+        learner.forecast([0], 3)
+    with pytest.raises(streamrnn.StateError, match="seen no data yet"):
+        streamrnn.Stream(streamrnn.GRU(hidden_size=4)).keys()
+    result = progressive(_frame(), learner, report=lambda snapshot: None)
+    assert result.rows > 0 and learner.model.input_size == 4

@@ -93,13 +93,23 @@ _SEASONS = ((pd.Timedelta("5min"), 288), (pd.Timedelta("15min"), 96),
 _PEEK_ROWS = 10_000
 
 
+#: The longest daily season read from a sampling step (one-minute data).
+_MOST_PER_DAY = 1440
+
+
 def _season_for(step):
-    """The natural season of data sampled every ``step`` (None when there is none)."""
+    """The natural season of data sampled every ``step`` (None when there is none): a
+    year of months, a week of days, a year of weeks, or a day of any step that divides
+    one into at most :data:`_MOST_PER_DAY` rows (24 hourly rows, 144 ten-minute rows)."""
     if pd.Timedelta("28D") <= step <= pd.Timedelta("31D"):  # months
         return 12
     for every, season in _SEASONS:
         if abs(step - every) <= every * 0.1:
             return season
+    per_day = pd.Timedelta("1D") / step
+    whole = round(per_day)
+    if 2 <= whole <= _MOST_PER_DAY and abs(per_day - whole) <= 0.05 * whole:
+        return whole
     return None
 
 
@@ -153,6 +163,13 @@ def resolved(job):
         step, weekdays = _sampling_step(job)
         if job.season == "auto":
             job.season = None if step is None else _season_for(step)
+            if job.season is None and step is not None:
+                warnings.warn(
+                    f"no season for rows every {step}: the seasonal naive baseline and the "
+                    "lagged target input are off; name the season (season=) to have them",
+                    UserWarning,
+                    stacklevel=2,
+                )
             if job.season == 7 and weekdays:  # trading or working days: a week of five
                 job.season = 5
         if job.calendar == "auto":
