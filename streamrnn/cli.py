@@ -37,10 +37,10 @@ import warnings
 import feeds
 
 from . import backfill
-from .backfill.folder import JOB_FILE
+from .backfill.folder import owner
 from .backfill.job import CHOICES, checked
 from .backfill.runner import holds_rows
-from .errors import ConfigError, InputError, StateError, StreamrnnError
+from .errors import ConfigError, InputError, StreamrnnError
 
 _HELP = {
     "input": "Parquet file or dataset folder, CSV file, or Arrow IPC file to read",
@@ -281,15 +281,10 @@ def _refuse_empty(job):
 def _saved_job(output):
     """The settings a backfill in ``output`` was started with (``--resume`` with no INPUT
     goes on with them); none when the folder holds no job."""
-    path = os.path.join(output, JOB_FILE)
-    try:
-        with open(path) as f:
-            ident = json.load(f)["identity"]
-    except FileNotFoundError:
+    found = owner(output) if os.path.isdir(output) else None
+    if found is None:
         return {}
-    except (OSError, ValueError, KeyError, TypeError):
-        raise StateError(f"{path} is damaged: cannot tell which job {output!r} holds") from None
-    saved = {k: v for k, v in ident.items() if k in backfill.job_fields()}
+    saved = {k: v for k, v in found["identity"].items() if k in backfill.job_fields()}
     if saved.get("tbptt") is not None:
         saved["tbptt"] = tuple(saved["tbptt"])
     return saved

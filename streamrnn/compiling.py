@@ -73,13 +73,18 @@ def _marker(family, dtype):
     return cache_dir() / f"streamrnn-{family}-{dtype}.compiled"
 
 
-@contextlib.contextmanager
+_READY = contextlib.nullcontext()
+
+
 def first_use(family, dtype):
-    """Warn before a family's first compilation on this machine; note it once done."""
-    dtype = np.dtype(dtype).name
-    if (family, dtype) in _ready:
-        yield
-        return
+    """A context: before a family's first compilation on this machine it warns, and once
+    done it notes it; a family ready in this process costs a set lookup."""
+    key = (family, np.dtype(dtype).name)
+    return _READY if key in _ready else _announced(*key)
+
+
+@contextlib.contextmanager
+def _announced(family, dtype):
     marker = _marker(family, dtype)
     stamp = _sources_stamp()
     try:

@@ -405,9 +405,12 @@ class Stream:
     def _size_from(self, x, y, columns=None, targets=None):
         """Size the model from the first data (``x``, ``y`` or their widths) and set the
         stream up, once; then check that the data fit the model, naming the columns."""
+        deferred = "_sized_by" in self.__dict__
+        if not deferred and columns is None:
+            return  # sized, and no column names to check against
         model = self.model
         x_width = np.shape(x)[-1] if np.ndim(x) else 0
-        if "_sized_by" in self.__dict__:
+        if deferred:
             args = self.__dict__.pop("_sized_by")
             args["feed"] = self.feed  # made on first use, perhaps
             n_targets = 0 if y is None else (np.shape(y)[-1] if np.ndim(y) > 1 else 1)

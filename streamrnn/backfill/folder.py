@@ -72,6 +72,24 @@ def _lock(out):
     return fd
 
 
+def owner(out):
+    """What ``out``'s job file says: ``{"job": id, "identity": settings}``, or None when
+    the folder has none; a damaged one is a :class:`StateError`."""
+    path = os.path.join(out, JOB_FILE)
+    try:
+        with open(path) as f:
+            found = json.load(f)
+        found["job"], found["identity"]
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError):
+        raise StateError(
+            f"{path} is damaged: cannot tell which job owns {out!r}; start again with "
+            "overwrite (--overwrite)"
+        ) from None
+    return found
+
+
 def claim(job, ident, job_id):
     """Make ``job.output`` this job's and lock it: returns ``(lock, checkpoint to resume
     from or None)``."""
@@ -104,24 +122,14 @@ def _take_over(job, ident, job_id, names):
         _clear(out)
         _write_json(os.path.join(out, JOB_FILE), {"job": job_id, "identity": ident})
         return None
-    owner = None
-    if JOB_FILE in names:
-        try:
-            with open(os.path.join(out, JOB_FILE)) as f:
-                owner = json.load(f)
-            owner["job"], owner["identity"]
-        except (OSError, ValueError, KeyError, TypeError):
-            raise StateError(
-                f"{os.path.join(out, JOB_FILE)} is damaged: cannot tell which job owns {out!r}; "
-                "start again with overwrite (--overwrite)"
-            ) from None
-    if owner is None:
+    found = owner(out) if JOB_FILE in names else None
+    if found is None:
         raise ConfigError(
             f"output folder {out!r} holds a backfill's files but no {JOB_FILE} (an "
             "interrupted overwrite?); start again with overwrite (--overwrite)"
         )
-    if owner["job"] != job_id:
-        diff = "; ".join(differences(owner["identity"], ident)) or "settings"
+    if found["job"] != job_id:
+        diff = "; ".join(differences(found["identity"], ident)) or "settings"
         raise ConfigError(
             f"output folder {out!r} holds another job's results (it differs in: {diff}); "
             "choose a new folder, or pass overwrite (--overwrite) to replace them"

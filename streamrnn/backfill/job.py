@@ -592,26 +592,22 @@ def checked(job):
                     f"format= ('parquet', 'csv' or 'ipc'); known suffixes: {sorted(_FORMATS)}"
                 )
             job.format = _FORMATS[suffix]
-    if job.column_types is not None and job.format != "csv":
-        raise ConfigError(
-            f"column_types applies to CSV input; {job.input!r} is read as {job.format} "
-            "(its columns have their types)"
-        )
-    if job.encoding is not None and job.format != "csv":
-        raise ConfigError(
-            f"encoding applies to CSV input; {job.input!r} is read as {job.format}"
-        )
-    if job.time_format is not None and job.format != "csv":
-        raise ConfigError(
-            f"time_format applies to CSV input; {job.input!r} is read as {job.format} (its "
-            "time column has its type: convert text to timestamps before writing it)"
-        )
-    if job.na_values is not None and job.format != "csv":
-        raise ConfigError(
-            f"na_values applies to CSV input; {job.input!r} is read as {job.format} (its "
-            "missing values are nulls)"
-        )
+    for name, why in _CSV_ONLY.items():
+        if getattr(job, name) is not None and job.format != "csv":
+            raise ConfigError(
+                f"{name} applies to CSV input; {job.input!r} is read as {job.format}{why}"
+            )
     return job
+
+
+#: The options only a CSV reader takes, and why another format needs none.
+_CSV_ONLY = {
+    "column_types": " (its columns have their types)",
+    "encoding": "",
+    "time_format": " (its time column has its type: convert text to timestamps before "
+    "writing it)",
+    "na_values": " (its missing values are nulls)",
+}
 
 
 # -- the job's identity ---------------------------------------------------------------
