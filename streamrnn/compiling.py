@@ -14,14 +14,14 @@ cluster workers); ``streamrnn compile`` does the same from the command line.
 """
 
 import contextlib
-import hashlib
 import os
-import re
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+from . import _cache
 
 #: What each family of kernels is, and roughly how long its first compilation
 #: takes on a 2-core machine.
@@ -32,9 +32,6 @@ FAMILIES = {
     "seq2seq": ("sequence-to-sequence learning kernels", "1-3 minutes"),
 }
 
-_PACKAGE = Path(__file__).resolve().parent
-_COMPILED = re.compile(r"^@(njit|intrinsic|register_jitable|overload)\b", re.M)
-
 
 class CompileWarning(UserWarning):
     """A family of kernels is being compiled for the first time on this machine."""
@@ -44,29 +41,16 @@ _ready = set()  # (family, dtype) compiled or loaded in this process
 
 
 def cache_dir():
-    """The folder where Numba caches this package's compiled kernels."""
-    from numba.core import config as numba_config
-
-    if numba_config.CACHE_DIR:
-        return Path(numba_config.CACHE_DIR)
-    here = _PACKAGE / "__pycache__"
-    if os.access(_PACKAGE, os.W_OK):
-        return here
-    from numba.misc.appdirs import AppDirs
-
-    return Path(AppDirs(appname="numba", appauthor=False).user_cache_dir)
+    """The folder where Numba caches the compiled kernels of this package's modules, for
+    the present version of their sources (see :mod:`streamrnn._cache`)."""
+    return Path(_cache.cache_folder())
 
 
 def _sources_stamp():
     """A digest of the sources the kernels are compiled from: a changed source means a
-    compiled kernel may be out of date, so its family counts as not yet compiled."""
-    digest = hashlib.sha256()
-    for path in sorted(_PACKAGE.glob("*.py")):
-        if path.name != "config.py" and not _COMPILED.search(path.read_text(encoding="utf-8")):
-            continue  # nothing compiled in it
-        stat = path.stat()
-        digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
-    return digest.hexdigest()[:16]
+    compiled kernel may be out of date, so its family counts as not yet compiled. The
+    same digest keys Numba's cache of the kernels."""
+    return _cache.sources_digest()
 
 
 def _marker(family, dtype):
