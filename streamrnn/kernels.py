@@ -27,9 +27,9 @@ grouping, chunking, thread count or schedule.
 
 Kernels trust their arguments: the public layer validates them first.
 
-Compiled kernels are cached on disk (``config.CACHE``); Numba keys the cache
-to this file's timestamp, so after editing ``cells.py``, ``_simd.py`` or
-``_activations.py`` alone, clear it (``make clean``).
+Compiled kernels are cached on disk (``config.CACHE``), keyed to the contents
+of all the package's compiled sources (see :mod:`streamrnn._cache`): an edit to
+``cells.py``, ``_simd.py`` or ``_activations.py`` alone recompiles them too.
 """
 
 import numpy as np
