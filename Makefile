@@ -50,4 +50,5 @@ compare: $(VENV)/.dev
 	$(BIN)/python benchmarks/backfill_compare.py
 
 clean:
-	rm -rf $(VENV) .asv build *.egg-info streamrnn/__pycache__ feeds/__pycache__
+	rm -rf $(VENV) .asv build *.egg-info
+	find streamrnn feeds tests -name __pycache__ -prune -exec rm -rf {} +

@@ -7,6 +7,7 @@ series.
 """
 
 from . import evaluate, losses, optim
+from .adapters.torch import from_torch
 from .compiling import CompileWarning, compile
 from .errors import (
     ConfigError,
@@ -21,7 +22,6 @@ from .learner import OnlineLearner
 from .models import GRU, LSTM, RNN, RecurrentModel
 from .seq2seq import Seq2SeqLearner
 from .stream import Series, Stream
-from .torch_io import from_torch
 
 __all__ = [
     "CompileWarning",

@@ -4,16 +4,15 @@ after a resumption."""
 
 import numpy as np
 import pandas as pd
-from numba import njit
 
-from . import config
+from .core.jit import exact_kernel
 
 #: The baselines whose errors the book keeps beside the model's, in its columns' order.
 BASELINES = ("persistence", "seasonal", "ar")
 _SUMS = 2 * (1 + len(BASELINES))  # a sum and a count each: the model, then the baselines
 
 
-@njit(cache=config.CACHE, error_model="numpy")
+@exact_kernel
 def _fill(errors, first_row, width, acc):
     """Add each row's errors, one row after another, into its bucket's sums.
 

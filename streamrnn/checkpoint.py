@@ -16,7 +16,9 @@ The header can be read without unpickling (``head -2`` shows it), so an
 incompatible or foreign file is refused before any of it runs; the checksum
 refuses a file that was cut short or damaged. Pickle restores every array bit
 for bit. Like any pickle, a checkpoint runs code when loaded: load only files
-you wrote. :data:`FORMAT` changes whenever what the payload holds changes.
+you wrote. :data:`FORMAT` changes whenever what the payload holds changes;
+earlier formats that can still be read are listed in :data:`READS`, with the
+new names of the classes their payloads name that have moved or been renamed.
 
 Every file is written by :func:`write_atomic`: to a temporary file in the same
 folder, flushed and ``fsync``-ed, renamed over the target, and the folder
@@ -26,6 +28,7 @@ file or the new one, never a part of one.
 
 import errno
 import hashlib
+import io
 import json
 import os
 import pickle
@@ -34,7 +37,14 @@ import tempfile
 from .errors import StateError, StorageError
 
 MAGIC = b"STREAMRNN-CHECKPOINT\n"
-FORMAT = 2
+FORMAT = 3
+#: Formats this version reads, each with ``{(module, name): (module, name)}``: where
+#: the classes its payloads name live now. Format 2 (streamrnn 0.1.0) named the
+#: backfill's running scores ``streamrnn.evaluate._Scorer``.
+READS = {
+    2: {("streamrnn.evaluate", "_Scorer"): ("streamrnn.evaluate", "Scorer")},
+    3: {},
+}
 
 
 def _umask():
@@ -139,10 +149,37 @@ def read(path):
             f"{path}: the checkpoint is truncated or damaged (its checksum does not match)"
         )
     try:
-        payload = pickle.loads(body)
+        payload = _Unpickler(io.BytesIO(body), READS[header["format"]]).load()
     except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:
         raise StateError(f"{path}: the checkpoint's payload cannot be loaded ({exc})") from None
     return header, payload
+
+
+def load_engine(path):
+    """The engine a backfill checkpoint holds, ready to go on live.
+
+    Returns the :class:`~streamrnn.OnlineLearner` (or :class:`~streamrnn.Stream`
+    for inference) with its feed, weights, optimizer state, every key's state and
+    the scaling statistics, as the backfill left them: give it the chunks that
+    follow. Raises :class:`StateError` for a file that is no checkpoint, of
+    another format, or damaged.
+    """
+    _, payload = read(os.fspath(path))
+    engine = payload["engine"]
+    if engine is None:
+        raise StateError(f"{path}: the checkpoint was taken before any row was read")
+    return engine
+
+
+class _Unpickler(pickle.Unpickler):
+    """Reads a payload whose classes may have moved since it was written."""
+
+    def __init__(self, file, moved):
+        super().__init__(file)
+        self._moved = moved
+
+    def find_class(self, module, name):
+        return super().find_class(*self._moved.get((module, name), (module, name)))
 
 
 def _open(path):
@@ -163,10 +200,11 @@ def _header(f, path):
         header["payload_sha256"]
     except (ValueError, KeyError, TypeError):
         raise StateError(f"{path}: the checkpoint's header is damaged") from None
-    if fmt != FORMAT:
+    if not isinstance(fmt, int) or fmt not in READS:
         raise StateError(
             f"{path} is a checkpoint in format {fmt!r} (written by streamrnn "
-            f"{header.get('streamrnn', '?')}); this streamrnn reads format {FORMAT}"
+            f"{header.get('streamrnn', '?')}); this streamrnn reads formats "
+            f"{', '.join(map(str, READS))}"
         )
     if not isinstance(size, int) or size < 0:
         raise StateError(f"{path}: the checkpoint's header is damaged")

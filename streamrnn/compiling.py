@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _cache
+from .core import _cache
+from .core.cells import FAMILIES as CELL_FAMILIES
 
 #: What each family of kernels is, and roughly how long its first compilation
 #: takes on a 2-core machine.
@@ -42,7 +43,7 @@ _ready = set()  # (family, dtype) compiled or loaded in this process
 
 def cache_dir():
     """The folder where Numba caches the compiled kernels of this package's modules, for
-    the present version of their sources (see :mod:`streamrnn._cache`)."""
+    the present version of their sources (see :mod:`streamrnn.core._cache`)."""
     return Path(_cache.cache_folder())
 
 
@@ -117,7 +118,6 @@ def said_on(stream):
 
 
 _MODES = ("inference", "learning", "per_key", "seq2seq")
-_CELLS = ("rnn", "gru", "lstm")
 
 
 def compile(cells=("gru",), dtypes=("float32",), modes=("inference", "learning")):  # noqa: A001
@@ -132,7 +132,7 @@ def compile(cells=("gru",), dtypes=("float32",), modes=("inference", "learning")
     """
     from .errors import ConfigError
 
-    for name, values, allowed in (("cells", cells, _CELLS), ("modes", modes, _MODES)):
+    for name, values, allowed in (("cells", cells, CELL_FAMILIES), ("modes", modes, _MODES)):
         values = (values,) if isinstance(values, str) else tuple(values)
         bad = [v for v in values if v not in allowed]
         if bad or not values:
@@ -160,9 +160,7 @@ def _exercise(mode, cell, dtype):
     from .seq2seq import Seq2SeqLearner
     from .stream import Stream
 
-    model = {"rnn": models.RNN, "gru": models.GRU, "lstm": models.LSTM}[cell](
-        input_size=2, hidden_size=4, output_size=1, seed=0, dtype=dtype
-    )
+    model = models.MODELS[cell](input_size=2, hidden_size=4, output_size=1, seed=0, dtype=dtype)
     rng = np.random.default_rng(0)
     n = 64
     keys = np.repeat(np.arange(16), n // 16)

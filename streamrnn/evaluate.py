@@ -89,15 +89,14 @@ from fractions import Fraction
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from numba import njit
 
 import feeds
 
-from . import config
 from ._validate import positive_int
+from .core.jit import exact_kernel
 from .errors import ConfigError, InputError
 from .losses import CrossEntropy, Pinball
-from .stream import _through
+from .stream import through_feed
 
 __all__ = ["METRICS", "Result", "Running", "progressive"]
 
@@ -117,7 +116,7 @@ _BUCKETS = 1024 - _EMIN + 1
 _HALF = 26
 
 
-@njit(cache=config.CACHE, error_model="numpy")
+@exact_kernel
 def _exact_add(values, mask, hi, lo, bad):
     """Add each ``values[i, c]`` where ``mask[i, c]`` into column ``c``'s counters."""
     N, C = values.shape
@@ -187,7 +186,7 @@ class _ExactSum:
 AR_P0 = 1e3
 
 
-@njit(cache=config.CACHE, error_model="numpy")
+@exact_kernel
 def _ar_layout(p, d):
     """Offsets of the parts of one packed AR state row, and its width.
 
@@ -214,7 +213,7 @@ def _ar_fresh(n, targets, p, d):
     return np.tile(row, (n, targets, 1))
 
 
-@njit(cache=config.CACHE, error_model="numpy")
+@exact_kernel
 def _ar_window(st, V, L, t, p, x):
     """``x = [1, v(t), v(t - 1), .., v(t - p + 1)]`` from the ring of forward-filled
     values; False when step ``t`` has fewer than ``p`` of them."""
@@ -231,7 +230,7 @@ def _ar_window(st, V, L, t, p, x):
     return True
 
 
-@njit(cache=config.CACHE, error_model="numpy")
+@exact_kernel
 def _ar_learn(st, W, S, m, x, phi, g, y):
     """One recursive least squares step towards ``y`` from ``x``, in Potter's square-root
     form: the same update as ``k = P x / (1 + x^T P x)``, ``w += k (y - w^T x)``,
@@ -262,7 +261,7 @@ def _ar_learn(st, W, S, m, x, phi, g, y):
             st[S + a * m + b] -= g[a] * phi[b] * shrink
 
 
-@njit(cache=config.CACHE, error_model="numpy")
+@exact_kernel
 def _ar_rows(slots, steps, y, state, p, d, out):
     """Online AR(p) forecasts of each row's targets, each made ``d`` steps before it.
 
@@ -375,7 +374,7 @@ class Running:
         )
 
 
-def _lags(hist, groups, rows, lags):
+def lagged(hist, groups, rows, lags):
     """Each row's value ``lag`` steps before it in its series, for every lag.
 
     ``hist`` (keys, L, C) holds each key's last ``L`` values, oldest first, and
@@ -459,7 +458,7 @@ class Result:
         return f"Result(rows={self.rows}, {figures})"
 
 
-def _wanted(metrics, loss, season, ar_order=7):
+def wanted_scores(metrics, loss, season, ar_order=7):
     """The metric names to compute, checked against the loss, ``season`` and ``ar_order``."""
     classify = isinstance(loss, CrossEntropy)
     if metrics is None:
@@ -506,7 +505,7 @@ def _print(snapshot):
     print(f"{rows:>10,} rows  {seconds:8.2f} s  {rate:10,.0f} rows/s  {figures}", flush=True)
 
 
-class _Scorer:
+class Scorer:
     """Pairs each series' outputs with the targets ``h`` steps later and keeps the sums.
 
     The baselines' forecasts of a row are lagged targets (persistence, seasonal
@@ -617,9 +616,9 @@ class _Scorer:
         step = self._steps[grouped] + pos
         self._steps[first] += sizes
         groups = (first, sizes, pos)
-        (made,) = _lags(self._out_hist, groups, out[order], [self.h])
+        (made,) = lagged(self._out_hist, groups, out[order], [self.h])
         y = y[order]
-        ys = _lags(self._y_hist, groups, y, self._ylags)
+        ys = lagged(self._y_hist, groups, y, self._ylags)
         if self._ar is not None:
             ys.append(np.empty_like(y))
             _ar_rows(grouped, step, y, self._ar, self.ar_order, max(self.h, 1), ys[-1])
@@ -755,7 +754,7 @@ def _step(learner, item):
     if learner.feed is None:
         learner.feed = feeds.Feed(dtype=learner.model.dtype)
     feed = learner.feed
-    return _through(feed, lambda: feed(item), lambda chunk: _learn(learner, chunk))
+    return through_feed(feed, lambda: feed(item), lambda chunk: _learn(learner, chunk))
 
 
 def progressive(source, learner, metrics=None, every=None, season=None, report=None, ar_order=7):
@@ -823,9 +822,9 @@ def progressive(source, learner, metrics=None, every=None, season=None, report=N
     elif not callable(report):
         raise ConfigError(f"report must be a callable taking a snapshot dict, got {report!r}")
     horizon = positive_int(learner.horizon, "learner.horizon", 0)
-    names = _wanted(metrics, learner.loss, season, ar_order)
+    names = wanted_scores(metrics, learner.loss, season, ar_order)
     start = time.perf_counter()
-    scorer = _Scorer(learner.loss, horizon, names, season, every, report, start, ar_order)
+    scorer = Scorer(learner.loss, horizon, names, season, every, report, start, ar_order)
     if isinstance(source, (feeds.Chunk, *_TABLES)):
         source = [source]
     try:
@@ -839,7 +838,7 @@ def progressive(source, learner, metrics=None, every=None, season=None, report=N
         scorer.take(*_step(learner, item))
     feed = getattr(learner, "feed", None)
     if feed is not None:
-        scorer.take(*_through(feed, feed.flush, lambda chunk: _learn(learner, chunk)))
+        scorer.take(*through_feed(feed, feed.flush, lambda chunk: _learn(learner, chunk)))
     counts = getattr(learner, "counts", {})
     return Result(
         metrics=scorer.figures(),

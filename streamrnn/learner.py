@@ -4,25 +4,23 @@ import pickle
 import types
 import warnings
 
-import numba
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 import feeds
 
-from . import checkpoint, kernels
+from . import checkpoint
 from . import relative as rel
-from . import tbptt as kernels_tbptt
 from ._keys import as_keys
 from ._validate import as_float_array, positive_int
-from .bptt import refresh, window_args
 from .compiling import first_use
+from .core import backend
+from .core.layout import make_back_spec, trainable_ranges, unpack
 from .errors import ConfigError, InputError, StateError
-from .layout import make_back_spec, trainable_ranges, unpack
 from .losses import Pinball, as_loss
 from .optim import Adam, Optimizer, WarmUp
-from .stream import Stream, _forecast, _open, _through
+from .stream import Stream, rollout, sizes_open, through_feed
 
 _TABLES = (feeds.Chunk, pd.DataFrame, pa.Table, pa.RecordBatch)
 
@@ -71,7 +69,7 @@ class OnlineLearner(Stream):
     order and the optimizer updates the weights; rows before that are predicted
     with the old weights, rows after with the new. **The weights learned from
     a stream are the same bit for bit however it is cut into chunks** (see
-    :mod:`streamrnn.tbptt` for the rule).
+    :mod:`streamrnn.core.tbptt` for the rule).
 
     Parameters
     ----------
@@ -195,7 +193,7 @@ class OnlineLearner(Stream):
                 f"got {optimizer!r}"
             )
         self.optimizer = optimizer
-        if _open(self, model, feed, args):  # the options above are known; the rest waits
+        if sizes_open(self, model, feed, args):  # the options above are known; the rest waits
             return
         self._n_targets = self.loss.targets(self._outputs_for(model))
         k1, k2 = self.tbptt
@@ -232,10 +230,10 @@ class OnlineLearner(Stream):
         self._M1 = np.zeros(size if slots >= 1 else 0, model.dtype)
         self._M2 = np.zeros(size if slots >= 2 else 0, model.dtype)
         self._t = np.zeros(2, np.int64)
-        self._LG = np.zeros((kernels_tbptt.LANES, size), model.dtype)
-        self._lane_loss = np.zeros(kernels_tbptt.LANES)
-        self._lane_count = np.zeros(kernels_tbptt.LANES, np.int64)
-        self._lane_used = np.zeros(kernels_tbptt.LANES, np.int64)
+        self._LG = np.zeros((backend.LANES, size), model.dtype)
+        self._lane_loss = np.zeros(backend.LANES)
+        self._lane_count = np.zeros(backend.LANES, np.int64)
+        self._lane_used = np.zeros(backend.LANES, np.int64)
         self._pending = 0
         self._counts = np.zeros(4, np.int64)
         self._bind()
@@ -262,9 +260,10 @@ class OnlineLearner(Stream):
 
     def _bind(self):
         """Buffers rebuilt from the weights: never saved."""
-        self._bspec, self._PT = window_args(self.model)
-        self._P_seen = self.model._P
-        self._scratch = kernels_tbptt.lane_scratch(self.model._spec, self.tbptt[1], self.model._P)
+        m = self.model
+        self._bspec, self._PT = m._backend.back_weights(m._spec, m._P)
+        self._P_seen = m._P
+        self._scratch = m._backend.lane_scratch(m._spec, self.tbptt[1], m._P)
 
     # -- storage -------------------------------------------------------------
     def _allocate(self, capacity):
@@ -412,7 +411,7 @@ class OnlineLearner(Stream):
                 return self._learn_from(keys)
             if self.feed is None:
                 self.feed = feeds.Feed(dtype=self.model.dtype)
-            return _through(self.feed, lambda: self.feed(keys), self._learn_from)
+            return through_feed(self.feed, lambda: self.feed(keys), self._learn_from)
         return self._learn_arrays(keys, times, x, y)
 
     def flush(self, outputs="all"):
@@ -422,7 +421,7 @@ class OnlineLearner(Stream):
             raise ConfigError(f"outputs must be 'all' or 'last', got {outputs!r}")
         if self.feed is None:
             return self._new_outputs(0)
-        return _through(self.feed, self.feed.flush, self._learn_from)
+        return through_feed(self.feed, self.feed.flush, self._learn_from)
 
     def _learn_from(self, chunk):
         if chunk is None or not len(chunk):
@@ -574,11 +573,11 @@ class OnlineLearner(Stream):
     def _learn_rows_shared(self, rows, y, Y):
         m = self.model
         if m._P is not self._P_seen:  # new weights were loaded into the model
-            refresh(m._spec, m._P, self._bspec, self._PT)
+            m._backend.refresh(m._spec, m._P, self._bspec, self._PT)
             self._P_seen = m._P
         k1, k2 = self.tbptt
         h = self.horizon
-        win_rows, upd_rows = kernels_tbptt.plan(
+        win_rows, upd_rows = m._backend.plan(
             rows.slot_rows, self._steps, h, k1, self.batch, self._pending
         )
         t = self._t
@@ -587,7 +586,7 @@ class OnlineLearner(Stream):
         okind, hyper = self.optimizer.kernel_args()
         lkind, lpar = self.loss.kernel_args()
         skipped = self._counts[1]
-        kernels_tbptt.learn_chunk(
+        m._backend.learn_chunk(
             (m._spec, m._P, self._bspec, self._PT),
             (okind, hyper, lrs, self._M1, self._M2, self._segs, t),
             (lkind, lpar, self._n_targets),
@@ -603,7 +602,7 @@ class OnlineLearner(Stream):
             ),
             (win_rows, upd_rows),
             (self._LG, self._lane_loss, self._lane_count, self._lane_used, self._scratch),
-            np.array([h, k1, k2, self.batch, numba.get_num_threads()], np.int64),
+            np.array([h, k1, k2, self.batch, m._backend.thread_count()], np.int64),
             self._counts,
         )
         self._pending = (self._pending + len(win_rows)) % self.batch
@@ -628,7 +627,7 @@ class OnlineLearner(Stream):
         okind, hyper = self.optimizer.kernel_args()
         lkind, lpar = self.loss.kernel_args()
         before = self._countk[rows.slots, 1].sum()
-        kernels_tbptt.learn_per_key(
+        m._backend.learn_per_key(
             (m._spec, self._Pk, self._bspec, self._PTk),
             (okind, hyper, need.astype(np.int64), lrs, self._segs),
             (lkind, lpar, self._n_targets),
@@ -636,7 +635,7 @@ class OnlineLearner(Stream):
             (self._S, self._ring, self._ring_row, self._steps, self._done, self._vsince,
              self._ssince),
             (self._Gk, self._M1k, self._M2k, self._tk, self._pendk, self._lossk, self._countk),
-            np.array([self.horizon, k1, k2, self.batch, numba.get_num_threads()], np.int64),
+            np.array([self.horizon, k1, k2, self.batch, m._backend.thread_count()], np.int64),
         )  # fmt: skip
         skipped = self._countk[rows.slots, 1].sum() - before
         if skipped:
@@ -664,8 +663,9 @@ class OnlineLearner(Stream):
             super()._advance(rows, Y)
         else:  # each key with its own weights
             counts = np.diff(rows.seg)
+            forward = self.model._backend.forward
             for q, slot in enumerate(rows.slots):
-                kernels.run_serial(
+                forward(
                     self.model._spec, self._Pk[slot], rows.x, rows.order, rows.seg[q : q + 1],
                     counts[q : q + 1], rows.slots[q : q + 1], self._S, Y,
                 )  # fmt: skip
@@ -686,7 +686,7 @@ class OnlineLearner(Stream):
                 self.model._P = self._Pk[slot]
                 fut = None if future is None else np.asarray(future)[i : i + 1]
                 out.append(
-                    _forecast(
+                    rollout(
                         self.model,
                         self._S[[slot]],  # copies: the kernel uses them as scratch
                         self._xlast[[slot]],
@@ -766,12 +766,10 @@ class OnlineLearner(Stream):
     @classmethod
     def load(cls, path):
         """A learner written by :meth:`save`, or the one a backfill checkpoint holds
-        (see :func:`streamrnn.backfill.load_checkpoint`)."""
+        (see :func:`streamrnn.checkpoint.load_engine`)."""
         with open(path, "rb") as f:
             if f.read(len(checkpoint.MAGIC)) == checkpoint.MAGIC:
-                from .backfill import load_checkpoint
-
-                learner = load_checkpoint(path)
+                learner = checkpoint.load_engine(path)
                 if not isinstance(learner, cls):
                     raise StateError(
                         f"{path} is the checkpoint of an inference backfill (a "

@@ -34,9 +34,8 @@ Examples
 import math
 
 import numpy as np
-from numba import njit
 
-from . import config
+from .core.jit import kernel
 from .errors import ConfigError, InputError
 
 MSE_KIND = 0
@@ -46,7 +45,7 @@ PINBALL_KIND = 3
 CROSS_ENTROPY_KIND = 4
 
 
-@njit(**config.JIT_FLAGS)
+@kernel
 def loss_grad(kind, par, yhat, y, dy):
     """Loss of one step and its gradient.
 

@@ -1,14 +1,13 @@
 """Recurrent models: parameters under PyTorch's names, and batch forward passes."""
 
-import numba
 import numpy as np
 
-from . import config, kernels
 from ._validate import as_float_array, check_finite, dtype_of, positive_int
-from .cells import CELLS
 from .compiling import first_use
+from .core import backend
+from .core.cells import CELLS
+from .core.layout import make_spec, pack, param_shapes
 from .errors import ConfigError, InputError, StateError
-from .layout import make_spec, pack, param_shapes
 
 
 class RecurrentModel:
@@ -131,7 +130,7 @@ class RecurrentModel:
     @property
     def state_vectors(self):
         """Vectors of state per layer: 2 for LSTM (h and c), else 1."""
-        return CELLS[self._cell][2]
+        return CELLS[self._cell].states
 
     @property
     def state_size(self):
@@ -142,6 +141,18 @@ class RecurrentModel:
     def out_features(self):
         """Width of each output row: ``output_size``, or ``hidden_size`` without a head."""
         return self.hidden_size if self.output_size is None else self.output_size
+
+    @property
+    def gate_width(self):
+        """Gate pre-activations per layer: ``gates * hidden_size``."""
+        return CELLS[self._cell].gates * self.hidden_size
+
+    #: Where the model's kernels run; "cpu" is the only device for now.
+    device = "cpu"
+
+    @property
+    def _backend(self):
+        return backend.get(self.device)
 
     def _shapes(self):
         return param_shapes(
@@ -197,7 +208,7 @@ class RecurrentModel:
 
     def _sync(self):
         if self.__dict__.get("_stale"):
-            from .layout import unpack
+            from .core.layout import unpack
 
             self._params = unpack(self._P, self._spec, self._shapes())
             self._stale = False
@@ -276,7 +287,7 @@ class RecurrentModel:
 
         Needs torch; the modules hold this model's weights in its dtype.
         """
-        from .torch_io import to_torch
+        from .adapters.torch import to_torch
 
         self._require_sizes()
         return to_torch(self)
@@ -427,8 +438,7 @@ class RecurrentModel:
         >>> round(value, 6), grads["weight_hh_l0"].shape
         (0.023875, (16, 4))
         """
-        from . import bptt
-        from .layout import unpack
+        from .core.layout import unpack
         from .losses import as_loss
 
         loss = as_loss(loss)
@@ -445,19 +455,16 @@ class RecurrentModel:
             raise InputError("y holds inf; labels must be finite (NaN where a step has none)")
         loss.check_targets(y, self.out_features, "y")
         S = self._pack_state(state, B if batched else None)
-        bspec, PT = bptt.window_args(self)
+        run = self._backend
+        bspec, PT = run.back_weights(self._spec, self._P)
         G = np.zeros_like(self._P)
-        W = np.empty(bptt.scratch_size(self._spec, B, T), self.dtype)
         kind, par = loss.kernel_args()
         xs = np.ascontiguousarray(x.reshape(T, B, self.input_size).transpose(1, 0, 2))
         ys = np.ascontiguousarray(y.reshape(T, B, n_targets).transpose(1, 0, 2))
-        empty = np.zeros(0, self.dtype)
         lossc = np.zeros((B, 2))
         s_end = np.empty(B * self.state_size, self.dtype)
-        bptt.window(
-            self._spec, self._P, bspec, PT, B, S.ravel(), xs.ravel(), T, ys.ravel(), 0, kind, par,
-            G, W, lossc, s_end, empty, empty, empty, empty,
-        )  # fmt: skip
+        run.gradients(self._spec, self._P, bspec, PT, B, S.ravel(), xs.ravel(), T, ys.ravel(), kind,
+                      par, G, lossc, s_end)  # fmt: skip
         if T:
             S = s_end.reshape(B, self.state_size)
         total, count = 0.0, 0
@@ -472,14 +479,8 @@ class RecurrentModel:
     def _run(self, X, order, starts, lens, slots, S, Y):
         """Advance series ``q`` over rows ``order[starts[q]:starts[q] + lens[q]]``
         with state ``S[slots[q]]``; series must come longest first."""
-        threads = numba.get_num_threads()
         with first_use("inference", self.dtype):
-            if threads > 1 and slots.shape[0] >= config.PARALLEL_MIN_SERIES:
-                kernels.run_parallel(
-                    self._spec, self._P, X, order, starts, lens, slots, S, Y, threads
-                )
-            else:
-                kernels.run_serial(self._spec, self._P, X, order, starts, lens, slots, S, Y)
+            self._backend.forward(self._spec, self._P, X, order, starts, lens, slots, S, Y)
 
 
 class GRU(RecurrentModel):
@@ -546,12 +547,14 @@ class RNN(RecurrentModel):
         return dict(super()._config(), nonlinearity=self.nonlinearity)
 
 
+#: The model class of each cell family (:data:`streamrnn.core.cells.FAMILIES`).
+MODELS = {"rnn": RNN, "gru": GRU, "lstm": LSTM}
+
+
 def model_for_cell(cell, **kwargs):
     """Build the model class that holds ``cell`` (a name from :data:`CELLS`)."""
-    if cell == "gru":
-        return GRU(**kwargs)
-    if cell == "lstm":
-        return LSTM(**kwargs)
-    if cell in ("rnn_tanh", "rnn_relu"):
-        return RNN(nonlinearity=cell[4:], **kwargs)
-    raise ConfigError(f"unknown cell {cell!r}; expected one of {list(CELLS)}")
+    if cell not in CELLS:
+        raise ConfigError(f"unknown cell {cell!r}; expected one of {list(CELLS)}")
+    if CELLS[cell].family == "rnn":
+        kwargs["nonlinearity"] = cell[len("rnn_") :]
+    return MODELS[CELLS[cell].family](**kwargs)

@@ -69,12 +69,12 @@ import numbers
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from . import config
 from ._validate import positive_int
+from .core.jit import exact_kernel, kernel
 from .errors import ConfigError
 
 __all__ = [
@@ -117,8 +117,6 @@ HYPER_SIZE = 7
 
 #: Added to the gradient norm before dividing, as torch.nn.utils.clip_grad_norm_.
 CLIP_EPS = 1e-6
-
-_FLAGS = config.JIT_FLAGS
 
 
 # --------------------------------------------------------------------------
@@ -603,7 +601,7 @@ class AdamW(Adam):
 # Kernels
 
 
-@njit(**_FLAGS)
+@kernel
 def _sum_squares(G, segs):
     """Sum of squares over the ranges in float64: entry ``i`` of a range goes to
     partial sum ``i % 16``, and the 16 are added in order at the end (a fixed
@@ -627,7 +625,7 @@ def _sum_squares(G, segs):
     return total
 
 
-@njit(**_FLAGS)
+@kernel
 def grad_norm(G, segs):
     """L2 norm of ``G`` over the trained ranges, summed in float64 in a fixed order.
 
@@ -680,7 +678,7 @@ def grad_norm(G, segs):
     return big * np.sqrt(total)
 
 
-@njit(**_FLAGS)
+@kernel
 def clip_scale(hyper, norm):
     """The factor that clips a gradient of L2 norm ``norm``.
 
@@ -734,10 +732,9 @@ def _fma(typingctx, a, b, c):
 # operation rounds where PyTorch's CPU kernels round; the multiply-adds that
 # those kernels fuse (``add`` with ``alpha``, ``addcmul``, ``lerp``) are
 # explicit ``_fma`` calls. Each line's comment names the PyTorch operation.
-_EXACT_FLAGS = {**_FLAGS, "fastmath": False}
 
 
-@njit(**_EXACT_FLAGS)
+@exact_kernel
 def _sgd_range(P, G, M1, c, weight_decay, momentum, neg_lr, first, has_momentum, nesterov):
     """SGD over one range (views, so that indices start at 0 and the loop vectorises).
 
@@ -767,7 +764,7 @@ def _sgd_range(P, G, M1, c, weight_decay, momentum, neg_lr, first, has_momentum,
             P[i] = _fma(neg_lr, g, p)
 
 
-@njit(**_EXACT_FLAGS)
+@exact_kernel
 def _sgd_update(hyper, t, lr, scale, P, G, M1, segs):
     cast = P.dtype.type
     momentum = cast(hyper[HYPER_MOMENTUM])
@@ -781,7 +778,7 @@ def _sgd_update(hyper, t, lr, scale, P, G, M1, segs):
                    momentum, cast(-lr), t == 1, has_momentum, nesterov)  # fmt: skip
 
 
-@njit(**_EXACT_FLAGS)
+@exact_kernel
 def _adam_range(P, G, M1, M2, c, l2, shrink, lerp_coef, small_w, b2, c2, eps, neg_step, bc2_sqrt):
     """Adam or AdamW over one range (views: indices from 0, so the loop vectorises).
 
@@ -801,7 +798,7 @@ def _adam_range(P, G, M1, M2, c, l2, shrink, lerp_coef, small_w, b2, c2, eps, ne
         P[i] = p + (neg_step * m) / denom  # param.addcdiv_(exp_avg, denom, -step_size)
 
 
-@njit(**_EXACT_FLAGS)
+@exact_kernel
 def _adam_update(decoupled, hyper, t, lr, scale, P, G, M1, M2, segs):
     cast = P.dtype.type
     beta1 = hyper[HYPER_BETA1]
@@ -824,7 +821,7 @@ def _adam_update(decoupled, hyper, t, lr, scale, P, G, M1, M2, segs):
                     bc2_sqrt)  # fmt: skip
 
 
-@njit(**_FLAGS)
+@kernel
 def apply_update(kind, hyper, t, lr, scale, P, G, M1, M2, segs):
     """One optimizer update of ``P`` (and its state) in place, over ``segs`` only.
 

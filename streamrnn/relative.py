@@ -58,9 +58,8 @@ same bit for bit however the stream is cut.
 """
 
 import numpy as np
-from numba import njit
 
-from . import config
+from .core.jit import exact_kernel
 from .errors import ConfigError
 
 #: The accepted values of ``relative``.
@@ -69,7 +68,7 @@ MODES = (None, "last")
 SHRINK_FORGET = 0.995
 
 
-@njit(cache=config.CACHE)
+@exact_kernel
 def gain_of(sums):
     """The shrinkage gain from one series' forgotten sums ``(label * made, made ** 2,
     label ** 2, count)``: the least-squares gain ``b`` clipped to [0, 1], times
@@ -86,7 +85,7 @@ def gain_of(sums):
     return min(b, 1.0) * max(0.0, 1.0 - 1.0 / t2)
 
 
-@njit(cache=config.CACHE)
+@exact_kernel
 def shrink_gains(seg, labels, made, state, forget, gain):
     """Each row's shrinkage gain, then the gain's sums updated with the row's label.
 
@@ -115,7 +114,7 @@ CALIBRATION_START = 0.5
 _LOG_WIDTH_MAX = 5.0  # widths stay within e**-5 .. e**5 of the network's
 
 
-@njit(cache=config.CACHE)
+@exact_kernel
 def calibrate(seg, labels, C, point, outer, nominal, step, width, ring, seen):
     """Spread each row's quantile changes around their median, then learn from its label.
 
@@ -153,7 +152,7 @@ def calibrate(seg, labels, C, point, outer, nominal, step, width, ring, seen):
             seen[g] += 1
 
 
-@njit(cache=config.CACHE)
+@exact_kernel
 def current_gains(state):
     """The gain a series' next forecast gets, from its sums (series, T, 4)."""
     out = np.empty(state.shape[:2])
@@ -217,10 +216,10 @@ def forward_fill(seed, groups, values):
 def lagged(hist, groups, values, lag):
     """Each row's value ``lag`` rows before it in its series; ``hist`` (series, L, C),
     each series' last ``L >= lag`` values, oldest first, is updated in place."""
-    from .evaluate import _lags
+    from . import evaluate
 
     sizes, pos = groups
-    return _lags(hist, (np.arange(len(sizes)), sizes, pos), values, [lag])[0]
+    return evaluate.lagged(hist, (np.arange(len(sizes)), sizes, pos), values, [lag])[0]
 
 
 def sort_quantiles(Y, order, K):

@@ -9,7 +9,6 @@ import pyarrow as pa
 
 import feeds
 
-from . import kernels
 from . import relative as rel
 from ._keys import as_keys, as_times
 from ._validate import as_float_array, check_finite, plain, positive_int
@@ -50,7 +49,7 @@ def _feedback_pairs(model, feedback):
     return np.array(out, dtype=np.int64).reshape(-1, 2)
 
 
-def _forecast(model, S, Xlast, has_input, fb, horizon, future, labels, change=False):
+def rollout(model, S, Xlast, has_input, fb, horizon, future, labels, change=False):
     """Shared body of :meth:`Series.forecast` and :meth:`Stream.forecast`; with
     ``change``, the fed-back outputs are changes added to their inputs' levels."""
     horizon = positive_int(horizon, "horizon")
@@ -80,11 +79,11 @@ def _forecast(model, S, Xlast, has_input, fb, horizon, future, labels, change=Fa
     Y = np.empty((n, horizon, model.out_features), model.dtype)
     flags = np.full((fb.shape[0], 1), int(change), np.int64)
     with first_use("inference", model.dtype):
-        kernels.forecast(model._spec, model._P, S, Xlast, np.hstack([fb, flags]), future, Y)
+        model._backend.forecast(model._spec, model._P, S, Xlast, np.hstack([fb, flags]), future, Y)
     return Y
 
 
-def _open(holder, model, feed, args):
+def sizes_open(holder, model, feed, args):
     """Whether ``model``'s sizes are open: then ``holder`` (a stream or learner) keeps its
     arguments (``args``, its ``__init__``'s locals) and is set up by its first data."""
     if getattr(model, "sized", True):
@@ -107,7 +106,7 @@ _Rows = collections.namedtuple(
 )
 
 
-def _through(feed, make, take):
+def through_feed(feed, make, take):
     """``take(make())``; the feed's changes are undone when either raises, so that its
     rows count only if the model takes them."""
     before = feed._snapshot()
@@ -152,7 +151,7 @@ class Series:
         self.feed = feed
         self._key = None  # the key of the rows a feed gave, if they had one
         D, I, O = model.state_size, model.input_size, model.out_features
-        GH = kernels._gate_width(model._spec)
+        GH = model.gate_width
         # one buffer: state | last input | output | scratch
         self._buf = np.zeros(D + I + O + 2 * GH, model.dtype)
         self._buf[:D] = model._pack_state(state, None)[0]
@@ -164,10 +163,11 @@ class Series:
         """Views into the buffer (rebuilt after unpickling, which copies views)."""
         D, I, O = self.model.state_size, self.model.input_size, self.model.out_features
         self._y = self._buf[D + I : D + I + O]
+        self._step = self.model._backend.stepper(self.model._spec)
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        del state["_y"]
+        del state["_y"], state["_step"]
         return state
 
     def __setstate__(self, state):
@@ -208,7 +208,7 @@ class Series:
                 x = x.copy()
             if x.shape != self._x_shape:
                 raise InputError(f"x must have shape {self._x_shape} for one step, got {x.shape}")
-        bad = kernels.step_one(model._spec, model._P, x, self._buf)
+        bad = self._step(model._spec, model._P, x, self._buf)
         if bad >= 0:
             raise InputError(
                 f"x has a non-finite value {x[bad]} in column {bad}; inputs must be finite"
@@ -248,7 +248,7 @@ class Series:
         D, I = model.state_size, model.input_size
         S = self._buf[None, :D]
         with first_use("inference", model.dtype):
-            kernels.run_serial(
+            model._backend.forward(
                 model._spec, model._P, xs, np.arange(T), np.zeros(1, np.int64), np.array([T]),
                 np.zeros(1, np.int64), S, Y,
             )  # fmt: skip
@@ -262,7 +262,7 @@ class Series:
             return self._run_from(data)
         if self.feed is None:
             self.feed = feeds.Feed(feeds.Schema(key=False), dtype=self.model.dtype)
-        return _through(self.feed, lambda: self.feed(data), self._run_from)
+        return through_feed(self.feed, lambda: self.feed(data), self._run_from)
 
     def flush(self):
         """Release the rows the feed holds back (open grid bins, the last of duplicate
@@ -270,7 +270,7 @@ class Series:
         stream fed tables: until then such rows have no outputs."""
         if self.feed is None:
             return self._run_from(None)
-        return _through(self.feed, self.feed.flush, self._run_from)
+        return through_feed(self.feed, self.feed.flush, self._run_from)
 
     def _run_from(self, chunk):
         if chunk is None or not len(chunk):
@@ -307,7 +307,7 @@ class Series:
         S = self._buf[None, :D].copy()
         X = self._buf[None, D : D + I].copy()
         has = np.array([self._has_input])
-        Y = _forecast(self.model, S, X, has, self._fb, horizon, future, ["series"])[0]
+        Y = rollout(self.model, S, X, has, self._fb, horizon, future, ["series"])[0]
         feed = self.feed
         if feed is None or feed.scale is None or len(feed.targets) != self.model.out_features:
             return Y
@@ -368,7 +368,7 @@ class Stream:
 
     def __init__(self, model, feedback=None, feed=None, relative=None, minimum=None,
                  quantiles=None, horizon=1):  # fmt: skip
-        if _open(self, model, feed, locals()):
+        if sizes_open(self, model, feed, locals()):
             return
         self.model = model
         self._fb = _feedback_pairs(model, feedback)
@@ -381,7 +381,7 @@ class Stream:
         self._time_kind = None
         self._index = pd.Index([])
         self._lookup = None  # key -> slot, built when needed
-        self._seg_of = np.full(0, -1, np.int64)  # scratch for kernels.group_rows
+        self._seg_of = np.full(0, -1, np.int64)  # scratch for grouping rows by series
         self._allocate(0)
 
     def __getattr__(self, name):  # only for what __init__ has not set
@@ -795,7 +795,7 @@ class Stream:
         need = self._n + (0 if new_keys is None else len(new_keys))
         if self._seg_of.shape[0] < need:
             self._seg_of = np.full(max(need, 2 * self._seg_of.shape[0]), -1, np.int64)
-        order, seg, slots = kernels.group_rows(slot_rows, self._seg_of)
+        order, seg, slots = self.model._backend.group_rows(slot_rows, self._seg_of)
         if times is not None:
             self._check_times(keys, slots, times, time_kind, order, seg)
         return _Rows(x, keys, kind, times, time_kind, slot_rows, new_keys, order, seg, slots,
@@ -834,7 +834,9 @@ class Stream:
             return self._update_from(data, outputs)
         if self.feed is None:
             self.feed = feeds.Feed(dtype=self.model.dtype)
-        return _through(self.feed, lambda: self.feed(data), lambda c: self._update_from(c, outputs))
+        return through_feed(
+            self.feed, lambda: self.feed(data), lambda c: self._update_from(c, outputs)
+        )
 
     def flush(self, outputs="all"):
         """Release the rows the feed holds back (open grid bins, the last of duplicate
@@ -845,7 +847,7 @@ class Stream:
             raise ConfigError(f"outputs must be 'all' or 'last', got {outputs!r}")
         if self.feed is None:
             return self._update_from(None, outputs)
-        return _through(self.feed, self.feed.flush, lambda c: self._update_from(c, outputs))
+        return through_feed(self.feed, self.feed.flush, lambda c: self._update_from(c, outputs))
 
     def _update_from(self, chunk, outputs):
         if chunk is None or not len(chunk):
@@ -949,7 +951,7 @@ class Stream:
         arr, kind = as_keys(keys, len(keys))
         self._check_key_kind(kind)
         slots = self._slots(arr)
-        Y = _forecast(
+        Y = rollout(
             self.model,
             self._S[slots],
             self._xlast[slots],

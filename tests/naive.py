@@ -502,7 +502,7 @@ def labeled_entries(loss, y):
 def online_learning(model, rows, k1, k2, horizon, batch, lr, loss="mse"):
     """Reference for ``OnlineLearner`` with plain SGD, one row at a time.
 
-    Follows the rule of :mod:`streamrnn.tbptt` literally. Each key counts its
+    Follows the rule of :mod:`streamrnn.core.tbptt` literally. Each key counts its
     steps ``c = 1, 2, ...``; at step ``c`` the label of step ``m = c - horizon``
     arrives, and when ``m >= k1`` and ``m % k1 == 0`` a window closes: the
     network runs from the key's state after step ``a = max(0, m - k2)`` over

@@ -15,7 +15,8 @@ from numba.core import caching
 from numba.core import config as numba_config
 
 import streamrnn
-from streamrnn import _cache, cells, compiling
+from streamrnn import compiling
+from streamrnn.core import _cache, cells
 
 ROOT = Path(streamrnn.__file__).resolve().parent.parent
 
@@ -24,7 +25,7 @@ ROOT = Path(streamrnn.__file__).resolve().parent.parent
 _STEP = """
 import json
 import numpy as np
-from streamrnn import cells
+from streamrnn.core import cells
 h = np.zeros(1)
 cells.rnn_update(0, np.array([0.5]), h, 1)
 stats = cells.rnn_update.stats
@@ -54,7 +55,7 @@ def _step(root, cache):
     )
     assert done.returncode == 0, done.stderr
     said = json.loads(done.stdout.splitlines()[-1])
-    assert Path(said["file"]).resolve() == (root / "streamrnn" / "cells.py").resolve()
+    assert Path(said["file"]).resolve() == (root / "streamrnn" / "core" / "cells.py").resolve()
     return said
 
 
@@ -75,7 +76,7 @@ def test_an_edit_to_a_callee_module_alone_recompiles_its_callers(copy, tmp_path)
 
     # A new timestamp on a compiled module, and an edit to a module without compiled
     # code, leave the cache as it was.
-    os.utime(package / "_activations.py", ns=(1, 1))
+    os.utime(package / "core" / "_activations.py", ns=(1, 1))
     with open(package / "cli.py", "a") as f:
         f.write("# an edit outside the kernels\n")
     again = _step(copy, cache)
@@ -83,14 +84,18 @@ def test_an_edit_to_a_callee_module_alone_recompiles_its_callers(copy, tmp_path)
     assert again["path"] == first["path"]
 
     # Only _activations.py changes: cells.rnn_update is compiled again, with the new tanh.
-    _edit(package / "_activations.py", _TANH, _TANH.replace("math.tanh(x)", "math.tanh(x) + 1.0"))
+    _edit(
+        package / "core" / "_activations.py",
+        _TANH,
+        _TANH.replace("math.tanh(x)", "math.tanh(x) + 1.0"),
+    )
     edited = _step(copy, cache)
     assert (edited["misses"], edited["hits"]) == (1, 0)
     assert edited["h"] == pytest.approx(np.tanh(0.5) + 1.0)
     assert edited["path"] != first["path"]
 
     # Back to the first version: its entries are still there.
-    _edit(package / "_activations.py", "math.tanh(x) + 1.0", "math.tanh(x)")
+    _edit(package / "core" / "_activations.py", "math.tanh(x) + 1.0", "math.tanh(x)")
     back = _step(copy, cache)
     assert (back["misses"], back["hits"]) == (0, 1)
     assert back["h"] == first["h"] and back["path"] == first["path"]
@@ -102,7 +107,7 @@ def test_the_digest_follows_contents_of_compiled_sources_at_any_depth(tmp_path):
     start = _cache.digest_of(package)
     assert start == _cache.digest_of(ROOT / "streamrnn")
 
-    os.utime(package / "cells.py", ns=(1, 1))
+    os.utime(package / "core" / "cells.py", ns=(1, 1))
     with open(package / "stream.py", "a") as f:
         f.write("# no compiled code here\n")
     assert _cache.digest_of(package) == start
@@ -110,14 +115,16 @@ def test_the_digest_follows_contents_of_compiled_sources_at_any_depth(tmp_path):
     digests = {start}
     for edit in (
         lambda: _edit(package / "config.py", "PARALLEL_MIN_SERIES = 8", "PARALLEL_MIN_SERIES = 9"),
-        lambda: _edit(package / "_simd.py", "ROW_BLOCK", "ROW_BLOCK "),
-        lambda: (package / "core").mkdir(),
-        lambda: (package / "core" / "kernels.py").write_text("@njit\ndef f():\n    return 1\n"),
-        lambda: _edit(package / "core" / "kernels.py", "1", "2"),
+        lambda: _edit(package / "core" / "_simd.py", "ROW_BLOCK", "ROW_BLOCK "),
+        # a module whose kernels are declared with the package's own decorator (@kernel)
+        lambda: _edit(package / "core" / "cells.py", "RNN_TANH = 0", "RNN_TANH = 0  # Elman"),
+        lambda: (package / "extra").mkdir(),
+        lambda: (package / "extra" / "kernels.py").write_text("@njit\ndef f():\n    return 1\n"),
+        lambda: _edit(package / "extra" / "kernels.py", "1", "2"),
     ):
         edit()
         digests.add(_cache.digest_of(package))
-    assert len(digests) == 5  # every edit but the new empty folder changes it
+    assert len(digests) == 6  # every edit but the new empty folder changes it
 
 
 def _outside(x):

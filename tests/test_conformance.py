@@ -70,8 +70,9 @@ def test_seed_decides_weights():
     assert all(np.array_equal(a[k], as64[k].astype(np.float32)) for k in a)
 
 
-def test_thread_count_never_changes_results(model, rng):
+def test_thread_count_never_changes_results(model, rng, monkeypatch):
     x = rng.standard_normal((9, 37, 3)).astype(np.float32)
+    monkeypatch.setattr(streamrnn.config, "PARALLEL_MIN_ROWS", 2)  # split even this
     before = numba.get_num_threads()
     try:
         numba.set_num_threads(1)

@@ -603,7 +603,7 @@ def test_the_scorer_pickles_mid_stream():
     loss = as_loss("mse")
 
     def scorer():
-        return evaluate._Scorer(loss, 2, evaluate._wanted(None, loss, 4), 4, None, None, 0.0)
+        return evaluate.Scorer(loss, 2, evaluate.wanted_scores(None, loss, 4), 4, None, None, 0.0)
 
     whole = scorer()
     for chunk in chunks:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import feeds
 import streamrnn
-from streamrnn import optim
+from streamrnn import config, optim
 
 TORCH_CELLS = ["gru", "lstm", "rnn_tanh"]
 
@@ -487,10 +487,12 @@ def test_chunking_changes_nothing(dtype, cell, k1, extra, horizon, batch, length
 
 
 @pytest.fixture
-def threads():
-    """Sets numba's thread count for a test and puts it back afterwards."""
+def threads(monkeypatch):
+    """Sets numba's thread count for a test and puts it back afterwards; chunks of any
+    size are split over the threads."""
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("needs numba with at least 2 threads")
+    monkeypatch.setattr(config, "PARALLEL_MIN_ROWS", 2)
     before = numba.get_num_threads()
     yield numba.set_num_threads
     numba.set_num_threads(before)

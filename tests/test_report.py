@@ -7,7 +7,7 @@ import pytest
 import feeds
 from streamrnn._book import Book
 from streamrnn.errors import InputError
-from streamrnn.evaluate import _Scorer, _wanted
+from streamrnn.evaluate import Scorer, wanted_scores
 from streamrnn.losses import MSE
 from streamrnn.report import write_report
 
@@ -232,7 +232,7 @@ def keyed_stream(seed=0, n=600, n_keys=3):
 def book_run(keys, out, y, cuts, buckets=4):
     """A scorer with every baseline feeding a small book, chunk by chunk; and the pairs."""
     loss = MSE()
-    scorer = _Scorer(loss, 1, _wanted(None, loss, 5), 5, None, None, 0.0, ar_order=3)
+    scorer = Scorer(loss, 1, wanted_scores(None, loss, 5), 5, None, None, 0.0, ar_order=3)
     book = Book(2, 0, None)
     book.BUCKETS = buckets  # merges happen within a few hundred rows
     seen = []

@@ -61,6 +61,7 @@ def test_chunking_never_changes_outputs_or_states(
     keys, times, x = long_rows(rng, n_keys, n_rows, 3, dtype)
     whole, s_whole = run_in_chunks(model, keys, times, x, [])
     monkeypatch_module.setattr(config, "PARALLEL_MIN_SERIES", parallel_min)
+    monkeypatch_module.setattr(config, "PARALLEL_MIN_ROWS", parallel_min)
     cut = [c for c in cuts if c <= n_rows]
     pieces, s_pieces = run_in_chunks(model, keys, times, x, cut)
     rows, s_rows = run_in_chunks(model, keys, times, x, list(range(1, n_rows)))
@@ -235,7 +236,7 @@ def test_datetime_and_tz_aware_times_are_accepted():
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.integers(0, 9), min_size=1, max_size=40))
 def test_group_rows_matches_a_plain_grouping(slot_rows):
-    from streamrnn import kernels
+    from streamrnn.core import kernels
 
     slot_rows = np.array(slot_rows, np.int64)
     scratch = np.full(10, -1, np.int64)

@@ -2,12 +2,13 @@
 
 import numpy as np
 
-from .errors import ConfigError
+from ..core.cells import CELLS
+from ..errors import ConfigError
 
-_MODES = {"RNN_TANH": "rnn_tanh", "RNN_RELU": "rnn_relu", "GRU": "gru", "LSTM": "lstm"}
+_MODES = {cell.torch_mode: name for name, cell in CELLS.items()}
 
 
-def _torch():
+def require_torch():
     try:
         import torch
     except ImportError as exc:  # pragma: no cover - torch is in the test extra
@@ -39,7 +40,7 @@ def from_torch(rnn, head=None):
     >>> bool(np.allclose(y, ref.detach().numpy(), atol=1e-12))
     True
     """
-    from .models import model_for_cell
+    from ..models import model_for_cell
 
     mode = getattr(rnn, "mode", None)
     if mode not in _MODES:
@@ -78,7 +79,7 @@ def from_torch(rnn, head=None):
 
 def to_torch(model):
     """PyTorch modules ``(rnn, head)`` with ``model``'s weights (``head`` may be None)."""
-    torch = _torch()
+    torch = require_torch()
     dtype = torch.float64 if model.dtype == np.float64 else torch.float32
     common = dict(
         input_size=model.input_size,

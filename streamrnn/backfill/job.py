@@ -14,6 +14,7 @@ from feeds.schema import CATEGORIES
 from feeds.tables import column_types as arrow_types
 from feeds.tables import na_markers, time_formats
 
+from ..core.cells import FAMILIES
 from ..errors import ConfigError, InputError
 from ..learner import DEFAULT_LOSS, DEFAULT_LR, DEFAULT_TBPTT, DEFAULT_WARMUP
 from ..losses import Pinball, as_loss
@@ -23,7 +24,7 @@ CHOICES = {
     "format": ("auto", "parquet", "csv", "ipc"),
     "late": ("error", "drop"),
     "duplicates": ("error", "first", "last"),
-    "cell": ("rnn", "gru", "lstm"),
+    "cell": FAMILIES,
     "dtype": ("float32", "float64"),
     "progress": ("auto", "bar", "log", "none"),
     "relative": ("auto", "last", "none"),

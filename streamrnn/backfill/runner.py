@@ -22,18 +22,16 @@ from feeds.tables import column_types as arrow_types
 
 from .. import checkpoint
 from .._book import Book
-from ..errors import ConfigError, InputError, StateError
-from ..evaluate import _Scorer, _wanted
+from ..errors import ConfigError, InputError
+from ..evaluate import Scorer, wanted_scores
 from ..learner import OnlineLearner
 from ..losses import MSE, Pinball
-from ..models import GRU, LSTM, RNN, RecurrentModel
+from ..models import MODELS, RecurrentModel
 from ..optim import Adam, ExponentialDecay, WarmUp
 from ..stream import Stream
 from .folder import CHECKPOINT, REPORT, STATES, claim
 from .job import OTHERS, checked, identity, job_id
 from .pairing import Pairing
-
-_CELLS = {"rnn": RNN, "gru": GRU, "lstm": LSTM}
 
 
 # -- models and engines -----------------------------------------------------------------
@@ -42,9 +40,9 @@ def _load_model(path):
     returns ``(model, relative)``: what the saved engine's outputs are (``"none"`` for
     a PyTorch model or a bare model)."""
     if path.endswith((".pt", ".pth")):
-        from ..torch_io import _torch, from_torch
+        from ..adapters.torch import from_torch, require_torch
 
-        torch = _torch()
+        torch = require_torch()
         try:
             obj = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as exc:  # torch raises many kinds
@@ -213,7 +211,7 @@ def _make_engine(job, model, chunk, feed, relative):
             raise ConfigError(
                 "a new model needs targets to size its outputs; name them (targets=...)"
             )
-        model = _CELLS[job.cell](I, job.hidden, job.layers, output_size=T * K,
+        model = MODELS[job.cell](I, job.hidden, job.layers, output_size=T * K,
                                  dtype=job.dtype, seed=job.seed)  # fmt: skip
     relative = None if relative == "none" else relative
     stands = bool(T) and model.out_features == T * K
@@ -583,8 +581,8 @@ class _Run:
             loss = self.engine.loss
         else:
             loss = Pinball(job.quantiles) if job.quantiles else MSE()
-        names = _wanted(None, loss, job.season)
-        self.scorer = _Scorer(loss, job.horizon, names, job.season, None, None, 0.0)
+        names = wanted_scores(None, loss, job.season)
+        self.scorer = Scorer(loss, job.horizon, names, job.season, None, None, 0.0)
         point, band = 0, None
         if job.quantiles:
             q = job.quantiles
@@ -879,7 +877,7 @@ def _finish(job, state, seconds, report):
 def _write_states(job, engine):
     keys, model = list(engine.keys()), engine.model
     cols = {(engine.feed.schema.key or "key"): pa.array(keys)}
-    parts = ("h", "c") if isinstance(model, LSTM) else ("h",)
+    parts = ("h", "c") if model.state_vectors == 2 else ("h",)
     states = [engine.get_state(k) for k in keys]
     for i, part in enumerate(parts):  # (layers, hidden) each: h0_0 is layer 0, unit 0
         values = [st[i] if len(parts) > 1 else st for st in states]
@@ -925,16 +923,5 @@ def _report(job, state, summary, folder):
 
 
 def load_checkpoint(path):
-    """The engine a backfill checkpoint holds, ready to go on live.
-
-    Returns the :class:`~streamrnn.OnlineLearner` (or :class:`~streamrnn.Stream`
-    for inference) with its feed, weights, optimizer state, every key's state and
-    the scaling statistics, as the backfill left them: give it the chunks that
-    follow. Raises :class:`StateError` for a file that is no checkpoint, of
-    another format, or damaged.
-    """
-    header, payload = checkpoint.read(os.fspath(path))
-    engine = payload["engine"]
-    if engine is None:
-        raise StateError(f"{path}: the checkpoint was taken before any row was read")
-    return engine
+    """The engine a backfill checkpoint holds (:func:`streamrnn.checkpoint.load_engine`)."""
+    return checkpoint.load_engine(path)

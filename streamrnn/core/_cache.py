@@ -41,15 +41,15 @@ from numba.core import config as numba_config
 from numba.misc.appdirs import AppDirs
 
 #: This package's folder as imported (the folder Numba sees in each function's file name).
-_FOLDER = os.path.dirname(os.path.abspath(__file__))
+_FOLDER = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: The same folder with links resolved, to tell whether a file lies inside it.
 _RESOLVED = Path(_FOLDER).resolve()
 
 #: A line that applies a Numba decorator, bare or through a module (``@numba.njit``),
-#: at any indentation.
+#: or one of :mod:`streamrnn.core.jit`'s (``@kernel``), at any indentation.
 _COMPILED = re.compile(
     rb"^[ \t]*@(?:\w+\.)*(?:njit|jit|intrinsic|register_jitable|overload|generated_jit"
-    rb"|vectorize|guvectorize|cfunc|stencil)",
+    rb"|vectorize|guvectorize|cfunc|stencil|kernel|exact_kernel|inline)",
     re.M,
 )
 
@@ -63,7 +63,7 @@ def digest_of(folder):
 
     Examples
     --------
-    >>> from streamrnn import _cache
+    >>> from streamrnn.core import _cache
     >>> len(_cache.digest_of(_cache._FOLDER))
     64
     """
@@ -120,17 +120,17 @@ def _writable(folder):
 
 
 def cache_folder(py_file=None):
-    """The folder where the functions of ``py_file`` (by default, of this package's
-    top-level modules) are cached: the first of Numba's choices that is writable, or
-    the last one when none is.
+    """The folder where the functions of ``py_file`` (by default, of the compiled core,
+    :mod:`streamrnn.core`) are cached: the first of Numba's choices that is writable,
+    or the last one when none is.
 
     Examples
     --------
-    >>> from streamrnn import _cache
+    >>> from streamrnn.core import _cache
     >>> _cache.cache_folder().endswith(_cache.sources_digest()[:16])
     True
     """
-    for folder in _folders(py_file or os.path.join(_FOLDER, "__init__.py")):
+    for folder in _folders(py_file or os.path.join(_FOLDER, "core", "__init__.py")):
         if _writable(folder):
             return folder
     return folder
@@ -143,7 +143,7 @@ class PackageLocator(caching._CacheLocator):
     Examples
     --------
     >>> import os
-    >>> from streamrnn import _cache, cells
+    >>> from streamrnn.core import _cache, cells
     >>> fn = cells.rnn_update.py_func
     >>> locator = _cache.PackageLocator.from_function(fn, cells.__file__)
     >>> locator.get_source_stamp() == _cache.sources_digest()

@@ -7,43 +7,64 @@ the summed loss to ``G`` (laid out as ``P``). It is the one kernel that both
 :meth:`streamrnn.RecurrentModel.gradients` and the online learner call.
 
 The forward part makes the same matrix products and cell updates as
-:func:`streamrnn.kernels.advance_block`, in the same order, so a window starting
+:func:`streamrnn.core.kernels.advance_block`, in the same order, so a window starting
 from a stream's state reproduces the stream's outputs bit for bit.
 
 Backward, for each step from last to first and each layer from top to bottom,
 the cell turns the gradient reaching its new state into gradients of its gate
-pre-activations (:mod:`streamrnn.cells`); the products with ``W_hh`` and
+pre-activations (:mod:`streamrnn.core.cells`); the products with ``W_hh`` and
 ``W_ih`` carry them to the previous step and the layer below. The weight
 gradients are summed over the window afterwards, one matrix product per weight
 (``dW^T += U^T dA``, ``U`` the layer's inputs over the window), in step order.
 
 ``PT`` holds the weights untransposed for those products
-(:func:`streamrnn.layout.make_back_spec`); :func:`refresh` rebuilds it, and the
+(:func:`streamrnn.core.layout.make_back_spec`); :func:`refresh` rebuilds it, and the
 bias sums in ``P``, after the weights change.
 """
 
-from numba import njit
-
-from . import config
+from ..losses import loss_grad
 from .cells import (
     GRU,
     LSTM,
     SAVED_PER_UNIT,
     gru_backward,
-    gru_update_save,
+    gru_update,
     lstm_backward,
-    lstm_update_save,
+    lstm_update,
     rnn_backward,
     rnn_update,
 )
-from .kernels import _HEAD, _PER_LAYER, _gate_width, _state_width, gemm
-from .layout import aligned_zeros, make_back_spec
-from .losses import loss_grad
+from .jit import inline, kernel, not_inlined
+from .kernels import gate_width, gemm, state_width
+from .layout import (
+    B_HH,
+    B_IH,
+    B_SUM,
+    BACK_HEAD,
+    BACK_W_HH,
+    BACK_W_IH,
+    HAS_HEAD,
+    HEAD_B,
+    HEAD_W,
+    HIDDEN,
+    INPUTS,
+    KIND,
+    LAYERS,
+    LD_GATES,
+    LD_H,
+    LD_HEAD,
+    LD_IN,
+    OUTPUTS,
+    W_HH,
+    W_IH,
+    aligned_zeros,
+    back_layer_at,
+    layer_at,
+    make_back_spec,
+)
 
-_FLAGS = config.JIT_FLAGS
 
-
-@njit(inline="always")
+@inline
 def _transpose(src, at, ld, rows, cols, dst, to, ld_to):
     """``dst[to:]`` viewed ``(cols, ld_to)`` = ``src[at:]`` viewed ``(rows, ld)``, transposed."""
     S2 = src[at : at + rows * ld].reshape(rows, ld)
@@ -54,34 +75,38 @@ def _transpose(src, at, ld, rows, cols, dst, to, ld_to):
             out[r] = S2[r, c]
 
 
-@njit(**_FLAGS)
+@kernel
 def refresh(spec, P, bspec, PT):
     """After ``P``'s weights change: its ``b_ih + b_hh`` blocks, and ``PT``."""
-    I = spec[1]
-    H = spec[2]
-    GW = _gate_width(spec)
-    ld = spec[8]
-    ld_h = bspec[0]
-    for layer in range(spec[3]):
-        at = _HEAD + _PER_LAYER * layer
+    I = spec[INPUTS]
+    H = spec[HIDDEN]
+    GW = gate_width(spec)
+    ld = spec[LD_GATES]
+    ld_h = bspec[LD_H]
+    for layer in range(spec[LAYERS]):
+        at = layer_at(layer)
         n_in = I if layer == 0 else H
         for g in range(GW):
-            P[spec[at + 4] + g] = P[spec[at + 2] + g] + P[spec[at + 3] + g]
-        w_ih, w_hh, ld_in = bspec[2 + 3 * layer], bspec[3 + 3 * layer], bspec[4 + 3 * layer]
-        _transpose(P, spec[at], ld, n_in, GW, PT, w_ih, ld_in)
-        _transpose(P, spec[at + 1], ld, H, GW, PT, w_hh, ld_h)
-    if spec[5]:
-        _transpose(P, spec[6], spec[9], H, spec[4], PT, bspec[1], ld_h)
+            P[spec[at + B_SUM] + g] = P[spec[at + B_IH] + g] + P[spec[at + B_HH] + g]
+        w_ih, w_hh, ld_in = (
+            bspec[back_layer_at(layer) + BACK_W_IH],
+            bspec[back_layer_at(layer) + BACK_W_HH],
+            bspec[back_layer_at(layer) + LD_IN],
+        )
+        _transpose(P, spec[at + W_IH], ld, n_in, GW, PT, w_ih, ld_in)
+        _transpose(P, spec[at + W_HH], ld, H, GW, PT, w_hh, ld_h)
+    if spec[HAS_HEAD]:
+        _transpose(P, spec[HEAD_W], spec[LD_HEAD], H, spec[OUTPUTS], PT, bspec[BACK_HEAD], ld_h)
 
 
-@njit(**_FLAGS)
+@kernel
 def scratch_size(spec, n, T):
     """Length of the scratch :func:`window` needs for ``n`` windows of ``T`` steps."""
-    I = spec[1]
-    H = spec[2]
-    L = spec[3]
-    O = spec[4]
-    GW = _gate_width(spec)
+    I = spec[INPUTS]
+    H = spec[HIDDEN]
+    L = spec[LAYERS]
+    O = spec[OUTPUTS]
+    GW = gate_width(spec)
     per_layer = n * (2 * (T + 1) * H + T * SAVED_PER_UNIT * H + 2 * T * GW)
     wide = max(GW, H, O, I)
     return (
@@ -89,7 +114,7 @@ def scratch_size(spec, n, T):
     )
 
 
-@njit(**_FLAGS)
+@kernel
 def window(spec, P, bspec, PT, n, S0, X, T, Y, loss0, lkind, lpar, G, W, lossc, s_end, dS_steps,
            dS0, S_out, Y_out):  # fmt: skip
     """Forward and backward over ``T`` steps of ``n`` series at once.
@@ -109,18 +134,19 @@ def window(spec, P, bspec, PT, n, S0, X, T, Y, loss0, lkind, lpar, G, W, lossc, 
     ``S_out`` and ``Y_out`` receive each window's state (``D`` numbers) and
     output (``O``) after every step. Every row is computed as it would be alone.
     """
-    kind = spec[0]
-    I = spec[1]
-    H = spec[2]
-    L = spec[3]
-    O = spec[4]
-    has_head = spec[5]
-    ld = spec[8]
-    ld_o = spec[9]
-    ld_h = bspec[0]
-    KH = _state_width(spec)
+    not_inlined()
+    kind = spec[KIND]
+    I = spec[INPUTS]
+    H = spec[HIDDEN]
+    L = spec[LAYERS]
+    O = spec[OUTPUTS]
+    has_head = spec[HAS_HEAD]
+    ld = spec[LD_GATES]
+    ld_o = spec[LD_HEAD]
+    ld_h = bspec[LD_H]
+    KH = state_width(spec)
     D = L * KH
-    GW = _gate_width(spec)
+    GW = gate_width(spec)
     Oy = Y.shape[0] // (n * T) if T > 0 else 0
     A = SAVED_PER_UNIT * H
     nH = n * H
@@ -159,7 +185,7 @@ def window(spec, P, bspec, PT, n, S0, X, T, Y, loss0, lkind, lpar, G, W, lossc, 
                 W[hs + HC + w * H + j] = S0[w * D + layer * KH + H + j] if kind == LSTM else 0.0
     for t in range(T):
         for layer in range(L):
-            at = _HEAD + _PER_LAYER * layer
+            at = layer_at(layer)
             hs = layer * per_layer
             cs = hs + HC
             ac = cs + HC + t * n * A
@@ -178,34 +204,34 @@ def window(spec, P, bspec, PT, n, S0, X, T, Y, loss0, lkind, lpar, G, W, lossc, 
                 stride = H
                 n_in = H
             if kind == GRU:
-                gemm(P, spec[at], ld, src, src_at, stride, n, n_in, GW, P, spec[at + 2], 0, W, GI,
-                     GW)  # fmt: skip
-                gemm(P, spec[at + 1], ld, W, hp, H, n, H, GW, P, spec[at + 3], 0, W, GH, GW)
+                gemm(P, spec[at + W_IH], ld, src, src_at, stride, n, n_in, GW, P, spec[at + B_IH],
+                     0, W, GI, GW)  # fmt: skip
+                gemm(P, spec[at + W_HH], ld, W, hp, H, n, H, GW, P, spec[at + B_HH], 0, W, GH, GW)
                 for w in range(n):
-                    gru_update_save(W[GI + w * GW : GI + (w + 1) * GW],
-                                    W[GH + w * GW : GH + (w + 1) * GW],
-                                    W[hn + w * H : hn + (w + 1) * H], H,
-                                    W[ac + w * A : ac + (w + 1) * A])  # fmt: skip
+                    gru_update(W[GI + w * GW : GI + (w + 1) * GW],
+                               W[GH + w * GW : GH + (w + 1) * GW],
+                               W[hn + w * H : hn + (w + 1) * H], H,
+                               W[ac + w * A : ac + (w + 1) * A])  # fmt: skip
             else:
-                gemm(P, spec[at], ld, src, src_at, stride, n, n_in, GW, P, spec[at + 4], 0, W, GI,
-                     GW)  # fmt: skip
-                gemm(P, spec[at + 1], ld, W, hp, H, n, H, GW, W, GI, GW, W, GI, GW)
+                gemm(P, spec[at + W_IH], ld, src, src_at, stride, n, n_in, GW, P, spec[at + B_SUM],
+                     0, W, GI, GW)  # fmt: skip
+                gemm(P, spec[at + W_HH], ld, W, hp, H, n, H, GW, W, GI, GW, W, GI, GW)
                 if kind == LSTM:
                     cp = cs + t * nH
                     for j in range(nH):
                         W[cp + nH + j] = W[cp + j]
                     for w in range(n):
-                        lstm_update_save(W[GI + w * GW : GI + (w + 1) * GW],
-                                         W[hn + w * H : hn + (w + 1) * H],
-                                         W[cp + nH + w * H : cp + nH + (w + 1) * H], H,
-                                         W[ac + w * A : ac + (w + 1) * A])  # fmt: skip
+                        lstm_update(W[GI + w * GW : GI + (w + 1) * GW],
+                                    W[hn + w * H : hn + (w + 1) * H],
+                                    W[cp + nH + w * H : cp + nH + (w + 1) * H], H,
+                                    W[ac + w * A : ac + (w + 1) * A])  # fmt: skip
                 else:
                     for w in range(n):
                         rnn_update(kind, W[GI + w * GW : GI + (w + 1) * GW],
                                    W[hn + w * H : hn + (w + 1) * H], H)  # fmt: skip
         top = (L - 1) * per_layer + (t + 1) * nH
         if has_head:
-            gemm(P, spec[6], ld_o, W, top, H, n, H, O, P, spec[7], 0, W, YH, O)
+            gemm(P, spec[HEAD_W], ld_o, W, top, H, n, H, O, P, spec[HEAD_B], 0, W, YH, O)
             out = YH
             ostride = O
         else:
@@ -264,7 +290,23 @@ def window(spec, P, bspec, PT, n, S0, X, T, Y, loss0, lkind, lpar, G, W, lossc, 
             dhr = DHR + layer * nH
             if layer == L - 1:
                 if has_head:
-                    gemm(PT, bspec[1], ld_h, W, DY + t * O, T * O, n, O, H, W, dhr, H, W, DHI, H)
+                    gemm(
+                        PT,
+                        bspec[BACK_HEAD],
+                        ld_h,
+                        W,
+                        DY + t * O,
+                        T * O,
+                        n,
+                        O,
+                        H,
+                        W,
+                        dhr,
+                        H,
+                        W,
+                        DHI,
+                        H,
+                    )
                 else:
                     for w in range(n):
                         for j in range(H):
@@ -272,7 +314,7 @@ def window(spec, P, bspec, PT, n, S0, X, T, Y, loss0, lkind, lpar, G, W, lossc, 
             else:
                 for j in range(nH):
                     W[DHI + j] = W[dhr + j] + W[DX + j]
-            w_hh = bspec[3 + 3 * layer]
+            w_hh = bspec[back_layer_at(layer) + BACK_W_HH]
             for w in range(n):
                 dh = W[DHI + w * H : DHI + (w + 1) * H]
                 a = W[ac + w * A : ac + (w + 1) * A]
@@ -296,7 +338,10 @@ def window(spec, P, bspec, PT, n, S0, X, T, Y, loss0, lkind, lpar, G, W, lossc, 
             else:
                 gemm(PT, w_hh, ld_h, W, dai, T * GW, n, GW, H, W, ZERO, 0, W, dhr, H)
             if layer > 0:
-                w_ih, ld_in = bspec[2 + 3 * layer], bspec[4 + 3 * layer]
+                w_ih, ld_in = (
+                    bspec[back_layer_at(layer) + BACK_W_IH],
+                    bspec[back_layer_at(layer) + LD_IN],
+                )
                 gemm(PT, w_ih, ld_in, W, dai, T * GW, n, GW, H, W, ZERO, 0, W, DX, H)
 
     if dS0.shape[0]:
@@ -309,7 +354,7 @@ def window(spec, P, bspec, PT, n, S0, X, T, Y, loss0, lkind, lpar, G, W, lossc, 
 
     # weight gradients: dW^T += U^T dA, summed over k = w * T + t in order
     for layer in range(L):
-        at = _HEAD + _PER_LAYER * layer
+        at = layer_at(layer)
         hs = layer * per_layer
         dai = hs + 2 * HC + T * n * A
         dah = dai + nT * GW
@@ -326,30 +371,35 @@ def window(spec, P, bspec, PT, n, S0, X, T, Y, loss0, lkind, lpar, G, W, lossc, 
                 for w in range(n):
                     for j in range(H):
                         W[UT + j * nT + w * T + t] = W[below + t * nH + w * H + j]
-        w_ih = spec[at]
+        w_ih = spec[at + W_IH]
         gemm(W, dai, GW, W, UT, nT, n_in, nT, GW, G, w_ih, ld, G, w_ih, ld)
         for t in range(T):
             for w in range(n):
                 for j in range(H):
                     W[UT + j * nT + w * T + t] = W[hs + t * nH + w * H + j]
-        w_hh = spec[at + 1]
+        w_hh = spec[at + W_HH]
         gemm(W, dah, GW, W, UT, nT, H, nT, GW, G, w_hh, ld, G, w_hh, ld)
         # bias gradients: sums over the steps, in order (a product with ones)
-        gemm(W, dai, GW, W, ONES, 0, 1, nT, GW, G, spec[at + 2], 0, G, spec[at + 2], 0)
-        gemm(W, dah, GW, W, ONES, 0, 1, nT, GW, G, spec[at + 3], 0, G, spec[at + 3], 0)
+        gemm(W, dai, GW, W, ONES, 0, 1, nT, GW, G, spec[at + B_IH], 0, G, spec[at + B_IH], 0)
+        gemm(W, dah, GW, W, ONES, 0, 1, nT, GW, G, spec[at + B_HH], 0, G, spec[at + B_HH], 0)
     if has_head:
         top = (L - 1) * per_layer + nH
         for t in range(T):
             for w in range(n):
                 for j in range(H):
                     W[UT + j * nT + w * T + t] = W[top + t * nH + w * H + j]
-        gemm(W, DY, O, W, UT, nT, H, nT, O, G, spec[6], ld_o, G, spec[6], ld_o)
-        gemm(W, DY, O, W, ONES, 0, 1, nT, O, G, spec[7], 0, G, spec[7], 0)
+        gemm(W, DY, O, W, UT, nT, H, nT, O, G, spec[HEAD_W], ld_o, G, spec[HEAD_W], ld_o)
+        gemm(W, DY, O, W, ONES, 0, 1, nT, O, G, spec[HEAD_B], 0, G, spec[HEAD_B], 0)
+
+
+def window_args_of(spec, P):
+    """``(bspec, PT)`` for the weights ``P`` laid out by ``spec``."""
+    bspec, size = make_back_spec(spec, P.dtype)
+    PT = aligned_zeros(size, P.dtype)
+    refresh(spec, P, bspec, PT)
+    return bspec, PT
 
 
 def window_args(model):
     """``(bspec, PT)`` for ``model``'s current weights."""
-    bspec, size = make_back_spec(model._spec, model.dtype)
-    PT = aligned_zeros(size, model.dtype)
-    refresh(model._spec, model._P, bspec, PT)
-    return bspec, PT
+    return window_args_of(model._spec, model._P)

@@ -3,7 +3,7 @@
 Every cell follows PyTorch's equations, gate order and parameter names. A step
 is two parts: the matrix products that give the gate pre-activations (the same
 for every cell, done for a block of series at once by
-:func:`streamrnn.kernels.layer_block`), and the elementwise update below,
+:func:`streamrnn.core.kernels.advance_block`), and the elementwise update below,
 which turns pre-activations into the new state of one series.
 
 Pre-activations arrive as ``g = b_ih + b_hh + W_ih x + W_hh h`` for RNN and
@@ -33,26 +33,41 @@ Cell kinds (the integer that selects a cell inside the loop kernels):
     h' = o * tanh(c')
 """
 
-from numba import njit
+from typing import NamedTuple
 
-from . import config
 from ._activations import sigmoid, tanh
+from .jit import kernel
 
 RNN_TANH = 0
 RNN_RELU = 1
 GRU = 2
 LSTM = 3
+#: Either Elman kind, where a kernel is compiled for a family of cells.
+ELMAN = -1
 
-#: name -> (kind, gates per unit G, state vectors per layer K)
+
+class Cell(NamedTuple):
+    """What the package knows of a cell, in one place."""
+
+    kind: int  #: the integer that selects it in the kernels (``spec[KIND]``)
+    gates: int  #: gates per unit, G
+    states: int  #: state vectors per layer, K (h, and c for LSTM)
+    family: str  #: its model class's name on the command line and in job files
+    torch_mode: str  #: ``mode`` of the ``torch.nn`` module that computes the same
+
+
+#: The cell registry: every mapping from a cell's name to what it is reads this.
 CELLS = {
-    "rnn_tanh": (RNN_TANH, 1, 1),
-    "rnn_relu": (RNN_RELU, 1, 1),
-    "gru": (GRU, 3, 1),
-    "lstm": (LSTM, 4, 2),
+    "rnn_tanh": Cell(RNN_TANH, 1, 1, "rnn", "RNN_TANH"),
+    "rnn_relu": Cell(RNN_RELU, 1, 1, "rnn", "RNN_RELU"),
+    "gru": Cell(GRU, 3, 1, "gru", "GRU"),
+    "lstm": Cell(LSTM, 4, 2, "lstm", "LSTM"),
 }
+#: The model families, by their command-line names.
+FAMILIES = tuple(dict.fromkeys(cell.family for cell in CELLS.values()))
 
 
-@njit(**config.JIT_FLAGS)
+@kernel
 def rnn_update(kind, g, h, H):
     """Elman: ``h = tanh(g)`` or ``relu(g)``."""
     if kind == RNN_TANH:
@@ -64,32 +79,48 @@ def rnn_update(kind, g, h, H):
             h[j] = v if v > 0.0 else 0.0
 
 
-@njit(**config.JIT_FLAGS)
-def gru_update(gi, gh, h, H):
-    """GRU: ``b_hn`` stays inside the reset product, as in PyTorch."""
+@kernel
+def gru_update(gi, gh, h, H, a):
+    """GRU: ``b_hn`` stays inside the reset product, as in PyTorch. With ``a`` (not
+    None: training), keeps ``r, z, n, gh_n`` there for the backward step; a None
+    ``a`` compiles a kernel without those stores."""
     for j in range(H):
         r = sigmoid(gi[j] + gh[j])
         z = sigmoid(gi[H + j] + gh[H + j])
         n = tanh(gi[2 * H + j] + r * gh[2 * H + j])
+        if a is not None:
+            a[j] = r
+            a[H + j] = z
+            a[2 * H + j] = n
+            a[3 * H + j] = gh[2 * H + j]
         h[j] = n + z * (h[j] - n)  # = (1 - z) * n + z * h, rounded as PyTorch does
 
 
-@njit(**config.JIT_FLAGS)
-def lstm_update(g, h, c, H):
-    """LSTM: ``c = f c + i g``, ``h = o tanh(c)``."""
+@kernel
+def lstm_update(g, h, c, H, a):
+    """LSTM: ``c = f c + i g``, ``h = o tanh(c)``. With ``a`` (not None), keeps ``i, f,
+    g, o, tanh(c')`` there."""
     for j in range(H):
         i = sigmoid(g[j])
         f = sigmoid(g[H + j])
         gg = tanh(g[2 * H + j])
         o = sigmoid(g[3 * H + j])
         cj = f * c[j] + i * gg
+        tc = tanh(cj)
+        if a is not None:
+            a[j] = i
+            a[H + j] = f
+            a[2 * H + j] = gg
+            a[3 * H + j] = o
+            a[4 * H + j] = tc
         c[j] = cj
-        h[j] = o * tanh(cj)
+        h[j] = o * tc
 
 
-# -- training: the same steps, keeping what the backward pass needs -------------
+# -- training: the backward steps ------------------------------------------------
 #
-# ``a`` holds one step's activations of one layer: GRU ``r, z, n, gh_n`` (the
+# The forward steps above keep what these need when given ``a``: one step's
+# activations of one layer, GRU ``r, z, n, gh_n`` (the
 # hidden part of the n gate, ``b_hn + W_hn h``); LSTM ``i, f, g, o, tanh(c')``;
 # the Elman cell keeps nothing (its output is the new ``h``). Backward steps
 # take ``dh`` (the loss gradient reaching the new ``h``) and give the gradients
@@ -100,21 +131,7 @@ def lstm_update(g, h, c, H):
 SAVED_PER_UNIT = 5
 
 
-@njit(**config.JIT_FLAGS)
-def gru_update_save(gi, gh, h, H, a):
-    """:func:`gru_update`, keeping ``r, z, n, gh_n`` in ``a``."""
-    for j in range(H):
-        r = sigmoid(gi[j] + gh[j])
-        z = sigmoid(gi[H + j] + gh[H + j])
-        n = tanh(gi[2 * H + j] + r * gh[2 * H + j])
-        a[j] = r
-        a[H + j] = z
-        a[2 * H + j] = n
-        a[3 * H + j] = gh[2 * H + j]
-        h[j] = n + z * (h[j] - n)
-
-
-@njit(**config.JIT_FLAGS)
+@kernel
 def gru_backward(a, h_prev, dh, dai, dah, dh_prev, H):
     """GRU step backward; ``dh_prev`` gets the direct part ``z * dh`` (the part
     through ``W_hh`` is added by the caller)."""
@@ -135,26 +152,7 @@ def gru_backward(a, h_prev, dh, dai, dah, dh_prev, H):
         dh_prev[j] = d * z
 
 
-@njit(**config.JIT_FLAGS)
-def lstm_update_save(g, h, c, H, a):
-    """:func:`lstm_update`, keeping ``i, f, g, o, tanh(c')`` in ``a``."""
-    for j in range(H):
-        i = sigmoid(g[j])
-        f = sigmoid(g[H + j])
-        gg = tanh(g[2 * H + j])
-        o = sigmoid(g[3 * H + j])
-        cj = f * c[j] + i * gg
-        tc = tanh(cj)
-        a[j] = i
-        a[H + j] = f
-        a[2 * H + j] = gg
-        a[3 * H + j] = o
-        a[4 * H + j] = tc
-        c[j] = cj
-        h[j] = o * tc
-
-
-@njit(**config.JIT_FLAGS)
+@kernel
 def lstm_backward(a, c_prev, dh, dc, da, H):
     """LSTM step backward. ``dc`` holds the gradient reaching the new ``c`` from
     later steps and is replaced by the gradient reaching ``c_prev``."""
@@ -172,7 +170,7 @@ def lstm_backward(a, c_prev, dh, dc, da, H):
         dc[j] = dct * f
 
 
-@njit(**config.JIT_FLAGS)
+@kernel
 def rnn_backward(kind, h, dh, da, H):
     """Elman step backward from the new ``h``: ``tanh' = 1 - h**2``; ``relu'`` is 1
     where ``h > 0``, else 0 (as PyTorch)."""

@@ -3,10 +3,9 @@
 Arguments are packed so that calls stay cheap:
 
 ``spec`` (int64)
-    ``[kind, I, H, L, O, has_head, head_w, head_b, ld_g, ld_o``, then for each
-    layer the offsets into P of ``w_ih, w_hh, b_ih, b_hh, b_ih + b_hh]``;
-    ``ld_g`` and ``ld_o`` are the padded row lengths of gate and head weights.
-    Built by :func:`streamrnn.layout.make_spec`.
+    the model's sizes and where each block of ``P`` starts, read by the names
+    of :mod:`streamrnn.core.layout` (``spec[HIDDEN]``, ``spec[layer_at(l) + W_HH]``).
+    Built by :func:`streamrnn.core.layout.make_spec`.
 ``P``
     every parameter in one flat array of the model's dtype.
 ``S``
@@ -19,57 +18,76 @@ Arguments are packed so that calls stay cheap:
     order) and state row ``slots[q]``. Callers list series longest first, so
     that series advanced together stay together.
 
-Series are advanced in groups of up to :data:`streamrnn._simd.ROW_BLOCK`, one
+Kernels are serial and release the GIL; a call that splits its series over
+threads runs the part ``first, first + stride, ...`` of them on each
+(:mod:`streamrnn.core.threads`).
+
+Series are advanced in groups of up to :data:`streamrnn.core._simd.ROW_BLOCK`, one
 time step at a time, so that each load of a weight serves the whole group.
 Every value is computed by the same sequence of operations whatever group a
-series lands in (see :mod:`streamrnn._simd`), so results do not depend on
+series lands in (see :mod:`streamrnn.core._simd`), so results do not depend on
 grouping, chunking, thread count or schedule.
 
 Kernels trust their arguments: the public layer validates them first.
 
 Compiled kernels are cached on disk (``config.CACHE``), keyed to the contents
-of all the package's compiled sources (see :mod:`streamrnn._cache`): an edit to
+of all the package's compiled sources (see :mod:`streamrnn.core._cache`): an edit to
 ``cells.py``, ``_simd.py`` or ``_activations.py`` alone recompiles them too.
 """
 
 import numpy as np
-from numba import njit, prange
 
-from . import config
 from ._simd import ROW_BLOCK
 from ._simd import gemm as _gemm_inline
-from .cells import GRU, LSTM, gru_update, lstm_update, rnn_update
+from .cells import ELMAN, GRU, LSTM, RNN_RELU, RNN_TANH, gru_update, lstm_update, rnn_update
+from .jit import inline, kernel, not_inlined
+from .layout import (
+    B_HH,
+    B_IH,
+    B_SUM,
+    HAS_HEAD,
+    HEAD_B,
+    HEAD_W,
+    HIDDEN,
+    INPUTS,
+    KIND,
+    LAYERS,
+    LD_GATES,
+    LD_HEAD,
+    OUTPUTS,
+    W_HH,
+    W_IH,
+    layer_at,
+)
 
-_HEAD = 10  # spec entries before the per-layer offsets
-_PER_LAYER = 5  # offsets per layer
-_FLAGS = config.JIT_FLAGS
 
-
-@njit(**_FLAGS)
+@kernel
 def gemm(*args):
-    """:func:`streamrnn._simd.gemm` (same arguments), compiled once and called from
+    """:func:`streamrnn.core._simd.gemm` (same arguments), compiled once and called from
     every site.
 
     Inlining the intrinsic at each of the kernels' call sites multiplies its
     unrolled loops; one shared copy keeps the hot code small (measured faster)
     and compiling quicker, for the cost of a call.
     """
+    not_inlined()
     _gemm_inline(*args)
 
 
-@njit(inline="always")
-def _state_width(spec):
+@inline
+def state_width(spec):
     """Numbers of state per layer: ``K * H``."""
-    return (2 if spec[0] == LSTM else 1) * spec[2]
+    return (2 if spec[KIND] == LSTM else 1) * spec[HIDDEN]
 
 
-@njit(inline="always")
-def _gate_width(spec):
-    kind = spec[0]
-    return (3 if kind == GRU else (4 if kind == LSTM else 1)) * spec[2]
+@inline
+def gate_width(spec):
+    """Gate pre-activations per layer: ``G * H``."""
+    kind = spec[KIND]
+    return (3 if kind == GRU else (4 if kind == LSTM else 1)) * spec[HIDDEN]
 
 
-@njit(inline="always")
+@inline
 def advance_block(spec, P, Xb, Sb, n, GI, GH):
     """One time step of every layer for ``n`` series.
 
@@ -77,69 +95,76 @@ def advance_block(spec, P, Xb, Sb, n, GI, GH):
     (``n`` rows of ``D``, updated in place); ``GI`` and ``GH`` are scratch of
     ``n`` rows of ``G * H``.
     """
-    kind = spec[0]
-    I = spec[1]
-    H = spec[2]
-    L = spec[3]
-    KH = _state_width(spec)
+    advance_cell(spec[KIND], spec, P, Xb, Sb, n, GI, GH)
+
+
+@inline
+def advance_cell(kind, spec, P, Xb, Sb, n, GI, GH):
+    """:func:`advance_block` for cells of ``kind``: ``GRU``, ``LSTM``, or an Elman
+    kind (``ELMAN`` for either). A constant ``kind`` leaves the other cells'
+    code out of the compiled kernel."""
+    I = spec[INPUTS]
+    H = spec[HIDDEN]
+    L = spec[LAYERS]
+    KH = state_width(spec)
     D = L * KH
-    GW = _gate_width(spec)
-    ld = spec[8]
+    GW = gate_width(spec)
+    ld = spec[LD_GATES]
     for layer in range(L):
-        at = _HEAD + _PER_LAYER * layer
-        w_ih = spec[at]
-        w_hh = spec[at + 1]
+        at = layer_at(layer)
+        w_ih = spec[at + W_IH]
+        w_hh = spec[at + W_HH]
         base = layer * KH
         if kind == GRU:
-            bias = spec[at + 2]  # gi = b_ih + W_ih x, gh = b_hh + W_hh h
+            bias = spec[at + B_IH]  # gi = b_ih + W_ih x, gh = b_hh + W_hh h
         else:
-            bias = spec[at + 4]  # g = (b_ih + b_hh) + W_ih x + W_hh h
+            bias = spec[at + B_SUM]  # g = (b_ih + b_hh) + W_ih x + W_hh h
         if layer == 0:
             gemm(P, w_ih, ld, Xb, 0, I, n, I, GW, P, bias, 0, GI, 0, GW)
         else:
             gemm(P, w_ih, ld, Sb, base - KH, D, n, H, GW, P, bias, 0, GI, 0, GW)
         if kind == GRU:
-            gemm(P, w_hh, ld, Sb, base, D, n, H, GW, P, spec[at + 3], 0, GH, 0, GW)
+            gemm(P, w_hh, ld, Sb, base, D, n, H, GW, P, spec[at + B_HH], 0, GH, 0, GW)
         else:
             gemm(P, w_hh, ld, Sb, base, D, n, H, GW, GI, 0, GW, GI, 0, GW)
         for r in range(n):
             gi = GI[r * GW : (r + 1) * GW]
             h = Sb[r * D + base : r * D + base + H]
             if kind == GRU:
-                gru_update(gi, GH[r * GW : (r + 1) * GW], h, H)
+                gru_update(gi, GH[r * GW : (r + 1) * GW], h, H, None)
             elif kind == LSTM:
-                lstm_update(gi, h, Sb[r * D + base + H : r * D + base + 2 * H], H)
+                lstm_update(gi, h, Sb[r * D + base + H : r * D + base + 2 * H], H, None)
             else:
-                rnn_update(kind, gi, h, H)
+                rnn_update(spec[KIND], gi, h, H)
 
 
-@njit(inline="always")
+@inline
 def readout_block(spec, P, Sb, n, Yb):
     """Outputs of ``n`` series into ``Yb`` (rows of ``O``): the head, or the top ``h``."""
-    H = spec[2]
-    L = spec[3]
-    O = spec[4]
-    KH = _state_width(spec)
+    H = spec[HIDDEN]
+    L = spec[LAYERS]
+    O = spec[OUTPUTS]
+    KH = state_width(spec)
     D = L * KH
     top = (L - 1) * KH
-    if spec[5]:
-        gemm(P, spec[6], spec[9], Sb, top, D, n, H, O, P, spec[7], 0, Yb, 0, O)
+    if spec[HAS_HEAD]:
+        gemm(P, spec[HEAD_W], spec[LD_HEAD], Sb, top, D, n, H, O, P, spec[HEAD_B], 0, Yb, 0, O)
     else:
         for r in range(n):
             for j in range(H):
                 Yb[r * O + j] = Sb[r * D + top + j]
 
 
-@njit(inline="always")
-def _run_groups(spec, P, X, order, starts, lens, slots, S, Y, first, stride):
-    """Advance groups ``first, first + stride, ...`` of up to ``ROW_BLOCK`` series
-    (listed longest first), each over all its rows, with one set of buffers."""
-    I = spec[1]
-    O = spec[4]
-    D = spec[3] * _state_width(spec)
-    GW = _gate_width(spec)
-    has_head = spec[5]
-    top = D - _state_width(spec)  # the top layer's h
+@inline
+def _run_groups(kind, spec, P, X, order, starts, lens, slots, S, Y, first, stride):
+    """Advance every series over its rows: groups ``first, first + stride, ...`` of up
+    to ``ROW_BLOCK`` series (listed longest first), with one set of buffers."""
+    I = spec[INPUTS]
+    O = spec[OUTPUTS]
+    D = spec[LAYERS] * state_width(spec)
+    GW = gate_width(spec)
+    has_head = spec[HAS_HEAD]
+    top = D - state_width(spec)  # the top layer's h
     Sb = np.empty(ROW_BLOCK * D, P.dtype)
     Xb = np.empty(ROW_BLOCK * I, P.dtype)
     Yb = np.empty(ROW_BLOCK * O, P.dtype)
@@ -160,7 +185,7 @@ def _run_groups(spec, P, X, order, starts, lens, slots, S, Y, first, stride):
                 x = X[order[starts[q0 + i] + t]]
                 for j in range(I):
                     Xb[i * I + j] = x[j]
-            advance_block(spec, P, Xb, Sb, active, GI, GH)
+            advance_cell(kind, spec, P, Xb, Sb, active, GI, GH)
             if has_head:
                 readout_block(spec, P, Sb, active, Yb)
                 for i in range(active):
@@ -178,22 +203,7 @@ def _run_groups(spec, P, X, order, starts, lens, slots, S, Y, first, stride):
                 s[j] = Sb[i * D + j]
 
 
-@njit(**_FLAGS)
-def run_serial(spec, P, X, order, starts, lens, slots, S, Y):
-    """Advance every series over its rows, one group after another."""
-    _run_groups(spec, P, X, order, starts, lens, slots, S, Y, 0, 1)
-
-
-@njit(parallel=True, **_FLAGS)
-def run_parallel(spec, P, X, order, starts, lens, slots, S, Y, threads):
-    """As :func:`run_serial`, with groups dealt round-robin to ``threads`` workers."""
-    n_groups = (slots.shape[0] + ROW_BLOCK - 1) // ROW_BLOCK
-    workers = min(threads, n_groups)
-    for w in prange(workers):
-        _run_groups(spec, P, X, order, starts, lens, slots, S, Y, w, workers)
-
-
-@njit(**_FLAGS)
+@kernel
 def group_rows(slot_rows, seg_of):
     """Group rows by slot in one pass: ``(order, seg, slots)``.
 
@@ -227,8 +237,8 @@ def group_rows(slot_rows, seg_of):
     return order, seg, slots[:n_seg].copy()
 
 
-@njit(**_FLAGS)
-def step_one(spec, P, x, buf):
+@inline
+def _step_one(kind, spec, P, x, buf):
     """One step of one series.
 
     ``buf`` holds the series' state, last input, output and scratch, in that
@@ -238,23 +248,24 @@ def step_one(spec, P, x, buf):
     for i in range(x.shape[0]):
         if not np.isfinite(x[i]):
             return i
-    D = spec[3] * _state_width(spec)
-    I = spec[1]
-    O = spec[4]
-    GW = _gate_width(spec)
+    D = spec[LAYERS] * state_width(spec)
+    I = spec[INPUTS]
+    O = spec[OUTPUTS]
+    GW = gate_width(spec)
     buf[D : D + I] = x
     Sb = buf[:D]
     Xb = buf[D : D + I]
     Yb = buf[D + I : D + I + O]
     work = buf[D + I + O : D + I + O + 2 * GW]
-    advance_block(spec, P, Xb, Sb, 1, work[:GW], work[GW:])
+    advance_cell(kind, spec, P, Xb, Sb, 1, work[:GW], work[GW:])
     readout_block(spec, P, Sb, 1, Yb)
     return -1
 
 
-@njit(parallel=True, **_FLAGS)
-def forecast(spec, P, S, Xlast, fb, future, Y):
-    """Autoregressive rollout of ``Y.shape[1]`` steps for each row of ``S``.
+@inline
+def _forecast(kind, spec, P, S, Xlast, fb, future, Y, first, stride):
+    """Autoregressive rollout of ``Y.shape[1]`` steps for rows ``first, first +
+    stride, ...`` of ``S``.
 
     ``S`` and ``Xlast`` are scratch copies (they are overwritten). ``fb`` holds
     ``(output, input, change)`` rows: each prediction is fed back into the input
@@ -264,12 +275,12 @@ def forecast(spec, P, S, Xlast, fb, future, Y):
     """
     n = S.shape[0]
     horizon = Y.shape[1]
-    GW = _gate_width(spec)
-    for q in prange(n):
+    GW = gate_width(spec)
+    GI = np.empty(GW, P.dtype)
+    GH = np.empty(GW, P.dtype)
+    for q in range(first, n, stride):
         s = S[q]
         x = Xlast[q]
-        GI = np.empty(GW, P.dtype)
-        GH = np.empty(GW, P.dtype)
         readout_block(spec, P, s, 1, Y[q, 0])
         for k in range(1, horizon):
             if future.shape[1] > 0:
@@ -279,5 +290,69 @@ def forecast(spec, P, S, Xlast, fb, future, Y):
                     x[fb[m, 1]] += Y[q, k - 1, fb[m, 0]]
                 else:
                     x[fb[m, 1]] = Y[q, k - 1, fb[m, 0]]
-            advance_block(spec, P, x, s, 1, GI, GH)
+            advance_cell(kind, spec, P, x, s, 1, GI, GH)
             readout_block(spec, P, s, 1, Y[q, k])
+
+
+# -- one compiled kernel per cell family ----------------------------------------
+#
+# The loops above take the cell's kind as a constant, so that each family's
+# kernels hold only its own cell: a first GRU forward compiles no LSTM code.
+
+
+@kernel
+def run_groups_gru(spec, P, X, order, starts, lens, slots, S, Y, first, stride):
+    _run_groups(GRU, spec, P, X, order, starts, lens, slots, S, Y, first, stride)
+
+
+@kernel
+def run_groups_lstm(spec, P, X, order, starts, lens, slots, S, Y, first, stride):
+    _run_groups(LSTM, spec, P, X, order, starts, lens, slots, S, Y, first, stride)
+
+
+@kernel
+def run_groups_elman(spec, P, X, order, starts, lens, slots, S, Y, first, stride):
+    _run_groups(ELMAN, spec, P, X, order, starts, lens, slots, S, Y, first, stride)
+
+
+@kernel
+def step_one_gru(spec, P, x, buf):
+    return _step_one(GRU, spec, P, x, buf)
+
+
+@kernel
+def step_one_lstm(spec, P, x, buf):
+    return _step_one(LSTM, spec, P, x, buf)
+
+
+@kernel
+def step_one_elman(spec, P, x, buf):
+    return _step_one(ELMAN, spec, P, x, buf)
+
+
+@kernel
+def forecast_gru(spec, P, S, Xlast, fb, future, Y, first, stride):
+    _forecast(GRU, spec, P, S, Xlast, fb, future, Y, first, stride)
+
+
+@kernel
+def forecast_lstm(spec, P, S, Xlast, fb, future, Y, first, stride):
+    _forecast(LSTM, spec, P, S, Xlast, fb, future, Y, first, stride)
+
+
+@kernel
+def forecast_elman(spec, P, S, Xlast, fb, future, Y, first, stride):
+    _forecast(ELMAN, spec, P, S, Xlast, fb, future, Y, first, stride)
+
+
+def _by_kind(gru, lstm, elman):
+    return {GRU: gru, LSTM: lstm, RNN_TANH: elman, RNN_RELU: elman}
+
+
+#: Kernels by cell kind (``spec[KIND]``): every series over its rows (see
+#: :func:`_run_groups`), one step of one series (:func:`_step_one`: returns -1,
+#: or the column of a non-finite input, leaving ``buf`` unchanged), rollouts
+#: (:func:`_forecast`).
+RUN_GROUPS = _by_kind(run_groups_gru, run_groups_lstm, run_groups_elman)
+STEP_ONE = _by_kind(step_one_gru, step_one_lstm, step_one_elman)
+FORECAST = _by_kind(forecast_gru, forecast_lstm, forecast_elman)

@@ -32,25 +32,36 @@ the online results, bit for bit, and are used as such. Whatever is still
 pending when the weights are about to change, or when the chunk ends, is run
 forward for many series at once. So in the common case (``k1 == k2``, the
 series in step) every step is computed once forward and once backward.
+
+Threads
+-------
+The rows between two updates (a *segment*) are independent across buffers: a
+segment long enough to be worth it (``config.PARALLEL_MIN_ROWS``) has its
+buffers' passes, and then its pending steps, split over threads
+(:mod:`streamrnn.core.threads`), while runs of short segments go through one serial
+kernel call. Either way each buffer sees the same rows in the same order, so
+the results are the same bit for bit.
 """
 
-import numpy as np
-from numba import njit, prange
+from functools import partial
 
-from . import config
+import numpy as np
+
+from .. import config
+from ..optim import apply_update, clip_scale, grad_norm
+from . import threads
 from ._simd import ROW_BLOCK
 from .bptt import refresh, scratch_size, window
-from .kernels import _gate_width, advance_block, readout_block
-from .optim import apply_update, clip_scale, grad_norm
-
-_FLAGS = config.JIT_FLAGS
+from .jit import inline, kernel, not_inlined
+from .kernels import advance_block, gate_width, readout_block
+from .layout import INPUTS, OUTPUTS
 
 #: Gradient buffers (series ``s`` uses buffer ``s % LANES``). Fixed, so that sums
 #: never depend on the number of threads.
 LANES = 8
 
 
-@njit(**_FLAGS)
+@kernel
 def plan(slot_rows, steps, h, k1, batch, pending):
     """Where windows close and updates happen in a chunk.
 
@@ -80,17 +91,102 @@ def plan(slot_rows, steps, h, k1, batch, pending):
     return win_rows[:nw].copy(), upd[:nu].copy()
 
 
-@njit(**_FLAGS)
+# -- the steps of the pipeline, written once for shared and per-key learning ----
+
+
+@inline
+def _store(ring, ring_row, steps, s, X, Yl, r):
+    """Store row ``r`` (inputs and labels) as series ``s``'s next step in its ring;
+    returns the step's number."""
+    I = X.shape[1]
+    C = ring.shape[1]
+    steps[s] += 1
+    c = steps[s]
+    e = ring[s, c % C]
+    for j in range(I):
+        e[j] = X[r, j]
+    for j in range(Yl.shape[1]):
+        e[I + j] = Yl[r, j]
+    ring_row[s, c % C] = r
+    return c
+
+
+@inline
+def _gather(ring, s, a, T, h, I, Oy, D, WS, WX, WY, w):
+    """Window ``w`` of the buffers: series ``s``'s state after step ``a``, the inputs of
+    steps ``a + 1 .. a + T`` and the labels that arrived ``h`` steps after each."""
+    C = ring.shape[1]
+    at_state = ring.shape[2] - D
+    start = ring[s, a % C]
+    for j in range(D):
+        WS[w * D + j] = start[at_state + j]
+    for t in range(T):
+        src = ring[s, (a + 1 + t) % C]
+        for j in range(I):
+            WX[(w * T + t) * I + j] = src[j]
+        lab = ring[s, (a + 1 + t + h) % C]
+        for j in range(Oy):
+            WY[(w * T + t) * Oy + j] = lab[I + j]
+
+
+@inline
+def _place(hist, Ypred, SO, YO, w, T, s, m, version):
+    """The states and outputs window ``w`` computed for series ``s``'s steps up to
+    ``m`` are its online ones: store those not yet run, and mark them run."""
+    S, ring, ring_row, steps, done, vsince, ssince = hist
+    D = S.shape[1]
+    O = Ypred.shape[1]
+    C = ring.shape[1]
+    at_state = ring.shape[2] - D
+    a = m - T
+    for j in range(done[s] + 1, m + 1):
+        t = w * T + j - a - 1
+        k = j % C
+        e = ring[s, k]
+        for u in range(D):
+            e[at_state + u] = SO[t * D + u]
+        y = Ypred[ring_row[s, k]]
+        for u in range(O):
+            y[u] = YO[t * O + u]
+    for u in range(D):
+        S[s, u] = SO[(w * T + T - 1) * D + u]
+    if vsince[s] != version:
+        vsince[s] = version
+        ssince[s] = done[s] + 1
+    done[s] = m
+
+
+@inline
+def _step_weights(spec, P, bspec, PT, G, M1, M2, okind, hyper, t, lr, segs, count, total,
+                  counts):  # fmt: skip
+    """Average the summed gradient over ``count`` labels, check it, clip and step the
+    weights (and their back copy) with learning rate ``lr``; count the update, or the
+    skip of a non-finite one. ``t[0]`` counts the updates made."""
+    if count <= 0:
+        return
+    norm = _average(G, P.dtype.type(1.0 / count), segs)
+    if np.isfinite(norm) and np.isfinite(total):
+        t[0] += 1
+        apply_update(okind, hyper, t[0], lr, clip_scale(hyper, norm), P, G, M1, M2, segs)
+        refresh(spec, P, bspec, PT)
+        counts[0] += 1
+        counts[2] += np.int64(count)
+    else:
+        counts[1] += 1
+
+
+@kernel
 def _run_pending(spec, P, hist, Ypred, slots, lens, version, first, stride):
     """Run forward the pending steps of ``slots`` (``lens`` of them each, longest
     first), groups ``first, first + stride, ...`` of up to ``ROW_BLOCK`` series:
     their states go to the rings and ``S``, their outputs to ``Ypred``."""
+    not_inlined()
     S, ring, ring_row, steps, done, vsince, ssince = hist
-    I = spec[1]
-    O = spec[4]
+    I = spec[INPUTS]
+    O = spec[OUTPUTS]
     D = S.shape[1]
     C = ring.shape[1]
-    GW = _gate_width(spec)
+    GW = gate_width(spec)
     at_state = ring.shape[2] - D
     Sb = np.empty(ROW_BLOCK * D, P.dtype)
     Xb = np.empty(ROW_BLOCK * I, P.dtype)
@@ -134,37 +230,38 @@ def _run_pending(spec, P, hist, Ypred, slots, lens, version, first, stride):
             done[s] = done[s] + lens[q0 + i]
 
 
-@njit(parallel=True, **_FLAGS)
-def _run_pending_parallel(spec, P, hist, Ypred, slots, lens, version, workers):
-    for w in prange(workers):
-        _run_pending(spec, P, hist, Ypred, slots, lens, version, w, workers)
-
-
-@njit(**_FLAGS)
-def _flush(spec, P, hist, Ypred, seg_slots, version, threads):
-    """Run every pending step of the series in ``seg_slots``."""
+@kernel
+def pending(hist, seg_slots):
+    """The series of ``seg_slots`` with pending steps, longest first, and their counts."""
     steps, done = hist[3], hist[4]
     lens = steps[seg_slots] - done[seg_slots]
     keep = lens > 0
     slots = seg_slots[keep]
     lens = lens[keep]
-    if slots.shape[0] == 0:
-        return
     longest = np.argsort(-lens, kind="mergesort")
-    slots = slots[longest]
-    lens = lens[longest]
-    workers = min(threads, (slots.shape[0] + ROW_BLOCK - 1) // ROW_BLOCK)
-    if workers > 1:
-        _run_pending_parallel(spec, P, hist, Ypred, slots, lens, version, workers)
-    else:
+    return slots[longest], lens[longest]
+
+
+@kernel
+def run_pending(spec, P, hist, Ypred, slots, lens, version, first, stride):
+    """:func:`_run_pending`, called from Python."""
+    _run_pending(spec, P, hist, Ypred, slots, lens, version, first, stride)
+
+
+@kernel
+def _flush(spec, P, hist, Ypred, seg_slots, version):
+    """Run every pending step of the series in ``seg_slots``."""
+    slots, lens = pending(hist, seg_slots)
+    if slots.shape[0]:
         _run_pending(spec, P, hist, Ypred, slots, lens, version, 0, 1)
 
 
-@njit(**_FLAGS)
+@kernel
 def _run_block(net, loss, hist, Ypred, blk, nb, T, k1, lane, version, lanes_):
     """Run the ``nb`` windows of ``T`` steps gathered in ``blk`` (see :func:`_lane_pass`)
     into the lane's buffer, then put the online results of those marked ``same``
     in place."""
+    not_inlined()
     spec, P, bspec, PT = net
     lkind, lpar, _ = loss
     S, ring, ring_row, steps, done, vsince, ssince = hist
@@ -180,9 +277,8 @@ def _run_block(net, loss, hist, Ypred, blk, nb, T, k1, lane, version, lanes_):
     )
     D = S.shape[1]
     O = Ypred.shape[1]
-    C = ring.shape[1]
     at_state = ring.shape[2] - D
-    I = spec[1]
+    I = spec[INPUTS]
     Oy = at_state - I
     empty = np.zeros(0, P.dtype)
     window(spec, P, bspec, PT, nb, WS[: nb * D], WX[: nb * T * I], T, WY[: nb * T * Oy], T - k1,
@@ -194,33 +290,17 @@ def _run_block(net, loss, hist, Ypred, blk, nb, T, k1, lane, version, lanes_):
         lane_count[lane] += np.int64(lossc[w, 1])
         s = bslot[w]
         m = bm[w]
-        if not bsame[w] or done[s] >= m:
-            continue
-        a = m - T
-        for j in range(done[s] + 1, m + 1):
-            t = w * T + j - a - 1
-            k = j % C
-            e = ring[s, k]
-            for u in range(D):
-                e[at_state + u] = SO[t * D + u]
-            y = Ypred[ring_row[s, k]]
-            for u in range(O):
-                y[u] = YO[t * O + u]
-        for u in range(D):
-            S[s, u] = SO[(w * T + T - 1) * D + u]
-        if vsince[s] != version:
-            vsince[s] = version
-            ssince[s] = done[s] + 1
-        done[s] = m
+        if bsame[w] and done[s] < m:
+            _place(hist, Ypred, SO, YO, w, T, s, m, version)
 
 
-@njit(**_FLAGS)
+@kernel
 def _lane_pass(net, loss, data, hist, r0, end, is_win, lane, cfg, version, blk, lanes_):
     """Store the rows ``r0 .. end`` of the series of ``lane`` in their rings, and
     run the windows they close, in arrival order, into the lane's buffer.
 
     Windows of the same length are gathered and run up to ``ROW_BLOCK`` at a
-    time (which changes no value: see :func:`streamrnn.bptt.window`); a
+    time (which changes no value: see :func:`streamrnn.core.bptt.window`); a
     series' window runs before its next row is stored.
     """
     spec, P = net[0], net[1]
@@ -232,8 +312,6 @@ def _lane_pass(net, loss, data, hist, r0, end, is_win, lane, cfg, version, blk, 
     I = X.shape[1]
     Oy = Yl.shape[1]
     D = S.shape[1]
-    C = ring.shape[1]
-    at_state = I + Oy
     one = np.zeros(1, np.int64)
     nb = 0
     T_blk = 0
@@ -246,14 +324,7 @@ def _lane_pass(net, loss, data, hist, r0, end, is_win, lane, cfg, version, blk, 
                 _run_block(net, loss, hist, Ypred, blk, nb, T_blk, k1, lane, version, lanes_)
                 nb = 0
                 break
-        steps[s] += 1
-        c = steps[s]
-        e = ring[s, c % C]
-        for j in range(I):
-            e[j] = X[r, j]
-        for j in range(Oy):
-            e[I + j] = Yl[r, j]
-        ring_row[s, c % C] = r
+        c = _store(ring, ring_row, steps, s, X, Yl, r)
         if not is_win[r]:
             continue
         m = c - h
@@ -269,16 +340,7 @@ def _lane_pass(net, loss, data, hist, r0, end, is_win, lane, cfg, version, blk, 
             _run_block(net, loss, hist, Ypred, blk, nb, T_blk, k1, lane, version, lanes_)
             nb = 0
         T_blk = T
-        start = ring[s, a % C]
-        for j in range(D):
-            WS[nb * D + j] = start[at_state + j]
-        for t in range(T):
-            src = ring[s, (a + 1 + t) % C]
-            for j in range(I):
-                WX[(nb * T + t) * I + j] = src[j]
-            lab = ring[s, (a + 1 + t + h) % C]
-            for j in range(Oy):
-                WY[(nb * T + t) * Oy + j] = lab[I + j]
+        _gather(ring, s, a, T, h, I, Oy, D, WS, WX, WY, nb)
         bslot[nb] = s
         bm[nb] = m
         bsame[nb] = same
@@ -287,8 +349,8 @@ def _lane_pass(net, loss, data, hist, r0, end, is_win, lane, cfg, version, blk, 
         _run_block(net, loss, hist, Ypred, blk, nb, T_blk, k1, lane, version, lanes_)
 
 
-@njit(**_FLAGS)
-def _block_buffers(k2, I, Oy, O, D, like):
+@kernel
+def block_buffers(k2, I, Oy, O, D, like):
     """Per lane: the windows being gathered (slot, last step, same) and their data."""
     NB = ROW_BLOCK
     dt = like.dtype
@@ -305,13 +367,14 @@ def _block_buffers(k2, I, Oy, O, D, like):
     )
 
 
-@njit(parallel=True, **_FLAGS)
-def _lanes_parallel(net, loss, data, hist, r0, end, is_win, cfg, version, blk, lanes_):
-    for lane in prange(LANES):
+@kernel
+def lanes_part(net, loss, data, hist, r0, end, is_win, cfg, version, blk, lanes_, first, stride):
+    """:func:`_lane_pass` for buffers ``first, first + stride, ...``."""
+    for lane in range(first, LANES, stride):
         _lane_pass(net, loss, data, hist, r0, end, is_win, lane, cfg, version, blk, lanes_)
 
 
-@njit(**_FLAGS)
+@kernel
 def _average(G, inv, segs):
     """``G *= inv``, and the norm of the result over ``segs`` (as
     :func:`streamrnn.optim.grad_norm`), in one pass when ``segs`` is the whole
@@ -342,8 +405,8 @@ def _average(G, inv, segs):
     return grad_norm(G, segs)  # non-finite, or an overflow it scales away
 
 
-@njit(**_FLAGS)
-def _update(net, opt, lanes_, counts):
+@kernel
+def update(net, opt, lanes_, counts):
     """Sum the buffers that received windows, in buffer order; average, check,
     clip and step; empty the buffers.
 
@@ -371,17 +434,9 @@ def _update(net, opt, lanes_, counts):
                 G[j] += Gl[j]
         total += lane_loss[lane]
         count += lane_count[lane]
-    if count > 0:
-        norm = _average(G, P.dtype.type(1.0 / count), segs)
-        if np.isfinite(norm) and np.isfinite(total):
-            t[0] += 1
-            apply_update(okind, hyper, t[0], lrs[t[0] - t[1]], clip_scale(hyper, norm), P, G,
-                         M1, M2, segs)  # fmt: skip
-            refresh(spec, P, bspec, PT)
-            counts[0] += 1
-            counts[2] += count
-        else:
-            counts[1] += 1
+    lr = lrs[t[0] + 1 - t[1]]  # the rate of the next update (one per planned update)
+    _step_weights(spec, P, bspec, PT, G, M1, M2, okind, hyper, t, lr, segs, count, total,
+                  counts)  # fmt: skip
     if not lane_used[0]:
         G[:] = 0.0  # it held the sum
     for lane in range(LANES):
@@ -392,7 +447,44 @@ def _update(net, opt, lanes_, counts):
         lane_used[lane] = 0
 
 
-@njit(**_FLAGS)
+@kernel
+def segment_series(slot_rows, r0, end, seg_of):
+    """The series of rows ``r0 .. end``, in order of first appearance (``seg_of`` is
+    scratch over every slot, all -1 on entry and on return)."""
+    n_seg = 0
+    seg_slots = np.empty(end + 1 - r0, np.int64)
+    for r in range(r0, end + 1):
+        s = slot_rows[r]
+        if seg_of[s] < 0:
+            seg_of[s] = n_seg
+            seg_slots[n_seg] = s
+            n_seg += 1
+    seg_slots = seg_slots[:n_seg]
+    for q in range(n_seg):
+        seg_of[seg_slots[q]] = -1
+    return seg_slots
+
+
+@kernel
+def learn_segments(net, opt, loss, data, hist, bounds, is_win, blk, lanes_, cfg, counts):
+    """Segments ``bounds[k] = (first row, last row, update after it)`` in order, on
+    this thread: store their rows, run the windows they close, run what is still
+    pending, and update the weights where a segment ends with an update."""
+    spec, P = net[0], net[1]
+    X, Yl, slot_rows, Ypred, seg_of = data
+    t = opt[6]
+    for k in range(bounds.shape[0]):
+        r0, end = bounds[k, 0], bounds[k, 1]
+        seg_slots = segment_series(slot_rows, r0, end, seg_of)
+        version = t[0]
+        for lane in range(LANES):
+            _lane_pass(net, loss, (X, Yl, slot_rows, Ypred), hist, r0, end, is_win, lane, cfg,
+                       version, blk, lanes_)  # fmt: skip
+        _flush(spec, P, hist, Ypred, seg_slots, version)
+        if bounds[k, 2]:
+            update(net, opt, lanes_, counts)
+
+
 def learn_chunk(net, opt, loss, data, hist, plan_, lanes_, cfg, counts):
     """Predict every row of a chunk and learn as windows close (see the module doc).
 
@@ -404,49 +496,51 @@ def learn_chunk(net, opt, loss, data, hist, plan_, lanes_, cfg, counts):
     spec, P = net[0], net[1]
     X, Yl, slot_rows, Ypred, seg_of = data
     win_rows, upd_rows = plan_
-    k2, threads = cfg[2], cfg[4]
     N = X.shape[0]
-    D = hist[0].shape[1]
-    t = opt[6]
     is_win = np.zeros(N, np.bool_)
-    for w in range(win_rows.shape[0]):
-        is_win[win_rows[w]] = True
-    blk = _block_buffers(k2, X.shape[1], Yl.shape[1], Ypred.shape[1], D, P)
-    r0 = 0
-    for k in range(upd_rows.shape[0] + 1):
-        end = upd_rows[k] if k < upd_rows.shape[0] else N - 1
-        if end < r0:
-            break
-        # the segment's series, for the flush at its end
-        n_seg = 0
-        seg_slots = np.empty(end + 1 - r0, np.int64)
-        for r in range(r0, end + 1):
-            s = slot_rows[r]
-            if seg_of[s] < 0:
-                seg_of[s] = n_seg
-                seg_slots[n_seg] = s
-                n_seg += 1
-        seg_slots = seg_slots[:n_seg]
-        for q in range(n_seg):
-            seg_of[seg_slots[q]] = -1
-        version = t[0]
-        if threads > 1 and n_seg > 1:
-            _lanes_parallel(net, loss, (X, Yl, slot_rows, Ypred), hist, r0, end, is_win, cfg,
-                            version, blk, lanes_)  # fmt: skip
-        else:
-            for lane in range(LANES):
-                _lane_pass(net, loss, (X, Yl, slot_rows, Ypred), hist, r0, end, is_win, lane,
-                           cfg, version, blk, lanes_)  # fmt: skip
-        _flush(spec, P, hist, Ypred, seg_slots, version, threads)
-        if k < upd_rows.shape[0]:
-            _update(net, opt, lanes_, counts)
-        r0 = end + 1
+    is_win[win_rows] = True
+    blk = block_buffers(cfg[2], X.shape[1], Yl.shape[1], Ypred.shape[1], hist[0].shape[1], P)
+    # segments: the rows up to each update, then the rest
+    ends = upd_rows if len(upd_rows) and upd_rows[-1] == N - 1 else np.append(upd_rows, N - 1)
+    bounds = np.empty((len(ends), 3), np.int64)
+    bounds[:, 0] = np.concatenate([[0], ends[:-1] + 1])
+    bounds[:, 1] = ends
+    bounds[:, 2] = np.arange(len(ends)) < len(upd_rows)
+    workers = min(int(cfg[4]), LANES)
+    wide = bounds[:, 1] - bounds[:, 0] + 1 >= max(config.PARALLEL_MIN_ROWS, 2)
+    if workers < 2 or not wide.any():
+        learn_segments(net, opt, loss, data, hist, bounds, is_win, blk, lanes_, cfg, counts)
+    else:
+        k = 0
+        while k < len(bounds):
+            if not wide[k]:  # a run of short segments, in one call
+                j = k + 1
+                while j < len(bounds) and not wide[j]:
+                    j += 1
+                learn_segments(net, opt, loss, data, hist, bounds[k:j], is_win, blk, lanes_, cfg,
+                               counts)  # fmt: skip
+                k = j
+                continue
+            r0, end, then_update = (int(v) for v in bounds[k])
+            seg_slots = segment_series(slot_rows, r0, end, seg_of)
+            version = int(opt[6][0])
+            rows = (X, Yl, slot_rows, Ypred)
+            part = partial(lanes_part, net, loss, rows, hist, r0, end, is_win, cfg, version, blk,
+                           lanes_)  # fmt: skip
+            threads.run(part, min(workers, len(seg_slots)))
+            slots, lens = pending(hist, seg_slots)
+            if len(slots):
+                part = partial(run_pending, spec, P, hist, Ypred, slots, lens, version)
+                threads.run(part, min(workers, -(-len(slots) // ROW_BLOCK)))
+            if then_update:
+                update(net, opt, lanes_, counts)
+            k += 1
     counts[3] += win_rows.shape[0]
 
 
-@njit(**_FLAGS)
+@kernel
 def lane_scratch(spec, k2, like):
-    """Scratch of :func:`streamrnn.bptt.window` for each lane: up to ``ROW_BLOCK``
+    """Scratch of :func:`streamrnn.core.bptt.window` for each lane: up to ``ROW_BLOCK``
     windows of ``k2`` steps."""
     return np.empty((LANES, scratch_size(spec, ROW_BLOCK, k2)), like.dtype)
 
@@ -454,31 +548,19 @@ def lane_scratch(spec, k2, like):
 # -- independent weights per key ------------------------------------------------
 
 
-@njit(**_FLAGS)
+@kernel
 def _key_update(spec, P, bspec, PT, G, M1, M2, opt, t, lossc, counts):
     """Apply one key's batch of windows to its own weights (see :func:`_update`)."""
     okind, hyper, lr_t, lr_v, segs = opt
-    count = lossc[1]
-    if count > 0:
-        inv = P.dtype.type(1.0 / count)
-        for j in range(G.shape[0]):
-            G[j] *= inv
-        norm = grad_norm(G, segs)
-        if np.isfinite(norm) and np.isfinite(lossc[0]):
-            t[0] += 1
-            lr = lr_v[np.searchsorted(lr_t, t[0])]
-            apply_update(okind, hyper, t[0], lr, clip_scale(hyper, norm), P, G, M1, M2, segs)
-            refresh(spec, P, bspec, PT)
-            counts[0] += 1
-            counts[2] += np.int64(count)
-        else:
-            counts[1] += 1
+    lr = lr_v[min(np.searchsorted(lr_t, t[0] + 1), lr_v.shape[0] - 1)]  # of the next update
+    _step_weights(spec, P, bspec, PT, G, M1, M2, okind, hyper, t, lr, segs, lossc[1], lossc[0],
+                  counts)  # fmt: skip
     G[:] = 0.0
     lossc[0] = 0.0
     lossc[1] = 0.0
 
 
-@njit(**_FLAGS)
+@kernel
 def _key_pass(net, opt, loss, data, hist, keyed, q, cfg, W, buf):
     """Rows of one series, in order, learned with that series' own weights."""
     spec, Pk, bspec, PTk = net
@@ -494,8 +576,6 @@ def _key_pass(net, opt, loss, data, hist, keyed, q, cfg, W, buf):
     Oy = Yl.shape[1]
     O = Ypred.shape[1]
     D = S.shape[1]
-    C = ring.shape[1]
-    at_state = I + Oy
     one = np.full(1, s, np.int64)
     WS = buf[0, :D]
     WX = buf[1, : k2 * I]
@@ -505,15 +585,7 @@ def _key_pass(net, opt, loss, data, hist, keyed, q, cfg, W, buf):
     lossc = np.zeros((1, 2))
     empty = np.zeros(0, P.dtype)
     for i in range(seg[q], seg[q + 1]):
-        r = order[i]
-        steps[s] += 1
-        c = steps[s]
-        e = ring[s, c % C]
-        for j in range(I):
-            e[j] = X[r, j]
-        for j in range(Oy):
-            e[I + j] = Yl[r, j]
-        ring_row[s, c % C] = r
+        c = _store(ring, ring_row, steps, s, X, Yl, order[i])
         m = c - h
         if m < k1 or m % k1:
             continue
@@ -523,36 +595,14 @@ def _key_pass(net, opt, loss, data, hist, keyed, q, cfg, W, buf):
         same = done[s] <= a or (vsince[s] == version and ssince[s] <= a + 1)
         if not same and done[s] < c:
             _run_pending(spec, P, hist, Ypred, one, steps[one] - done[one], version, 0, 1)
-        start = ring[s, a % C]
-        for j in range(D):
-            WS[j] = start[at_state + j]
-        for t in range(T):
-            src = ring[s, (a + 1 + t) % C]
-            for j in range(I):
-                WX[t * I + j] = src[j]
-            lab = ring[s, (a + 1 + t + h) % C]
-            for j in range(Oy):
-                WY[t * Oy + j] = lab[I + j]
+        _gather(ring, s, a, T, h, I, Oy, D, WS, WX, WY, 0)
         window(spec, P, bspec, PT, 1, WS, WX[: T * I], T, WY[: T * Oy], T - k1, lkind, lpar,
                Gk[s], W, lossc, empty, empty, empty, SO[: T * D], YO[: T * O])  # fmt: skip
         lossk[s, 0] += lossc[0, 0]
         lossk[s, 1] += lossc[0, 1]
         countk[s, 3] += 1
         if same and done[s] < m:
-            for j in range(done[s] + 1, m + 1):
-                t = j - a - 1
-                k = j % C
-                for u in range(D):
-                    ring[s, k, at_state + u] = SO[t * D + u]
-                y = Ypred[ring_row[s, k]]
-                for u in range(O):
-                    y[u] = YO[t * O + u]
-            for u in range(D):
-                S[s, u] = SO[(T - 1) * D + u]
-            if vsince[s] != version:
-                vsince[s] = version
-                ssince[s] = done[s] + 1
-            done[s] = m
+            _place(hist, Ypred, SO, YO, 0, T, s, m, version)
         pendk[s] += 1
         if pendk[s] == batch:
             pendk[s] = 0
@@ -564,27 +614,29 @@ def _key_pass(net, opt, loss, data, hist, keyed, q, cfg, W, buf):
         _run_pending(spec, P, hist, Ypred, one, steps[one] - done[one], tk[s, 0], 0, 1)
 
 
-@njit(parallel=True, **_FLAGS)
+@kernel
+def learn_per_key_part(net, opt, loss, data, hist, keyed, cfg, first, stride):
+    """Series ``first, first + stride, ...`` of the chunk (see :func:`learn_per_key`)."""
+    X, Yl, Ypred = data[0], data[1], data[2]
+    k2 = cfg[2]
+    D = hist[0].shape[1]
+    width = max(D, k2 * max(X.shape[1], Yl.shape[1], D, Ypred.shape[1]))
+    W = np.empty(scratch_size(net[0], 1, k2), X.dtype)
+    buf = np.empty((5, width), X.dtype)
+    for q in range(first, data[5].shape[0], stride):
+        _key_pass(net, opt, loss, data, hist, keyed, q, cfg, W, buf)
+
+
 def learn_per_key(net, opt, loss, data, hist, keyed, cfg):
-    """Each series of the chunk over its rows with its own weights, series in parallel.
+    """Each series of the chunk over its rows with its own weights, series on threads.
 
     ``net = (spec, Pk, bspec, PTk)`` with a row of weights per slot; ``opt =
     (kind, hyper, lr_t, lr_v, segs)`` (the rate of update ``lr_t[i]`` is
     ``lr_v[i]``); ``data = (X, Yl, Ypred, order, seg, slots)`` as from
-    :func:`streamrnn.kernels.group_rows`; ``keyed = (Gk, M1k, M2k, tk, pendk,
+    :func:`streamrnn.core.kernels.group_rows`; ``keyed = (Gk, M1k, M2k, tk, pendk,
     lossk, countk)``; ``cfg = [h, k1, k2, batch, threads]``.
     """
-    spec = net[0]
-    X, Yl, Ypred = data[0], data[1], data[2]
-    slots = data[5]
-    k2 = cfg[2]
-    D = hist[0].shape[1]
-    n = slots.shape[0]
-    workers = max(1, min(cfg[4], n))
-    width = max(D, k2 * max(X.shape[1], Yl.shape[1], D, Ypred.shape[1]))
-    size = scratch_size(spec, 1, k2)
-    for w in prange(workers):
-        W = np.empty(size, X.dtype)
-        buf = np.empty((5, width), X.dtype)
-        for q in range(w, n, workers):
-            _key_pass(net, opt, loss, data, hist, keyed, q, cfg, W, buf)
+    n = data[5].shape[0]
+    rows = data[0].shape[0]
+    workers = min(int(cfg[4]), n) if rows >= config.PARALLEL_MIN_ROWS else 1
+    threads.run(partial(learn_per_key_part, net, opt, loss, data, hist, keyed, cfg), workers)

@@ -1,0 +1,136 @@
+"""The seam between the Python layer and compiled code.
+
+:class:`~streamrnn.RecurrentModel`, :class:`~streamrnn.Series`,
+:class:`~streamrnn.Stream`, :class:`~streamrnn.OnlineLearner` and
+:class:`~streamrnn.Seq2SeqLearner` hold their weights, states and buffers as
+NumPy arrays and hand every piece of compiled work to a backend, found by
+device name with :func:`get`. They never import a kernel module.
+
+A backend receives host arrays laid out as :mod:`streamrnn.core.layout` says and
+writes its results into the arrays it is given (states, outputs, gradients,
+optimizer state) before it returns: data cross to the host at the end of each
+call. A backend for another device keeps device copies of what it is given
+between calls (weights, keyed states) and copies back what the Python layer
+reads; its methods take the same arguments and return the same values.
+
+``"cpu"`` (:class:`CPU`) is the only device for now. It decides how many
+threads a call uses (:mod:`streamrnn.core.threads`): none for work too small to
+split.
+"""
+
+from functools import partial
+
+import numpy as np
+
+from .. import config
+from ..errors import ConfigError
+from . import bptt, encdec, kernels, tbptt, threads
+from ._simd import ROW_BLOCK
+from .layout import KIND
+
+#: Windows of the online learner are summed into this many gradient buffers
+#: (see :mod:`streamrnn.core.tbptt`).
+LANES = tbptt.LANES
+
+
+class CPU:
+    """Compiled kernels on this machine's cores."""
+
+    name = "cpu"
+
+    def thread_count(self):
+        """Threads a call may use (Numba's setting)."""
+        return threads.count()
+
+    # -- inference -----------------------------------------------------------
+    def forward(self, spec, P, X, order, starts, lens, slots, S, Y):
+        """Advance series ``q`` over rows ``X[order[starts[q]:starts[q] + lens[q]]]``
+        from state ``S[slots[q]]`` (updated), outputs into the same rows of ``Y``;
+        series listed longest first."""
+        n = slots.shape[0]
+        run = kernels.RUN_GROUPS[spec[KIND]]
+        if n < config.PARALLEL_MIN_SERIES or X.shape[0] < config.PARALLEL_MIN_ROWS:
+            run(spec, P, X, order, starts, lens, slots, S, Y, 0, 1)
+            return
+        part = partial(run, spec, P, X, order, starts, lens, slots, S, Y)
+        threads.run(part, min(threads.count(), -(-n // ROW_BLOCK)))
+
+    def stepper(self, spec):
+        """The one-step function of ``spec``'s cell: ``step(spec, P, x, buf)`` advances
+        one series whose state, last input, output and scratch are ``buf``; it returns
+        -1, or the column of a non-finite input (then nothing changed)."""
+        return kernels.STEP_ONE[spec[KIND]]
+
+    def forecast(self, spec, P, S, Xlast, fb, future, Y):
+        """Rollouts of ``Y.shape[1]`` steps from each state row of ``S`` (scratch
+        copies: overwritten); ``fb`` rows are ``(output, input, change)``: each output
+        fed back into the input it stands for, or added to it when ``change`` is 1;
+        other inputs come from ``future`` (``(n, horizon - 1, I)``) when it is not
+        empty, else are held."""
+        n = S.shape[0]
+        workers = 1
+        if n >= config.PARALLEL_MIN_SERIES and n * Y.shape[1] >= config.PARALLEL_MIN_ROWS:
+            workers = min(threads.count(), n)
+        threads.run(
+            partial(kernels.FORECAST[spec[KIND]], spec, P, S, Xlast, fb, future, Y), workers
+        )
+
+    def group_rows(self, slot_rows, seg_of):
+        """Rows grouped by state slot: ``(order, seg, slots)``."""
+        return kernels.group_rows(slot_rows, seg_of)
+
+    # -- gradients and learning ------------------------------------------------
+    def back_weights(self, spec, P):
+        """``(bspec, PT)``: the weights the backward pass reads, for ``P``."""
+        return bptt.window_args_of(spec, P)
+
+    def refresh(self, spec, P, bspec, PT):
+        """After ``P``'s weights changed from outside: its bias sums and ``PT``."""
+        bptt.refresh(spec, P, bspec, PT)
+
+    def gradients(self, spec, P, bspec, PT, n, S0, X, T, Y, lkind, lpar, G, lossc, s_end):
+        """Forward and backward over ``T`` steps of ``n`` series from states ``S0``:
+        losses into ``lossc``, gradients added to ``G``, end states into ``s_end``."""
+        W = np.empty(bptt.scratch_size(spec, n, T), P.dtype)
+        empty = np.zeros(0, P.dtype)
+        bptt.window(spec, P, bspec, PT, n, S0, X, T, Y, 0, lkind, lpar, G, W, lossc, s_end,
+                    empty, empty, empty, empty)  # fmt: skip
+
+    def lane_scratch(self, spec, k2, P):
+        """Scratch of the learner's gradient buffers for windows of up to ``k2`` steps."""
+        return tbptt.lane_scratch(spec, k2, P)
+
+    def plan(self, slot_rows, steps, h, k1, batch, pending):
+        """Rows where windows close and rows after which the weights change."""
+        return tbptt.plan(slot_rows, steps, h, k1, batch, pending)
+
+    def learn_chunk(self, net, opt, loss, data, hist, plan, lanes, cfg, counts):
+        """A chunk of rows learned with shared weights (see :mod:`streamrnn.core.tbptt`)."""
+        tbptt.learn_chunk(net, opt, loss, data, hist, plan, lanes, cfg, counts)
+
+    def learn_per_key(self, net, opt, loss, data, hist, keyed, cfg):
+        """A chunk of rows learned with weights per key (see :mod:`streamrnn.core.tbptt`)."""
+        tbptt.learn_per_key(net, opt, loss, data, hist, keyed, cfg)
+
+    def encdec_chunk(self, enc, dec, opt, loss, data, hist, cfg, state, counts):
+        """A chunk of rows of the encoder-decoder learner, predicted and (with ``cfg[4]``)
+        learned (:func:`streamrnn.core.encdec.learn_chunk`)."""
+        encdec.learn_chunk(enc, dec, opt, loss, data, hist, cfg, state, counts)
+
+    def decode(self, spec, P, s, x0, fb, horizon, Y, GI, GH):
+        """A decoder's rollout of ``horizon`` steps from state ``s`` (changed)."""
+        encdec.decode(spec, P, s, x0, fb, horizon, Y, GI, GH)
+
+
+_BACKENDS = {"cpu": CPU()}
+
+
+def get(device="cpu"):
+    """The backend of ``device``."""
+    try:
+        return _BACKENDS[device]
+    except (KeyError, TypeError):
+        raise ConfigError(f"device must be one of {sorted(_BACKENDS)}, got {device!r}") from None
+
+
+cpu = _BACKENDS["cpu"]
