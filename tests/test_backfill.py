@@ -396,9 +396,9 @@ def test_checkpoint_format_is_checked(data, tmp_path, reference):
     (tmp_path / "cut").write_bytes(raw[:-10])
     with pytest.raises(StateError, match="truncated or damaged"):
         backfill.load_checkpoint(tmp_path / "cut")
-    newer = raw.replace(b'"format":2', b'"format":99', 1)
+    newer = raw.replace(f'"format":{checkpoint.FORMAT}'.encode(), b'"format":99', 1)
     (tmp_path / "newer").write_bytes(newer)
-    with pytest.raises(StateError, match="in format 99 .* this streamrnn reads format 2"):
+    with pytest.raises(StateError, match="in format 99 .* this streamrnn reads formats 2, 3"):
         backfill.load_checkpoint(tmp_path / "newer")
     (tmp_path / "other").write_bytes(pickle.dumps({"not": "a checkpoint"}))
     with pytest.raises(StateError, match="is not a streamrnn checkpoint"):

@@ -68,10 +68,24 @@ class LearnKeyed:
 
 
 class LearnStart:
-    """Start of learning with the kernels cached on disk: import, build, first call.
-    (Compiling them from nothing takes minutes; ``make compare`` reports it.)"""
+    """Start of learning: import, build, first call, with the kernels cached on disk, and
+    from an empty cache (every kernel the first shared-weight learning call needs is
+    compiled; ``benchmarks/cold_start.py`` measures each first call this way)."""
 
     timeout = 900
+
+    def timeraw_import_and_first_learn(self):
+        return """
+        import os, tempfile
+        os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp()
+        import warnings
+        warnings.simplefilter("ignore")
+        import numpy as np, streamrnn
+        m = streamrnn.GRU(8, 32, output_size=1, seed=0)
+        learner = streamrnn.OnlineLearner(m)
+        learner.predict_learn(np.repeat(np.arange(4), 8), None, np.ones((32, 8), np.float32),
+                              np.ones((32, 1), np.float32))
+        """
 
     def timeraw_import_and_cached_learn(self):
         return """
