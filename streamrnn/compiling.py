@@ -2,8 +2,8 @@
 
 The kernels are compiled by Numba on their first call for each dtype and cached
 on disk; later processes load them in about a second. The first call on a
-machine waits for the compiler: a few seconds for the forward passes, one to
-three minutes for the learning kernels on a small machine. Before such a wait a
+machine waits for the compiler: about five seconds for a forward pass, under a
+minute for the learning kernels on a small machine. Before such a wait a
 :class:`CompileWarning` says what is compiled, roughly how long it takes and
 where the cache is. Silence it with::
 
@@ -27,10 +27,10 @@ from .core.cells import FAMILIES as CELL_FAMILIES
 #: What each family of kernels is, and roughly how long its first compilation
 #: takes on a 2-core machine.
 FAMILIES = {
-    "inference": ("forward passes and forecasts", "5-30 seconds"),
-    "learning": ("learning kernels (truncated backpropagation, shared weights)", "1-3 minutes"),
-    "per_key": ("learning kernels for weights per key", "1-3 minutes"),
-    "seq2seq": ("sequence-to-sequence learning kernels", "1-3 minutes"),
+    "inference": ("forward passes and forecasts", "5-15 seconds"),
+    "learning": ("learning kernels (truncated backpropagation, shared weights)", "about a minute"),
+    "per_key": ("learning kernels for weights per key", "about a minute"),
+    "seq2seq": ("sequence-to-sequence learning kernels", "about a minute"),
 }
 
 
