@@ -4,6 +4,32 @@ Prints a table and, last, one JSON document with every timing and ratio.
 Ratios are ``peer time / streamrnn time`` (above 1: streamrnn is faster),
 from the medians of interleaved repeats, so machine noise hits both sides.
 
+Neither side disturbs the other (``suite.common.times_apart``): before each
+timed call, that side's thread count is set (``numba.set_num_threads`` for
+streamrnn, ``torch.set_num_threads`` for PyTorch; the workload's count, the
+same for both) and the process sleeps ``--pause`` seconds (0.05). Idle OpenMP
+threads (PyTorch's, and Numba's ``omp`` layer where kernels use ``prange``)
+keep a core busy for 5-10 ms after a call returns (measured on 2 cores: about
+one core for 5 ms, 0.1-0.4 of one for 5 ms more); the pause lets them sleep
+before the other side's call. On a quiet machine, strict alternation
+(``--pause 0``) measured the same within noise (an 11 ms 2-thread ``nn.GRU``
+call straight after a 10,000-key ``Stream.update`` on ``prange`` kernels:
+10.7, 11.0 and 12.0 ms in three rounds of 40 calls; after the pause: 10.6,
+11.3 and 12.5 ms), so the pause is a guard for short calls, not a correction.
+
+What does spoil a figure is another process on the machine: PyTorch's
+2-thread ``nn.GRU`` fell from about 800,000 to 20,000-40,000 series-steps/s
+while another process kept one of two cores busy. So a row whose PyTorch
+figure is an outlier is measured again (both sides, after waiting up to
+``--wait-quiet`` seconds for other processes to leave the CPUs idle), at
+most ``--retries`` times: when one PyTorch repeat took over twice the median
+of the others, or when the 2-thread figure is under half the 1-thread
+figure scaled to 2 threads. The table and the JSON (``repeated``,
+``repeat_reasons``, ``pytorch_tries``, ``pytorch_outlier``) say which rows
+were measured again and why, and ``other_cores`` how busy the rest of the
+machine was while the kept figures were taken. streamrnn's figures are never
+the reason for a repeat.
+
     python benchmarks/compare.py                 # H in 16, 64, 256; GRU and LSTM
     python benchmarks/compare.py --hidden 64 --quick
 """
@@ -16,7 +42,7 @@ import platform
 import numba
 import numpy as np
 import torch
-from suite.common import median_times
+from suite.common import PAUSE, outlier, steady, times_apart
 
 import streamrnn
 
@@ -33,9 +59,28 @@ TARGETS = {  # at H=64: minimum speed-up, by workload and cell
 }
 
 
+#: How each pair of sides is timed, from the command line.
+SCHEDULE = dict(pause=PAUSE)
+
+
 def threads(n):
     torch.set_num_threads(n)
     numba.set_num_threads(n)
+
+
+def pair_times(run_ours, run_peer, repeats, n_threads):
+    """Median seconds of each side, interleaved, each timed call at ``n_threads`` of its own
+    library after a pause; and the seconds of every PyTorch repeat."""
+    ours, peer = times_apart(
+        [run_ours, run_peer],
+        repeats,
+        prepare=[
+            lambda: numba.set_num_threads(n_threads),
+            lambda: torch.set_num_threads(n_threads),
+        ],
+        pause=SCHEDULE["pause"],
+    )
+    return float(np.median(ours)), float(np.median(peer)), peer
 
 
 def models(cell, H, seed=0):
@@ -75,12 +120,13 @@ def bench_step(cell, H, repeats, n_steps):
                 for x in xt:
                     hc = torch_cell(x, hc)
 
-    t_ours, t_peer = median_times([run_ours, run_peer], repeats)
-    return t_ours / n_steps, t_peer / n_steps, "s/step"
+    t_ours, t_peer, peer_times = pair_times(run_ours, run_peer, repeats, 1)
+    return t_ours / n_steps, t_peer / n_steps, "s/step", peer_times
 
 
-def _forward_times(cell, H, repeats, shape, seed):
-    """Median seconds of one ``forward`` over data of ``shape``: (ours, PyTorch)."""
+def _forward_times(cell, H, repeats, shape, seed, n_threads):
+    """Median seconds of one ``forward`` over data of ``shape``: (ours, PyTorch, every
+    PyTorch repeat)."""
     ours, rnn = models(cell, H)
     x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
     xt = torch.from_numpy(x)
@@ -90,19 +136,21 @@ def _forward_times(cell, H, repeats, shape, seed):
         with torch.inference_mode():
             rnn(xt)
 
-    return median_times([lambda: ours.forward(x), run_peer], repeats)
+    return pair_times(lambda: ours.forward(x), run_peer, repeats, n_threads)
 
 
 def bench_sequence(cell, H, repeats, T=4096):
     threads(1)
-    t_ours, t_peer = _forward_times(cell, H, repeats, (T, I), seed=1)
-    return T / t_ours, T / t_peer, "steps/s"
+    t_ours, t_peer, peer_times = _forward_times(cell, H, repeats, (T, I), seed=1, n_threads=1)
+    return T / t_ours, T / t_peer, "steps/s", peer_times
 
 
 def bench_batch(cell, H, repeats, n_threads, B=1024, T=256):
     threads(n_threads)
-    t_ours, t_peer = _forward_times(cell, H, repeats, (T, B, I), seed=2)
-    return B * T / t_ours, B * T / t_peer, "series-steps/s"
+    t_ours, t_peer, peer_times = _forward_times(
+        cell, H, repeats, (T, B, I), seed=2, n_threads=n_threads
+    )
+    return B * T / t_ours, B * T / t_peer, "series-steps/s", peer_times
 
 
 def bench_keyed(cell, H, repeats, n_keys=10_000, chunk=10_000, n_chunks=4):
@@ -110,7 +158,8 @@ def bench_keyed(cell, H, repeats, n_keys=10_000, chunk=10_000, n_chunks=4):
 
     Both sides use every core (each library's default).
     """
-    threads(os.cpu_count())
+    n_threads = os.cpu_count()
+    threads(n_threads)
     ours, rnn = models(cell, H)
     rng = np.random.default_rng(3)
     chunks = [
@@ -144,9 +193,33 @@ def bench_keyed(cell, H, repeats, n_keys=10_000, chunk=10_000, n_chunks=4):
                         states[k] = (hn[:, i], cn[:, i])
 
     run_ours()
-    t_ours, t_peer = median_times([run_ours, run_peer], repeats)
+    t_ours, t_peer, peer_times = pair_times(run_ours, run_peer, repeats, n_threads)
     rows = chunk * n_chunks
-    return rows / t_ours, rows / t_peer, "rows/s"
+    return rows / t_ours, rows / t_peer, "rows/s", peer_times
+
+
+def doubt_peer(result, n_threads, one_thread):
+    """Why a row's PyTorch figure looks disturbed, or None (see the module docstring)."""
+    _, peer, unit, peer_times = result
+    reason = outlier(peer_times)
+    if reason is not None:
+        return f"PyTorch: {reason}"
+    if one_thread is not None and n_threads > 1 and peer < one_thread * n_threads / 2:
+        return (
+            f"PyTorch at {n_threads} threads under half its 1-thread figure "
+            f"({one_thread:,.4g} {unit}) scaled to {n_threads} threads"
+        )
+    return None
+
+
+def print_notes(row, tries, doubt, cpu):
+    """Indented lines under a table row: tries set aside, a doubt kept, a busy machine."""
+    for result, reason in tries:
+        print(f"    measured again: {reason} (PyTorch {result[1]:.4g} {row['unit']})", flush=True)
+    if doubt is not None:
+        print(f"    kept, still doubtful after {len(tries)} more tries: {doubt}", flush=True)
+    if cpu["other_cores"] is not None and cpu["other_cores"] >= 0.3:
+        print(f"    other processes kept {cpu['other_cores']:.1f} cores busy meanwhile", flush=True)
 
 
 def main():
@@ -154,21 +227,52 @@ def main():
     parser.add_argument("--hidden", type=int, nargs="+", default=[16, 64, 256])
     parser.add_argument("--cells", nargs="+", default=["gru", "lstm"])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument(
+        "--pause",
+        type=float,
+        default=PAUSE,
+        metavar="SECONDS",
+        help=f"sleep before each timed call (default {PAUSE}; 0: strict alternation)",
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=3,
+        help="times a row with an outlying PyTorch figure is measured again",
+    )
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="before measuring a row again, wait at most this long for other "
+        "processes to leave the CPUs idle (default 30)",
+    )
     args = parser.parse_args()
+    SCHEDULE["pause"] = args.pause
     rep = 3 if args.quick else 7
     rows = []
     for H in args.hidden:
         for cell in args.cells:
             few = 3 if H >= 256 else rep
             work = [
-                ("step", bench_step, (cell, H, rep, 2000)),
-                ("sequence", bench_sequence, (cell, H, rep)),
-                ("batch-1t", bench_batch, (cell, H, few, 1)),
-                ("batch-2t", bench_batch, (cell, H, few, 2)),
-                ("keyed", bench_keyed, (cell, H, few)),
+                ("step", 1, bench_step, (cell, H, rep, 2000)),
+                ("sequence", 1, bench_sequence, (cell, H, rep)),
+                ("batch-1t", 1, bench_batch, (cell, H, few, 1)),
+                ("batch-2t", 2, bench_batch, (cell, H, few, 2)),
+                ("keyed", os.cpu_count(), bench_keyed, (cell, H, few)),
             ]
-            for name, fn, fn_args in work:
-                ours, peer, unit = fn(*fn_args)
+            one_thread = None  # PyTorch's batch-1t figure, to check batch-2t's against
+            for name, n_threads, fn, fn_args in work:
+                base = one_thread if name.startswith("batch-") else None
+                (ours, peer, unit, _), cpu, tries, doubt = steady(
+                    lambda fn=fn, fn_args=fn_args: fn(*fn_args),
+                    lambda result, n=n_threads, base=base: doubt_peer(result, n, base),
+                    args.retries,
+                    args.wait_quiet,
+                )
+                if name == "batch-1t":
+                    one_thread = peer
                 ratio = peer / ours if unit.startswith("s/") else ours / peer
                 target = TARGETS.get((name, cell)) if H == 64 else None
                 row = dict(
@@ -181,6 +285,12 @@ def main():
                     speedup=round(ratio, 2),
                     target=target,
                     met=None if target is None else bool(ratio >= target),
+                    threads=n_threads,
+                    repeated=len(tries),
+                    repeat_reasons=[reason for _, reason in tries],
+                    pytorch_tries=[result[1] for result, _ in tries],
+                    pytorch_outlier=doubt,
+                    other_cores=cpu["other_cores"],
                 )
                 rows.append(row)
                 mark = "" if target is None else (" ok" if ratio >= target else " MISSED")
@@ -190,6 +300,7 @@ def main():
                     + ("" if target is None else f"  (target x{target}{mark})"),
                     flush=True,
                 )
+                print_notes(row, tries, doubt, cpu)
     meta = dict(
         machine=platform.machine(),
         processor=platform.processor(),
@@ -200,6 +311,9 @@ def main():
         streamrnn=streamrnn.__version__,
         input_size=I,
         dtype="float32",
+        pause_s=args.pause,
+        retries=args.retries,
+        wait_quiet_s=args.wait_quiet,
     )
     print(json.dumps(dict(meta=meta, results=rows), indent=1))
 

@@ -8,6 +8,17 @@ streamrnn runs the same schedule with ``OnlineLearner(tbptt=(k, k), batch=n)``
 Prints a table and, last, one JSON document. Ratios are ``streamrnn steps/s /
 PyTorch steps/s`` from medians of interleaved repeats.
 
+The sides are timed as in ``compare.py`` (see its docstring for the
+measurements behind this): before each timed call, that side's thread count
+is set (``numba.set_num_threads`` or ``torch.set_num_threads``, the workload's
+count) and the process sleeps ``--pause`` seconds (0.05), so that the idle
+OpenMP threads of the other library have stopped spinning. A row whose
+PyTorch figure holds an outlier (one repeat over twice the median of the
+others) is measured again, both sides, after waiting up to ``--wait-quiet``
+seconds for other processes to leave the CPUs idle, at most ``--retries``
+times; the table and the JSON (``repeated``, ``repeat_reasons``,
+``pytorch_tries``, ``pytorch_outlier``, ``other_cores``) say so.
+
     python benchmarks/learn_compare.py            # GRU and LSTM, H=64, k=32
     python benchmarks/learn_compare.py --quick
 """
@@ -20,7 +31,7 @@ import platform
 import numba
 import numpy as np
 import torch
-from suite.common import median_times
+from suite.common import PAUSE, outlier, steady, times_apart
 
 import streamrnn
 
@@ -36,9 +47,28 @@ TARGETS = {  # minimum speed-up at H=64, k1 = k2 = 32
 }
 
 
+#: How each pair of sides is timed, from the command line.
+SCHEDULE = dict(pause=PAUSE)
+
+
 def threads(n):
     torch.set_num_threads(n)
     numba.set_num_threads(n)
+
+
+def pair_times(run_ours, run_peer, repeats, n_threads):
+    """Median seconds of each side, interleaved, each timed call at ``n_threads`` of its own
+    library after a pause; and the seconds of every PyTorch repeat."""
+    ours, peer = times_apart(
+        [run_ours, run_peer],
+        repeats,
+        prepare=[
+            lambda: numba.set_num_threads(n_threads),
+            lambda: torch.set_num_threads(n_threads),
+        ],
+        pause=SCHEDULE["pause"],
+    )
+    return float(np.median(ours)), float(np.median(peer)), peer
 
 
 def model(cell, H):
@@ -71,7 +101,7 @@ def detach(state):
     return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
 
 
-def bench_lockstep(cell, H, repeats, n_series, T):
+def bench_lockstep(cell, H, repeats, n_threads, n_series, T):
     """``n_series`` series in step for ``T`` steps. PyTorch takes ``K`` steps at a
     time (its recipe); streamrnn chunks of at least 1,024 rows (any cut gives the
     same weights)."""
@@ -102,12 +132,12 @@ def bench_lockstep(cell, H, repeats, n_series, T):
             state = detach(state)
 
     run_ours()
-    t_ours, t_peer = median_times([run_ours, run_peer], repeats)
+    t_ours, t_peer, peer_times = pair_times(run_ours, run_peer, repeats, n_threads)
     steps = T * n_series
-    return steps / t_ours, steps / t_peer
+    return steps / t_ours, steps / t_peer, peer_times
 
 
-def bench_keyed(cell, H, repeats, n_keys=10_000, n_chunks=2 * K):
+def bench_keyed(cell, H, repeats, n_threads, n_keys=10_000, n_chunks=2 * K):
     """Every chunk holds each key once, in a fresh random order (a fleet reporting);
     one update from all keys every ``K`` chunks."""
     rng = np.random.default_rng(3)
@@ -149,9 +179,15 @@ def bench_keyed(cell, H, repeats, n_keys=10_000, n_chunks=2 * K):
                 hs, cs = hs.detach(), cs.detach()
 
     run_ours()
-    t_ours, t_peer = median_times([run_ours, run_peer], repeats)
+    t_ours, t_peer, peer_times = pair_times(run_ours, run_peer, repeats, n_threads)
     rows = n_keys * n_chunks
-    return rows / t_ours, rows / t_peer
+    return rows / t_ours, rows / t_peer, peer_times
+
+
+def doubt_peer(result):
+    """Why a row's PyTorch figure looks disturbed, or None (see the module docstring)."""
+    reason = outlier(result[2])
+    return None if reason is None else f"PyTorch: {reason}"
 
 
 def main():
@@ -159,31 +195,65 @@ def main():
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--cells", nargs="+", default=["gru", "lstm"])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
-    parser.add_argument("--relative", choices=sorted(RELATIVE), default="none",
-                        help="streamrnn's outputs: levels (as PyTorch's recipe) or changes "
-                        "from the last value, shrunk (a forecasting learner's default)")
+    parser.add_argument(
+        "--relative",
+        choices=sorted(RELATIVE),
+        default="none",
+        help="streamrnn's outputs: levels (as PyTorch's recipe) or changes "
+        "from the last value, shrunk (a forecasting learner's default)",
+    )
+    parser.add_argument(
+        "--pause",
+        type=float,
+        default=PAUSE,
+        metavar="SECONDS",
+        help=f"sleep before each timed call (default {PAUSE}; 0: strict alternation)",
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=3,
+        help="times a row with an outlying PyTorch figure is measured again",
+    )
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="before measuring a row again, wait at most this long for other "
+        "processes to leave the CPUs idle (default 30)",
+    )
     args = parser.parse_args()
     _relative[0] = RELATIVE[args.relative]
+    SCHEDULE["pause"] = args.pause
     rep = 3 if args.quick else 5
     H = args.hidden
     cores = os.cpu_count()
     rows = []
     for cell in args.cells:
         work = [
-            ("one series", 1, bench_lockstep, (cell, H, rep, 1, 4096)),
-            ("64 series", cores, bench_lockstep, (cell, H, rep, 64, 1024)),
-            ("10,000 keyed", cores, bench_keyed, (cell, H, max(2, rep - 2))),
+            ("one series", 1, bench_lockstep, (cell, H, rep, 1, 1, 4096)),
+            ("64 series", cores, bench_lockstep, (cell, H, rep, cores, 64, 1024)),
+            ("10,000 keyed", cores, bench_keyed, (cell, H, max(2, rep - 2), cores)),
         ]
         for name, n_threads, fn, fn_args in work:
             threads(n_threads)
-            ours, peer = fn(*fn_args)
+            (ours, peer, _), cpu, tries, doubt = steady(
+                lambda fn=fn, fn_args=fn_args: fn(*fn_args),
+                doubt_peer,
+                args.retries,
+                args.wait_quiet,
+            )
             ratio = ours / peer
             target = TARGETS.get((name, cell)) if H == 64 else None
             rows.append(
                 dict(workload=name, cell=cell, hidden=H, threads=n_threads,
                      unit="series-steps/s", streamrnn=ours, pytorch=peer,
                      speedup=round(ratio, 2), target=target,
-                     met=None if target is None else bool(ratio >= target))
+                     met=None if target is None else bool(ratio >= target),
+                     repeated=len(tries), repeat_reasons=[reason for _, reason in tries],
+                     pytorch_tries=[result[1] for result, _ in tries], pytorch_outlier=doubt,
+                     other_cores=cpu["other_cores"])
             )  # fmt: skip
             mark = "" if target is None else (" ok" if ratio >= target else " MISSED")
             print(
@@ -192,11 +262,21 @@ def main():
                 + ("" if target is None else f"  (target x{target}{mark})"),
                 flush=True,
             )
+            for result, reason in tries:
+                print(f"    measured again: {reason} (PyTorch {result[1]:,.0f})", flush=True)
+            if doubt is not None:
+                print(
+                    f"    kept, still doubtful after {len(tries)} more tries: {doubt}", flush=True
+                )
+            if cpu["other_cores"] is not None and cpu["other_cores"] >= 0.3:
+                busy = cpu["other_cores"]
+                print(f"    other processes kept {busy:.1f} cores busy meanwhile", flush=True)
     meta = dict(
         machine=platform.machine(), processor=platform.processor(), cpus=cores,
         torch=torch.__version__, numba=numba.__version__, numpy=np.__version__,
         streamrnn=streamrnn.__version__, input_size=I, k1=K, k2=K, dtype="float32",
-        optimizer="Adam(lr=1e-3)", loss="mse", relative=args.relative,
+        optimizer="Adam(lr=1e-3)", loss="mse", relative=args.relative, pause_s=args.pause,
+        retries=args.retries, wait_quiet_s=args.wait_quiet,
     )  # fmt: skip
     print(json.dumps(dict(meta=meta, results=rows), indent=1))
 
