@@ -48,6 +48,8 @@ compare: $(VENV)/.dev
 	$(BIN)/python benchmarks/learn_compare.py
 	$(BIN)/python benchmarks/quality.py
 	$(BIN)/python benchmarks/backfill_compare.py
+	$(BIN)/python benchmarks/contention.py
+	$(BIN)/python benchmarks/cold_start.py
 
 clean:
 	rm -rf $(VENV) .asv build *.egg-info
