@@ -36,7 +36,8 @@ series in step) every step is computed once forward and once backward.
 Threads
 -------
 The rows between two updates (a *segment*) are independent across buffers: a
-segment long enough to be worth it (``config.PARALLEL_MIN_ROWS``) has its
+segment with enough work to be worth it (its rows plus ``k2`` for each window it
+closes, at least ``config.PARALLEL_MIN_ROWS``) has its
 buffers' passes, and then its pending steps, split over threads
 (:mod:`streamrnn.core.threads`), while runs of short segments go through one serial
 kernel call. Either way each buffer sees the same rows in the same order, so
@@ -507,7 +508,13 @@ def learn_chunk(net, opt, loss, data, hist, plan_, lanes_, cfg, counts):
     bounds[:, 1] = ends
     bounds[:, 2] = np.arange(len(ends)) < len(upd_rows)
     workers = min(int(cfg[4]), LANES)
-    wide = bounds[:, 1] - bounds[:, 0] + 1 >= max(config.PARALLEL_MIN_ROWS, 2)
+    # a segment's work: its rows, and the steps of the windows it closes (each runs
+    # forward and backward over up to k2 steps)
+    windows = np.searchsorted(win_rows, bounds[:, 1], "right") - np.searchsorted(
+        win_rows, bounds[:, 0], "left"
+    )
+    work = bounds[:, 1] - bounds[:, 0] + 1 + windows * cfg[2]
+    wide = work >= max(config.PARALLEL_MIN_ROWS, 2)
     if workers < 2 or not wide.any():
         learn_segments(net, opt, loss, data, hist, bounds, is_win, blk, lanes_, cfg, counts)
     else:
@@ -638,5 +645,6 @@ def learn_per_key(net, opt, loss, data, hist, keyed, cfg):
     """
     n = data[5].shape[0]
     rows = data[0].shape[0]
-    workers = min(int(cfg[4]), n) if rows >= config.PARALLEL_MIN_ROWS else 1
+    work = rows + rows // cfg[1] * cfg[2]  # rows, and the steps of the windows they close
+    workers = min(int(cfg[4]), n) if work >= config.PARALLEL_MIN_ROWS else 1
     threads.run(partial(learn_per_key_part, net, opt, loss, data, hist, keyed, cfg), workers)
