@@ -28,7 +28,10 @@ from .core.cells import FAMILIES as CELL_FAMILIES
 #: takes on a 2-core machine.
 FAMILIES = {
     "inference": ("forward passes and forecasts", "5-15 seconds"),
-    "learning": ("learning kernels (truncated backpropagation, shared weights)", "a minute or less"),
+    "learning": (
+        "learning kernels (truncated backpropagation, shared weights)",
+        "a minute or less",
+    ),
     "per_key": ("learning kernels for weights per key", "a minute or less"),
     "seq2seq": ("sequence-to-sequence learning kernels", "a minute or less"),
 }
