@@ -6,7 +6,9 @@ Every compiled function of the package is declared with :func:`kernel` (or
 - cached on disk (``config.CACHE``), keyed to the package's compiled sources
   (:mod:`streamrnn.core._cache`);
 - ``nogil``: a kernel releases the GIL, so that :mod:`streamrnn.core.threads` can run
-  several at once on Python threads, with no threading layer of Numba's;
+  several at once on Python threads, with no threading layer of Numba's
+  (:func:`short_kernel`, for one step of one series, keeps it: a call of a few
+  microseconds that is never shared);
 - ``error_model="numpy"`` (a division by zero gives inf or nan, as in NumPy);
 - fast-math limited to ``config.FASTMATH`` for :func:`kernel`, none for
   :func:`exact_kernel` (the optimizer steps, which round where PyTorch rounds);
@@ -51,6 +53,13 @@ def kernel(fn):
 def exact_kernel(fn):
     """Compile ``fn`` with :data:`EXACT_FLAGS` (no fast-math)."""
     return _plain_argument_types(njit(**EXACT_FLAGS)(fn))
+
+
+def short_kernel(fn):
+    """Compile ``fn`` with :data:`FLAGS` but keeping the GIL: for a call of a few
+    microseconds that never shares its work (one step of one series), where releasing
+    and taking back the GIL would be a noticeable part of the call."""
+    return _plain_argument_types(njit(**{**FLAGS, "nogil": False})(fn))
 
 
 #: Small helpers inlined into their callers by Numba (no call, no specialisation).

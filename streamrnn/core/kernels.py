@@ -40,7 +40,7 @@ import numpy as np
 from ._simd import ROW_BLOCK
 from ._simd import gemm as _gemm_inline
 from .cells import ELMAN, GRU, LSTM, RNN_RELU, RNN_TANH, gru_update, lstm_update, rnn_update
-from .jit import inline, kernel, not_inlined
+from .jit import inline, kernel, not_inlined, short_kernel
 from .layout import (
     B_HH,
     B_IH,
@@ -315,17 +315,17 @@ def run_groups_elman(spec, P, X, order, starts, lens, slots, S, Y, first, stride
     _run_groups(ELMAN, spec, P, X, order, starts, lens, slots, S, Y, first, stride)
 
 
-@kernel
+@short_kernel
 def step_one_gru(spec, P, x, buf):
     return _step_one(GRU, spec, P, x, buf)
 
 
-@kernel
+@short_kernel
 def step_one_lstm(spec, P, x, buf):
     return _step_one(LSTM, spec, P, x, buf)
 
 
-@kernel
+@short_kernel
 def step_one_elman(spec, P, x, buf):
     return _step_one(ELMAN, spec, P, x, buf)
 
