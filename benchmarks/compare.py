@@ -42,7 +42,7 @@ import platform
 import numba
 import numpy as np
 import torch
-from suite.common import PAUSE, outlier, steady, times_apart
+from suite.common import PAUSE, add_measuring_options, outlier, steady, times_apart
 
 import streamrnn
 
@@ -227,27 +227,7 @@ def main():
     parser.add_argument("--hidden", type=int, nargs="+", default=[16, 64, 256])
     parser.add_argument("--cells", nargs="+", default=["gru", "lstm"])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
-    parser.add_argument(
-        "--pause",
-        type=float,
-        default=PAUSE,
-        metavar="SECONDS",
-        help=f"sleep before each timed call (default {PAUSE}; 0: strict alternation)",
-    )
-    parser.add_argument(
-        "--retries",
-        type=int,
-        default=3,
-        help="times a row with an outlying PyTorch figure is measured again",
-    )
-    parser.add_argument(
-        "--wait-quiet",
-        type=float,
-        default=30.0,
-        metavar="SECONDS",
-        help="before measuring a row again, wait at most this long for other "
-        "processes to leave the CPUs idle (default 30)",
-    )
+    add_measuring_options(parser)
     args = parser.parse_args()
     SCHEDULE["pause"] = args.pause
     rep = 3 if args.quick else 7

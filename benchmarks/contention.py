@@ -56,6 +56,7 @@ import time
 
 import numpy as np
 import torch
+from suite.machine import busy_seconds
 
 I = 8
 LEARN_KEYS = 24
@@ -109,19 +110,9 @@ def busy_core(cpu):
         proc.stdout.close()
 
 
-# _busy_seconds, Usage and wait_quiet do here what suite.common's _busy_seconds, CpuUse and
-# wait_quiet do for the other benchmarks: this script keeps its own so that PyTorch is timed
-# before streamrnn (which suite.common imports) is even imported.
-
-
-def _busy_seconds():
-    """CPU seconds the whole machine has been busy since boot (None without /proc/stat)."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(v) for v in f.readline().split()[1:9]]
-    except OSError:
-        return None
-    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # less idle, iowait
+# Usage and wait_quiet do here what suite.common's CpuUse and wait_quiet do for the other
+# benchmarks: this script keeps its own so that PyTorch is timed before streamrnn (which
+# suite.common imports) is even imported; suite.machine imports nothing of streamrnn.
 
 
 class Usage:
@@ -133,14 +124,14 @@ class Usage:
         self.system = 0.0  # None where the machine's use cannot be read
 
     def __enter__(self):
-        self._start = (time.perf_counter(), time.process_time(), _busy_seconds())
+        self._start = (time.perf_counter(), time.process_time(), busy_seconds())
         return self
 
     def __exit__(self, *exc):
         wall, ours, system = self._start
         self.wall += time.perf_counter() - wall
         self.ours += time.process_time() - ours
-        now = _busy_seconds()
+        now = busy_seconds()
         if self.system is None or system is None or now is None:
             self.system = None
         else:

@@ -31,7 +31,7 @@ import platform
 import numba
 import numpy as np
 import torch
-from suite.common import PAUSE, outlier, steady, times_apart
+from suite.common import PAUSE, add_measuring_options, outlier, steady, times_apart
 
 import streamrnn
 
@@ -202,27 +202,7 @@ def main():
         help="streamrnn's outputs: levels (as PyTorch's recipe) or changes "
         "from the last value, shrunk (a forecasting learner's default)",
     )
-    parser.add_argument(
-        "--pause",
-        type=float,
-        default=PAUSE,
-        metavar="SECONDS",
-        help=f"sleep before each timed call (default {PAUSE}; 0: strict alternation)",
-    )
-    parser.add_argument(
-        "--retries",
-        type=int,
-        default=3,
-        help="times a row with an outlying PyTorch figure is measured again",
-    )
-    parser.add_argument(
-        "--wait-quiet",
-        type=float,
-        default=30.0,
-        metavar="SECONDS",
-        help="before measuring a row again, wait at most this long for other "
-        "processes to leave the CPUs idle (default 30)",
-    )
+    add_measuring_options(parser)
     args = parser.parse_args()
     _relative[0] = RELATIVE[args.relative]
     SCHEDULE["pause"] = args.pause

@@ -1,6 +1,5 @@
 """Shared set-up: seeded data and models, built the same way in every benchmark."""
 
-import os
 import time
 
 import numba
@@ -8,6 +7,8 @@ import numpy as np
 import pyarrow as pa
 
 import streamrnn
+
+from .machine import busy_seconds
 
 I = 8
 
@@ -94,16 +95,6 @@ def steady(measure, doubt, retries, wait):
         wait_quiet(wait)
 
 
-def _busy_seconds():
-    """CPU seconds the whole machine has been busy since boot (None without /proc/stat)."""
-    try:
-        with open("/proc/stat") as f:
-            fields = [int(v) for v in f.readline().split()[1:9]]
-    except OSError:
-        return None
-    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # less idle, iowait
-
-
 class CpuUse:
     """Cores used by this process, and by the rest of the machine, from creation to
     :meth:`stop` (``other_cores`` is None where the machine's use cannot be read)."""
@@ -111,12 +102,12 @@ class CpuUse:
     def __init__(self):
         self._wall = time.perf_counter()
         self._ours = time.process_time()
-        self._system = _busy_seconds()
+        self._system = busy_seconds()
 
     def stop(self):
         wall = time.perf_counter() - self._wall
         ours = (time.process_time() - self._ours) / wall
-        system = _busy_seconds()
+        system = busy_seconds()
         other = None
         if system is not None and self._system is not None:
             other = round(max(0.0, (system - self._system) / wall - ours), 2)
@@ -135,6 +126,32 @@ def wait_quiet(limit, threshold=0.3, interval=0.5):
         if other is None or other < threshold or time.perf_counter() - t0 >= limit:
             break
     return time.perf_counter() - t0, other
+
+
+def add_measuring_options(parser):
+    """The side-by-side scripts' options for keeping each side's measurement apart:
+    ``--pause``, ``--retries``, ``--wait-quiet``."""
+    parser.add_argument(
+        "--pause",
+        type=float,
+        default=PAUSE,
+        metavar="SECONDS",
+        help=f"sleep before each timed call (default {PAUSE}; 0: strict alternation)",
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=3,
+        help="times a row with an outlying PyTorch figure is measured again",
+    )
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="before measuring a row again, wait at most this long for other "
+        "processes to leave the CPUs idle (default 30)",
+    )
 
 
 def sensor_table(n, keys, features=8, seed=0):

@@ -398,8 +398,3 @@ def window_args_of(spec, P):
     PT = aligned_zeros(size, P.dtype)
     refresh(spec, P, bspec, PT)
     return bspec, PT
-
-
-def window_args(model):
-    """``(bspec, PT)`` for ``model``'s current weights."""
-    return window_args_of(model._spec, model._P)
