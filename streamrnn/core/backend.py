@@ -93,8 +93,8 @@ class CPU:
         losses into ``lossc``, gradients added to ``G``, end states into ``s_end``."""
         W = np.empty(bptt.scratch_size(spec, n, T), P.dtype)
         empty = np.zeros(0, P.dtype)
-        bptt.window(spec, P, bspec, PT, n, S0, X, T, Y, 0, lkind, lpar, G, W, lossc, s_end,
-                    empty, empty, empty, empty)  # fmt: skip
+        bptt.WINDOW[spec[KIND]](spec, P, bspec, PT, n, S0, X, T, Y, 0, lkind, lpar, G, W, lossc,
+                                s_end, empty, empty, empty, empty)  # fmt: skip
 
     def lane_scratch(self, spec, k2, P):
         """Scratch of the learner's gradient buffers for windows of up to ``k2`` steps."""

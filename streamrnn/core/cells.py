@@ -67,6 +67,19 @@ CELLS = {
 FAMILIES = tuple(dict.fromkeys(cell.family for cell in CELLS.values()))
 
 
+def by_kind(gru, lstm, elman):
+    """A mapping from each cell kind to one of three things, by family (kernels compiled
+    once per family, with the family as a constant)."""
+    return {GRU: gru, LSTM: lstm, RNN_TANH: elman, RNN_RELU: elman}
+
+
+def per_family(make):
+    """Kernels by cell kind, one per family: ``make(family)`` defines and returns the
+    kernel of ``family`` (``GRU``, ``LSTM`` or ``ELMAN``), a constant of its body, so
+    that the code of the other families' cells is left out of it."""
+    return by_kind(make(GRU), make(LSTM), make(ELMAN))
+
+
 @kernel
 def rnn_update(kind, g, h, H):
     """Elman: ``h = tanh(g)`` or ``relu(g)``."""

@@ -66,7 +66,8 @@ def learn_chunk(enc, dec, opt, loss, data, hist, cfg, state, counts):
         for j in range(Oy):
             v = Yl[r, j]
             x0[j] = 0.0 if np.isnan(v) else v
-        s[:] = S[q]
+        for j in range(D):
+            s[j] = S[q, j]
         decode(dspec, dP, s, x0, fb, Hz, Ypred[r].reshape(Hz * Ypred.shape[2]), GI, GH)
         if not learn:
             continue

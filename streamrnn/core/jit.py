@@ -18,6 +18,17 @@ Every compiled function of the package is declared with :func:`kernel` (or
 
 and :func:`not_inlined` keeps a large function out of its callers' machine code,
 so that LLVM optimises its body once rather than again inside every caller.
+
+:data:`inline` is for small helpers only: Numba copies an inlined function's
+intermediate code at each call site, at a cost that grows with the square of its
+size (seconds for a body of a few hundred lines). A large body that depends on
+the cell is instead compiled once per cell family
+(:func:`streamrnn.core.cells.per_family`): a closure whose ``family`` is a
+constant that Numba prunes the other cells' branches by, before typing.
+Every call from compiled code links the callee's code into the caller, where
+LLVM optimises it again; keeping the chain of kernels short (a learning call
+links the window, pending-steps and update kernels, and nothing links it) is
+what keeps the first compilation short.
 """
 
 from numba import njit, types

@@ -39,7 +39,7 @@ import numpy as np
 
 from ._simd import ROW_BLOCK
 from ._simd import gemm as _gemm_inline
-from .cells import ELMAN, GRU, LSTM, RNN_RELU, RNN_TANH, gru_update, lstm_update, rnn_update
+from .cells import GRU, LSTM, gru_update, lstm_update, per_family, rnn_update
 from .jit import inline, kernel, not_inlined, short_kernel
 from .layout import (
     B_HH,
@@ -155,52 +155,57 @@ def readout_block(spec, P, Sb, n, Yb):
                 Yb[r * O + j] = Sb[r * D + top + j]
 
 
-@inline
-def _run_groups(kind, spec, P, X, order, starts, lens, slots, S, Y, first, stride):
-    """Advance every series over its rows: groups ``first, first + stride, ...`` of up
-    to ``ROW_BLOCK`` series (listed longest first), with one set of buffers."""
-    I = spec[INPUTS]
-    O = spec[OUTPUTS]
-    D = spec[LAYERS] * state_width(spec)
-    GW = gate_width(spec)
-    has_head = spec[HAS_HEAD]
-    top = D - state_width(spec)  # the top layer's h
-    Sb = np.empty(ROW_BLOCK * D, P.dtype)
-    Xb = np.empty(ROW_BLOCK * I, P.dtype)
-    Yb = np.empty(ROW_BLOCK * O, P.dtype)
-    GI = np.empty(ROW_BLOCK * GW, P.dtype)
-    GH = np.empty(ROW_BLOCK * GW, P.dtype)
-    n = slots.shape[0]
-    for q0 in range(first * ROW_BLOCK, n, stride * ROW_BLOCK):
-        m = min(ROW_BLOCK, n - q0)
-        for i in range(m):
-            s = S[slots[q0 + i]]
-            for j in range(D):
-                Sb[i * D + j] = s[j]
-        active = m
-        for t in range(lens[q0]):
-            while lens[q0 + active - 1] <= t:
-                active -= 1
-            for i in range(active):
-                x = X[order[starts[q0 + i] + t]]
-                for j in range(I):
-                    Xb[i * I + j] = x[j]
-            advance_cell(kind, spec, P, Xb, Sb, active, GI, GH)
-            if has_head:
-                readout_block(spec, P, Sb, active, Yb)
+def _run_groups_of(family):
+    """The kernel that advances series of the cells of ``family`` over their rows."""
+
+    @kernel
+    def run_groups(spec, P, X, order, starts, lens, slots, S, Y, first, stride):
+        """Advance every series over its rows: groups ``first, first + stride, ...`` of up
+        to ``ROW_BLOCK`` series (listed longest first), with one set of buffers."""
+        I = spec[INPUTS]
+        O = spec[OUTPUTS]
+        D = spec[LAYERS] * state_width(spec)
+        GW = gate_width(spec)
+        has_head = spec[HAS_HEAD]
+        top = D - state_width(spec)  # the top layer's h
+        Sb = np.empty(ROW_BLOCK * D, P.dtype)
+        Xb = np.empty(ROW_BLOCK * I, P.dtype)
+        Yb = np.empty(ROW_BLOCK * O, P.dtype)
+        GI = np.empty(ROW_BLOCK * GW, P.dtype)
+        GH = np.empty(ROW_BLOCK * GW, P.dtype)
+        n = slots.shape[0]
+        for q0 in range(first * ROW_BLOCK, n, stride * ROW_BLOCK):
+            m = min(ROW_BLOCK, n - q0)
+            for i in range(m):
+                s = S[slots[q0 + i]]
+                for j in range(D):
+                    Sb[i * D + j] = s[j]
+            active = m
+            for t in range(lens[q0]):
+                while lens[q0 + active - 1] <= t:
+                    active -= 1
                 for i in range(active):
-                    y = Y[order[starts[q0 + i] + t]]
-                    for j in range(O):
-                        y[j] = Yb[i * O + j]
-            else:
-                for i in range(active):
-                    y = Y[order[starts[q0 + i] + t]]
-                    for j in range(O):
-                        y[j] = Sb[i * D + top + j]
-        for i in range(m):
-            s = S[slots[q0 + i]]
-            for j in range(D):
-                s[j] = Sb[i * D + j]
+                    x = X[order[starts[q0 + i] + t]]
+                    for j in range(I):
+                        Xb[i * I + j] = x[j]
+                advance_cell(family, spec, P, Xb, Sb, active, GI, GH)
+                if has_head:
+                    readout_block(spec, P, Sb, active, Yb)
+                    for i in range(active):
+                        y = Y[order[starts[q0 + i] + t]]
+                        for j in range(O):
+                            y[j] = Yb[i * O + j]
+                else:
+                    for i in range(active):
+                        y = Y[order[starts[q0 + i] + t]]
+                        for j in range(O):
+                            y[j] = Sb[i * D + top + j]
+            for i in range(m):
+                s = S[slots[q0 + i]]
+                for j in range(D):
+                    s[j] = Sb[i * D + j]
+
+    return run_groups
 
 
 @kernel
@@ -237,122 +242,80 @@ def group_rows(slot_rows, seg_of):
     return order, seg, slots[:n_seg].copy()
 
 
-@inline
-def _step_one(kind, spec, P, x, buf):
-    """One step of one series.
+def _step_one_of(family):
+    """The kernel of one step of one series of the cells of ``family``."""
 
-    ``buf`` holds the series' state, last input, output and scratch, in that
-    order. Returns -1, or the index of a non-finite input (then ``buf`` is
-    unchanged).
-    """
-    for i in range(x.shape[0]):
-        if not np.isfinite(x[i]):
-            return i
-    D = spec[LAYERS] * state_width(spec)
-    I = spec[INPUTS]
-    O = spec[OUTPUTS]
-    GW = gate_width(spec)
-    buf[D : D + I] = x
-    Sb = buf[:D]
-    Xb = buf[D : D + I]
-    Yb = buf[D + I : D + I + O]
-    work = buf[D + I + O : D + I + O + 2 * GW]
-    advance_cell(kind, spec, P, Xb, Sb, 1, work[:GW], work[GW:])
-    readout_block(spec, P, Sb, 1, Yb)
-    return -1
+    @short_kernel
+    def step_one(spec, P, x, buf):
+        """One step of one series.
 
+        ``buf`` holds the series' state, last input, output and scratch, in that
+        order. Returns -1, or the index of a non-finite input (then ``buf`` is
+        unchanged).
+        """
+        for i in range(x.shape[0]):
+            if not np.isfinite(x[i]):
+                return i
+        D = spec[LAYERS] * state_width(spec)
+        I = spec[INPUTS]
+        O = spec[OUTPUTS]
+        GW = gate_width(spec)
+        for j in range(I):
+            buf[D + j] = x[j]
+        Sb = buf[:D]
+        Xb = buf[D : D + I]
+        Yb = buf[D + I : D + I + O]
+        work = buf[D + I + O : D + I + O + 2 * GW]
+        advance_cell(family, spec, P, Xb, Sb, 1, work[:GW], work[GW:])
+        readout_block(spec, P, Sb, 1, Yb)
+        return -1
 
-@inline
-def _forecast(kind, spec, P, S, Xlast, fb, future, Y, first, stride):
-    """Autoregressive rollout of ``Y.shape[1]`` steps for rows ``first, first +
-    stride, ...`` of ``S``.
-
-    ``S`` and ``Xlast`` are scratch copies (they are overwritten). ``fb`` holds
-    ``(output, input, change)`` rows: each prediction is fed back into the input
-    it stands for, or added to it when ``change`` is 1 (the output is the change
-    of the input's level). Other inputs come from ``future[q, k - 1]`` when
-    ``future.shape[1]`` is not zero, else they are held at ``Xlast[q]``.
-    """
-    n = S.shape[0]
-    horizon = Y.shape[1]
-    GW = gate_width(spec)
-    GI = np.empty(GW, P.dtype)
-    GH = np.empty(GW, P.dtype)
-    for q in range(first, n, stride):
-        s = S[q]
-        x = Xlast[q]
-        readout_block(spec, P, s, 1, Y[q, 0])
-        for k in range(1, horizon):
-            if future.shape[1] > 0:
-                x[:] = future[q, k - 1]
-            for m in range(fb.shape[0]):
-                if fb[m, 2]:  # the output is a change: the input carries the level
-                    x[fb[m, 1]] += Y[q, k - 1, fb[m, 0]]
-                else:
-                    x[fb[m, 1]] = Y[q, k - 1, fb[m, 0]]
-            advance_cell(kind, spec, P, x, s, 1, GI, GH)
-            readout_block(spec, P, s, 1, Y[q, k])
+    return step_one
 
 
-# -- one compiled kernel per cell family ----------------------------------------
-#
-# The loops above take the cell's kind as a constant, so that each family's
-# kernels hold only its own cell: a first GRU forward compiles no LSTM code.
+def _forecast_of(family):
+    """The kernel of rollouts of the cells of ``family``."""
 
+    @kernel
+    def forecast(spec, P, S, Xlast, fb, future, Y, first, stride):
+        """Autoregressive rollout of ``Y.shape[1]`` steps for rows ``first, first +
+        stride, ...`` of ``S``.
 
-@kernel
-def run_groups_gru(spec, P, X, order, starts, lens, slots, S, Y, first, stride):
-    _run_groups(GRU, spec, P, X, order, starts, lens, slots, S, Y, first, stride)
+        ``S`` and ``Xlast`` are scratch copies (they are overwritten). ``fb`` holds
+        ``(output, input, change)`` rows: each prediction is fed back into the input
+        it stands for, or added to it when ``change`` is 1 (the output is the change
+        of the input's level). Other inputs come from ``future[q, k - 1]`` when
+        ``future.shape[1]`` is not zero, else they are held at ``Xlast[q]``.
+        """
+        n = S.shape[0]
+        horizon = Y.shape[1]
+        GW = gate_width(spec)
+        GI = np.empty(GW, P.dtype)
+        GH = np.empty(GW, P.dtype)
+        for q in range(first, n, stride):
+            s = S[q]
+            x = Xlast[q]
+            readout_block(spec, P, s, 1, Y[q, 0])
+            for k in range(1, horizon):
+                if future.shape[1] > 0:
+                    fx = future[q, k - 1]
+                    for j in range(x.shape[0]):
+                        x[j] = fx[j]
+                for m in range(fb.shape[0]):
+                    if fb[m, 2]:  # the output is a change: the input carries the level
+                        x[fb[m, 1]] += Y[q, k - 1, fb[m, 0]]
+                    else:
+                        x[fb[m, 1]] = Y[q, k - 1, fb[m, 0]]
+                advance_cell(family, spec, P, x, s, 1, GI, GH)
+                readout_block(spec, P, s, 1, Y[q, k])
 
-
-@kernel
-def run_groups_lstm(spec, P, X, order, starts, lens, slots, S, Y, first, stride):
-    _run_groups(LSTM, spec, P, X, order, starts, lens, slots, S, Y, first, stride)
-
-
-@kernel
-def run_groups_elman(spec, P, X, order, starts, lens, slots, S, Y, first, stride):
-    _run_groups(ELMAN, spec, P, X, order, starts, lens, slots, S, Y, first, stride)
-
-
-@short_kernel
-def step_one_gru(spec, P, x, buf):
-    return _step_one(GRU, spec, P, x, buf)
-
-
-@short_kernel
-def step_one_lstm(spec, P, x, buf):
-    return _step_one(LSTM, spec, P, x, buf)
-
-
-@short_kernel
-def step_one_elman(spec, P, x, buf):
-    return _step_one(ELMAN, spec, P, x, buf)
-
-
-@kernel
-def forecast_gru(spec, P, S, Xlast, fb, future, Y, first, stride):
-    _forecast(GRU, spec, P, S, Xlast, fb, future, Y, first, stride)
-
-
-@kernel
-def forecast_lstm(spec, P, S, Xlast, fb, future, Y, first, stride):
-    _forecast(LSTM, spec, P, S, Xlast, fb, future, Y, first, stride)
-
-
-@kernel
-def forecast_elman(spec, P, S, Xlast, fb, future, Y, first, stride):
-    _forecast(ELMAN, spec, P, S, Xlast, fb, future, Y, first, stride)
-
-
-def _by_kind(gru, lstm, elman):
-    return {GRU: gru, LSTM: lstm, RNN_TANH: elman, RNN_RELU: elman}
+    return forecast
 
 
 #: Kernels by cell kind (``spec[KIND]``): every series over its rows (see
-#: :func:`_run_groups`), one step of one series (:func:`_step_one`: returns -1,
-#: or the column of a non-finite input, leaving ``buf`` unchanged), rollouts
-#: (:func:`_forecast`).
-RUN_GROUPS = _by_kind(run_groups_gru, run_groups_lstm, run_groups_elman)
-STEP_ONE = _by_kind(step_one_gru, step_one_lstm, step_one_elman)
-FORECAST = _by_kind(forecast_gru, forecast_lstm, forecast_elman)
+#: :func:`_run_groups_of`), one step of one series (:func:`_step_one_of`: returns
+#: -1, or the column of a non-finite input, leaving ``buf`` unchanged), rollouts
+#: (:func:`_forecast_of`).
+RUN_GROUPS = per_family(_run_groups_of)
+STEP_ONE = per_family(_step_one_of)
+FORECAST = per_family(_forecast_of)

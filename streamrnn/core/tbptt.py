@@ -52,10 +52,11 @@ from .. import config
 from ..optim import apply_update, clip_scale, grad_norm
 from . import threads
 from ._simd import ROW_BLOCK
-from .bptt import refresh, scratch_size, window
+from .bptt import refresh, run_window, scratch_size
+from .cells import GRU, LSTM, RNN_TANH, per_family
 from .jit import inline, kernel, not_inlined
-from .kernels import advance_block, gate_width, readout_block
-from .layout import INPUTS, OUTPUTS
+from .kernels import advance_cell, gate_width, readout_block
+from .layout import INPUTS, KIND, OUTPUTS
 
 #: Gradient buffers (series ``s`` uses buffer ``s % LANES``). Fixed, so that sums
 #: never depend on the number of threads.
@@ -176,93 +177,131 @@ def _step_weights(spec, P, bspec, PT, G, M1, M2, okind, hyper, t, lr, segs, coun
         counts[1] += 1
 
 
-@kernel
-def _run_pending(spec, P, hist, Ypred, slots, lens, version, first, stride):
-    """Run forward the pending steps of ``slots`` (``lens`` of them each, longest
-    first), groups ``first, first + stride, ...`` of up to ``ROW_BLOCK`` series:
-    their states go to the rings and ``S``, their outputs to ``Ypred``."""
-    not_inlined()
-    S, ring, ring_row, steps, done, vsince, ssince = hist
-    I = spec[INPUTS]
-    O = spec[OUTPUTS]
-    D = S.shape[1]
-    C = ring.shape[1]
-    GW = gate_width(spec)
-    at_state = ring.shape[2] - D
-    Sb = np.empty(ROW_BLOCK * D, P.dtype)
-    Xb = np.empty(ROW_BLOCK * I, P.dtype)
-    Yb = np.empty(ROW_BLOCK * O, P.dtype)
-    GI = np.empty(ROW_BLOCK * GW, P.dtype)
-    GH = np.empty(ROW_BLOCK * GW, P.dtype)
-    n = slots.shape[0]
-    for q0 in range(first * ROW_BLOCK, n, stride * ROW_BLOCK):
-        m = min(ROW_BLOCK, n - q0)
-        for i in range(m):
-            s = S[slots[q0 + i]]
-            for j in range(D):
-                Sb[i * D + j] = s[j]
-        active = m
-        for t in range(lens[q0]):
-            while lens[q0 + active - 1] <= t:
-                active -= 1
-            for i in range(active):
-                s = slots[q0 + i]
-                e = ring[s, (done[s] + 1 + t) % C]
-                for j in range(I):
-                    Xb[i * I + j] = e[j]
-            advance_block(spec, P, Xb, Sb, active, GI, GH)
-            readout_block(spec, P, Sb, active, Yb)
-            for i in range(active):
-                s = slots[q0 + i]
-                k = (done[s] + 1 + t) % C
-                e = ring[s, k]
+def _run_pending_of(family):
+    """The kernel that runs pending steps of the cells of ``family``, out of line: called
+    from Python (a thread's part) and from the kernels below."""
+
+    @kernel
+    def run_pending(spec, P, hist, Ypred, slots, lens, version, first, stride):
+        """Run forward the pending steps of ``slots`` (``lens`` of them each, longest
+        first), groups ``first, first + stride, ...`` of up to ``ROW_BLOCK`` series:
+        their states go to the rings and ``S``, their outputs to ``Ypred``."""
+        not_inlined()
+        S, ring, ring_row, steps, done, vsince, ssince = hist
+        I = spec[INPUTS]
+        O = spec[OUTPUTS]
+        D = S.shape[1]
+        C = ring.shape[1]
+        GW = gate_width(spec)
+        at_state = ring.shape[2] - D
+        Sb = np.empty(ROW_BLOCK * D, P.dtype)
+        Xb = np.empty(ROW_BLOCK * I, P.dtype)
+        Yb = np.empty(ROW_BLOCK * O, P.dtype)
+        GI = np.empty(ROW_BLOCK * GW, P.dtype)
+        GH = np.empty(ROW_BLOCK * GW, P.dtype)
+        n = slots.shape[0]
+        for q0 in range(first * ROW_BLOCK, n, stride * ROW_BLOCK):
+            m = min(ROW_BLOCK, n - q0)
+            for i in range(m):
+                s = S[slots[q0 + i]]
                 for j in range(D):
-                    e[at_state + j] = Sb[i * D + j]
-                y = Ypred[ring_row[s, k]]
-                for j in range(O):
-                    y[j] = Yb[i * O + j]
-        for i in range(m):
-            s = slots[q0 + i]
-            for j in range(D):
-                S[s, j] = Sb[i * D + j]
-            if vsince[s] != version:
-                vsince[s] = version
-                ssince[s] = done[s] + 1
-            done[s] = done[s] + lens[q0 + i]
+                    Sb[i * D + j] = s[j]
+            active = m
+            for t in range(lens[q0]):
+                while lens[q0 + active - 1] <= t:
+                    active -= 1
+                for i in range(active):
+                    s = slots[q0 + i]
+                    e = ring[s, (done[s] + 1 + t) % C]
+                    for j in range(I):
+                        Xb[i * I + j] = e[j]
+                advance_cell(family, spec, P, Xb, Sb, active, GI, GH)
+                readout_block(spec, P, Sb, active, Yb)
+                for i in range(active):
+                    s = slots[q0 + i]
+                    k = (done[s] + 1 + t) % C
+                    e = ring[s, k]
+                    for j in range(D):
+                        e[at_state + j] = Sb[i * D + j]
+                    y = Ypred[ring_row[s, k]]
+                    for j in range(O):
+                        y[j] = Yb[i * O + j]
+            for i in range(m):
+                s = slots[q0 + i]
+                for j in range(D):
+                    S[s, j] = Sb[i * D + j]
+                if vsince[s] != version:
+                    vsince[s] = version
+                    ssince[s] = done[s] + 1
+                done[s] = done[s] + lens[q0 + i]
+
+    return run_pending
 
 
 @kernel
 def pending(hist, seg_slots):
-    """The series of ``seg_slots`` with pending steps, longest first, and their counts."""
+    """The series of ``seg_slots`` with pending steps, longest first (ties in the order
+    of ``seg_slots``), and their counts."""
     steps, done = hist[3], hist[4]
-    lens = steps[seg_slots] - done[seg_slots]
-    keep = lens > 0
-    slots = seg_slots[keep]
-    lens = lens[keep]
-    longest = np.argsort(-lens, kind="mergesort")
-    return slots[longest], lens[longest]
+    n = seg_slots.shape[0]
+    lens = np.empty(n, np.int64)
+    top = 0
+    for i in range(n):
+        s = seg_slots[i]
+        lens[i] = steps[s] - done[s]
+        top = max(top, lens[i])
+    # a counting sort: where each length's series start, longest first
+    at = np.zeros(top + 1, np.int64)
+    for i in range(n):
+        if lens[i] > 0:
+            at[lens[i]] += 1
+    total = 0
+    for v in range(top, 0, -1):
+        total, at[v] = total + at[v], total
+    slots = np.empty(total, np.int64)
+    counts = np.empty(total, np.int64)
+    for i in range(n):
+        v = lens[i]
+        if v > 0:
+            slots[at[v]] = seg_slots[i]
+            counts[at[v]] = v
+            at[v] += 1
+    return slots, counts
 
 
-@kernel
-def run_pending(spec, P, hist, Ypred, slots, lens, version, first, stride):
-    """:func:`_run_pending`, called from Python."""
-    _run_pending(spec, P, hist, Ypred, slots, lens, version, first, stride)
+#: The pending-steps kernel of each cell kind.
+RUN_PENDING = per_family(_run_pending_of)
+run_pending_gru, run_pending_lstm, run_pending_elman = (
+    RUN_PENDING[GRU],
+    RUN_PENDING[LSTM],
+    RUN_PENDING[RNN_TANH],
+)
 
 
-@kernel
-def _flush(spec, P, hist, Ypred, seg_slots, version):
+@inline
+def _run_pending(family, spec, P, hist, Ypred, slots, lens, version, first, stride):
+    """:func:`_pending_steps` of ``family`` (a constant), through its kernel."""
+    if family == GRU:
+        run_pending_gru(spec, P, hist, Ypred, slots, lens, version, first, stride)
+    elif family == LSTM:
+        run_pending_lstm(spec, P, hist, Ypred, slots, lens, version, first, stride)
+    else:
+        run_pending_elman(spec, P, hist, Ypred, slots, lens, version, first, stride)
+
+
+@inline
+def _flush(family, spec, P, hist, Ypred, seg_slots, version):
     """Run every pending step of the series in ``seg_slots``."""
     slots, lens = pending(hist, seg_slots)
     if slots.shape[0]:
-        _run_pending(spec, P, hist, Ypred, slots, lens, version, 0, 1)
+        _run_pending(family, spec, P, hist, Ypred, slots, lens, version, 0, 1)
 
 
-@kernel
-def _run_block(net, loss, hist, Ypred, blk, nb, T, k1, lane, version, lanes_):
+@inline
+def _run_block(family, net, loss, hist, Ypred, blk, nb, T, k1, lane, version, lanes_):
     """Run the ``nb`` windows of ``T`` steps gathered in ``blk`` (see :func:`_lane_pass`)
     into the lane's buffer, then put the online results of those marked ``same``
     in place."""
-    not_inlined()
     spec, P, bspec, PT = net
     lkind, lpar, _ = loss
     S, ring, ring_row, steps, done, vsince, ssince = hist
@@ -282,9 +321,9 @@ def _run_block(net, loss, hist, Ypred, blk, nb, T, k1, lane, version, lanes_):
     I = spec[INPUTS]
     Oy = at_state - I
     empty = np.zeros(0, P.dtype)
-    window(spec, P, bspec, PT, nb, WS[: nb * D], WX[: nb * T * I], T, WY[: nb * T * Oy], T - k1,
-           lkind, lpar, LG[lane], scratch[lane], lossc, empty, empty, empty, SO[: nb * T * D],
-           YO[: nb * T * O])  # fmt: skip
+    run_window(family, spec, P, bspec, PT, nb, WS[: nb * D], WX[: nb * T * I], T,
+               WY[: nb * T * Oy], T - k1, lkind, lpar, LG[lane], scratch[lane], lossc, empty,
+               empty, empty, SO[: nb * T * D], YO[: nb * T * O])  # fmt: skip
     lane_used[lane] = 1
     for w in range(nb):
         lane_loss[lane] += lossc[w, 0]
@@ -295,13 +334,13 @@ def _run_block(net, loss, hist, Ypred, blk, nb, T, k1, lane, version, lanes_):
             _place(hist, Ypred, SO, YO, w, T, s, m, version)
 
 
-@kernel
-def _lane_pass(net, loss, data, hist, r0, end, is_win, lane, cfg, version, blk, lanes_):
+@inline
+def _lane_pass(family, net, loss, data, hist, r0, end, is_win, lane, cfg, version, blk, lanes_):
     """Store the rows ``r0 .. end`` of the series of ``lane`` in their rings, and
     run the windows they close, in arrival order, into the lane's buffer.
 
     Windows of the same length are gathered and run up to ``ROW_BLOCK`` at a
-    time (which changes no value: see :func:`streamrnn.core.bptt.window`); a
+    time (which changes no value: see :func:`streamrnn.core.bptt._window_of`); a
     series' window runs before its next row is stored.
     """
     spec, P = net[0], net[1]
@@ -316,15 +355,25 @@ def _lane_pass(net, loss, data, hist, r0, end, is_win, lane, cfg, version, blk, 
     one = np.zeros(1, np.int64)
     nb = 0
     T_blk = 0
-    for r in range(r0, end + 1):
-        s = slot_rows[r]
-        if s % LANES != lane:
-            continue
-        for w in range(nb):
-            if bslot[w] == s:
-                _run_block(net, loss, hist, Ypred, blk, nb, T_blk, k1, lane, version, lanes_)
-                nb = 0
-                break
+    for r in range(r0, end + 2):  # the last round only runs what is gathered
+        # the gathered windows run first when this row's series has one among them (its
+        # ring is about to change), or when its window cannot join them
+        run = nb > 0 and r > end
+        if r <= end:
+            s = slot_rows[r]
+            if s % LANES != lane:
+                continue
+            for w in range(nb):
+                if bslot[w] == s:
+                    run = True
+            if nb and is_win[r] and not run:
+                m = steps[s] + 1 - h
+                run = m - max(0, m - k2) != T_blk or nb == ROW_BLOCK
+        if run:
+            _run_block(family, net, loss, hist, Ypred, blk, nb, T_blk, k1, lane, version, lanes_)
+            nb = 0
+        if r > end:
+            break
         c = _store(ring, ring_row, steps, s, X, Yl, r)
         if not is_win[r]:
             continue
@@ -336,21 +385,15 @@ def _lane_pass(net, loss, data, hist, r0, end, is_win, lane, cfg, version, blk, 
         same = done[s] <= a or (vsince[s] == version and ssince[s] <= a + 1)
         if not same and done[s] < c:
             one[0] = s
-            _run_pending(spec, P, hist, Ypred, one, steps[one] - done[one], version, 0, 1)
-        if nb and (T != T_blk or nb == ROW_BLOCK):
-            _run_block(net, loss, hist, Ypred, blk, nb, T_blk, k1, lane, version, lanes_)
-            nb = 0
+            _run_pending(family, spec, P, hist, Ypred, one, steps[one] - done[one], version, 0, 1)
         T_blk = T
         _gather(ring, s, a, T, h, I, Oy, D, WS, WX, WY, nb)
         bslot[nb] = s
         bm[nb] = m
         bsame[nb] = same
         nb += 1
-    if nb:
-        _run_block(net, loss, hist, Ypred, blk, nb, T_blk, k1, lane, version, lanes_)
 
 
-@kernel
 def block_buffers(k2, I, Oy, O, D, like):
     """Per lane: the windows being gathered (slot, last step, same) and their data."""
     NB = ROW_BLOCK
@@ -368,11 +411,18 @@ def block_buffers(k2, I, Oy, O, D, like):
     )
 
 
-@kernel
-def lanes_part(net, loss, data, hist, r0, end, is_win, cfg, version, blk, lanes_, first, stride):
-    """:func:`_lane_pass` for buffers ``first, first + stride, ...``."""
-    for lane in range(first, LANES, stride):
-        _lane_pass(net, loss, data, hist, r0, end, is_win, lane, cfg, version, blk, lanes_)
+def _lanes_part_of(family):
+    """The kernel of a thread's share of a segment's buffers, for ``family``."""
+
+    @kernel
+    def lanes_part(net, loss, data, hist, r0, end, is_win, cfg, version, blk, lanes_, first,
+                   stride):  # fmt: skip
+        """:func:`_lane_pass` for buffers ``first, first + stride, ...``."""
+        for lane in range(first, LANES, stride):
+            _lane_pass(family, net, loss, data, hist, r0, end, is_win, lane, cfg, version, blk,
+                       lanes_)  # fmt: skip
+
+    return lanes_part
 
 
 @kernel
@@ -427,7 +477,9 @@ def update(net, opt, lanes_, counts):
             continue
         if first:
             if lane:
-                G[:] = LG[lane]
+                Gl = LG[lane]
+                for j in range(G.shape[0]):
+                    G[j] = Gl[j]
             first = False
         else:
             Gl = LG[lane]
@@ -466,24 +518,36 @@ def segment_series(slot_rows, r0, end, seg_of):
     return seg_slots
 
 
-@kernel
-def learn_segments(net, opt, loss, data, hist, bounds, is_win, blk, lanes_, cfg, counts):
-    """Segments ``bounds[k] = (first row, last row, update after it)`` in order, on
-    this thread: store their rows, run the windows they close, run what is still
-    pending, and update the weights where a segment ends with an update."""
-    spec, P = net[0], net[1]
-    X, Yl, slot_rows, Ypred, seg_of = data
-    t = opt[6]
-    for k in range(bounds.shape[0]):
-        r0, end = bounds[k, 0], bounds[k, 1]
-        seg_slots = segment_series(slot_rows, r0, end, seg_of)
-        version = t[0]
-        for lane in range(LANES):
-            _lane_pass(net, loss, (X, Yl, slot_rows, Ypred), hist, r0, end, is_win, lane, cfg,
-                       version, blk, lanes_)  # fmt: skip
-        _flush(spec, P, hist, Ypred, seg_slots, version)
-        if bounds[k, 2]:
-            update(net, opt, lanes_, counts)
+def _learn_segments_of(family):
+    """The kernel of runs of segments on one thread, for ``family``."""
+
+    @kernel
+    def learn_segments(net, opt, loss, data, hist, bounds, is_win, blk, lanes_, cfg, counts):
+        """Segments ``bounds[k] = (first row, last row, update after it)`` in order, on
+        this thread: store their rows, run the windows they close, run what is still
+        pending, and update the weights where a segment ends with an update."""
+        spec, P = net[0], net[1]
+        X, Yl, slot_rows, Ypred, seg_of = data
+        t = opt[6]
+        for k in range(bounds.shape[0]):
+            r0, end = bounds[k, 0], bounds[k, 1]
+            seg_slots = segment_series(slot_rows, r0, end, seg_of)
+            version = t[0]
+            for lane in range(LANES):
+                rows = (X, Yl, slot_rows, Ypred)
+                _lane_pass(family, net, loss, rows, hist, r0, end, is_win, lane, cfg, version, blk,
+                           lanes_)  # fmt: skip
+            _flush(family, spec, P, hist, Ypred, seg_slots, version)
+            if bounds[k, 2]:
+                update(net, opt, lanes_, counts)
+
+    return learn_segments
+
+
+#: The entries of shared-weight learning by cell kind: runs of segments on one thread,
+#: and a segment's buffers split over threads.
+LEARN_SEGMENTS = per_family(_learn_segments_of)
+LANES_PART = per_family(_lanes_part_of)
 
 
 def learn_chunk(net, opt, loss, data, hist, plan_, lanes_, cfg, counts):
@@ -495,6 +559,7 @@ def learn_chunk(net, opt, loss, data, hist, plan_, lanes_, cfg, counts):
     ``cfg = [h, k1, k2, batch, threads]``.
     """
     spec, P = net[0], net[1]
+    learn_segments = LEARN_SEGMENTS[spec[KIND]]
     X, Yl, slot_rows, Ypred, seg_of = data
     win_rows, upd_rows = plan_
     N = X.shape[0]
@@ -532,12 +597,12 @@ def learn_chunk(net, opt, loss, data, hist, plan_, lanes_, cfg, counts):
             seg_slots = segment_series(slot_rows, r0, end, seg_of)
             version = int(opt[6][0])
             rows = (X, Yl, slot_rows, Ypred)
-            part = partial(lanes_part, net, loss, rows, hist, r0, end, is_win, cfg, version, blk,
-                           lanes_)  # fmt: skip
+            part = partial(LANES_PART[spec[KIND]], net, loss, rows, hist, r0, end, is_win, cfg,
+                           version, blk, lanes_)  # fmt: skip
             threads.run(part, min(workers, len(seg_slots)))
             slots, lens = pending(hist, seg_slots)
             if len(slots):
-                part = partial(run_pending, spec, P, hist, Ypred, slots, lens, version)
+                part = partial(RUN_PENDING[spec[KIND]], spec, P, hist, Ypred, slots, lens, version)
                 threads.run(part, min(workers, -(-len(slots) // ROW_BLOCK)))
             if then_update:
                 update(net, opt, lanes_, counts)
@@ -545,9 +610,8 @@ def learn_chunk(net, opt, loss, data, hist, plan_, lanes_, cfg, counts):
     counts[3] += win_rows.shape[0]
 
 
-@kernel
 def lane_scratch(spec, k2, like):
-    """Scratch of :func:`streamrnn.core.bptt.window` for each lane: up to ``ROW_BLOCK``
+    """Scratch of :func:`streamrnn.core.bptt._window_of` for each lane: up to ``ROW_BLOCK``
     windows of ``k2`` steps."""
     return np.empty((LANES, scratch_size(spec, ROW_BLOCK, k2)), like.dtype)
 
@@ -567,8 +631,8 @@ def _key_update(spec, P, bspec, PT, G, M1, M2, opt, t, lossc, counts):
     lossc[1] = 0.0
 
 
-@kernel
-def _key_pass(net, opt, loss, data, hist, keyed, q, cfg, W, buf):
+@inline
+def _key_pass(family, net, opt, loss, data, hist, keyed, q, cfg, W, buf):
     """Rows of one series, in order, learned with that series' own weights."""
     spec, Pk, bspec, PTk = net
     X, Yl, Ypred, order, seg, slots = data
@@ -601,10 +665,11 @@ def _key_pass(net, opt, loss, data, hist, keyed, q, cfg, W, buf):
         version = tk[s, 0]
         same = done[s] <= a or (vsince[s] == version and ssince[s] <= a + 1)
         if not same and done[s] < c:
-            _run_pending(spec, P, hist, Ypred, one, steps[one] - done[one], version, 0, 1)
+            _run_pending(family, spec, P, hist, Ypred, one, steps[one] - done[one], version, 0, 1)
         _gather(ring, s, a, T, h, I, Oy, D, WS, WX, WY, 0)
-        window(spec, P, bspec, PT, 1, WS, WX[: T * I], T, WY[: T * Oy], T - k1, lkind, lpar,
-               Gk[s], W, lossc, empty, empty, empty, SO[: T * D], YO[: T * O])  # fmt: skip
+        run_window(family, spec, P, bspec, PT, 1, WS, WX[: T * I], T, WY[: T * Oy], T - k1, lkind,
+                   lpar, Gk[s], W, lossc, empty, empty, empty, SO[: T * D],
+                   YO[: T * O])  # fmt: skip
         lossk[s, 0] += lossc[0, 0]
         lossk[s, 1] += lossc[0, 1]
         countk[s, 3] += 1
@@ -614,24 +679,34 @@ def _key_pass(net, opt, loss, data, hist, keyed, q, cfg, W, buf):
         if pendk[s] == batch:
             pendk[s] = 0
             if done[s] < c:  # rows before the update are predicted with the old weights
-                _run_pending(spec, P, hist, Ypred, one, steps[one] - done[one], version, 0, 1)
+                _run_pending(family, spec, P, hist, Ypred, one, steps[one] - done[one], version, 0,
+                             1)  # fmt: skip
             _key_update(spec, P, bspec, PT, Gk[s], M1k[s], M2k[s], opt, tk[s], lossk[s],
                         countk[s])  # fmt: skip
     if done[s] < steps[s]:
-        _run_pending(spec, P, hist, Ypred, one, steps[one] - done[one], tk[s, 0], 0, 1)
+        _run_pending(family, spec, P, hist, Ypred, one, steps[one] - done[one], tk[s, 0], 0, 1)
 
 
-@kernel
-def learn_per_key_part(net, opt, loss, data, hist, keyed, cfg, first, stride):
-    """Series ``first, first + stride, ...`` of the chunk (see :func:`learn_per_key`)."""
-    X, Yl, Ypred = data[0], data[1], data[2]
-    k2 = cfg[2]
-    D = hist[0].shape[1]
-    width = max(D, k2 * max(X.shape[1], Yl.shape[1], D, Ypred.shape[1]))
-    W = np.empty(scratch_size(net[0], 1, k2), X.dtype)
-    buf = np.empty((5, width), X.dtype)
-    for q in range(first, data[5].shape[0], stride):
-        _key_pass(net, opt, loss, data, hist, keyed, q, cfg, W, buf)
+def _per_key_part_of(family):
+    """The kernel of a thread's share of the series learned per key, for ``family``."""
+
+    @kernel
+    def per_key_part(net, opt, loss, data, hist, keyed, cfg, first, stride):
+        """Series ``first, first + stride, ...`` of the chunk (see :func:`learn_per_key`)."""
+        X, Yl, Ypred = data[0], data[1], data[2]
+        k2 = cfg[2]
+        D = hist[0].shape[1]
+        width = max(D, k2 * max(X.shape[1], Yl.shape[1], D, Ypred.shape[1]))
+        W = np.empty(scratch_size(net[0], 1, k2), X.dtype)
+        buf = np.empty((5, width), X.dtype)
+        for q in range(first, data[5].shape[0], stride):
+            _key_pass(family, net, opt, loss, data, hist, keyed, q, cfg, W, buf)
+
+    return per_key_part
+
+
+#: The entry of per-key learning by cell kind: a thread's share of the series.
+PER_KEY_PART = per_family(_per_key_part_of)
 
 
 def learn_per_key(net, opt, loss, data, hist, keyed, cfg):
@@ -647,4 +722,5 @@ def learn_per_key(net, opt, loss, data, hist, keyed, cfg):
     rows = data[0].shape[0]
     work = rows + rows // cfg[1] * cfg[2]  # rows, and the steps of the windows they close
     workers = min(int(cfg[4]), n) if work >= config.PARALLEL_MIN_ROWS else 1
-    threads.run(partial(learn_per_key_part, net, opt, loss, data, hist, keyed, cfg), workers)
+    part = PER_KEY_PART[net[0][KIND]]
+    threads.run(partial(part, net, opt, loss, data, hist, keyed, cfg), workers)
