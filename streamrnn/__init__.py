@@ -8,7 +8,7 @@ series.
 
 from . import evaluate, losses, optim
 from .adapters.torch import from_torch
-from .compiling import CompileWarning, compile
+from .compiling import CompileWarning, compile, compile_in_background
 from .errors import (
     ConfigError,
     InputError,
@@ -26,6 +26,7 @@ from .stream import Series, Stream
 __all__ = [
     "CompileWarning",
     "compile",
+    "compile_in_background",
     "GRU",
     "LSTM",
     "OnlineLearner",

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .core import _cache
+from .core.cells import CELLS
 from .core.cells import FAMILIES as CELL_FAMILIES
 
 #: What each family of kernels is, and roughly how long its first compilation
@@ -41,7 +42,7 @@ class CompileWarning(UserWarning):
     """A family of kernels is being compiled for the first time on this machine."""
 
 
-_ready = set()  # (family, dtype) compiled or loaded in this process
+_ready = set()  # (family, cell family, dtype) compiled or loaded in this process
 
 
 def cache_dir():
@@ -57,44 +58,49 @@ def _sources_stamp():
     return _cache.sources_digest()
 
 
-def _marker(family, dtype):
-    return cache_dir() / f"streamrnn-{family}-{dtype}.compiled"
+def _marker(family, cell, dtype):
+    return cache_dir() / f"streamrnn-{family}-{cell}-{dtype}.compiled"
+
+
+def _known(family, cell, dtype):
+    """Whether this family of kernels was compiled on this machine from these sources."""
+    try:
+        return _marker(family, cell, dtype).read_text() == _sources_stamp()
+    except OSError:
+        return False
 
 
 _READY = contextlib.nullcontext()
 
 
-def first_use(family, dtype):
-    """A context: before a family's first compilation on this machine it warns, and once
-    done it notes it; a family ready in this process costs a set lookup."""
-    key = (family, np.dtype(dtype).name)
+def first_use(family, model):
+    """A context: before the first compilation on this machine of a family of kernels
+    for ``model``'s cells and dtype it warns, and once done it notes it; kernels ready
+    in this process cost a set lookup."""
+    key = (family, CELLS[model.cell].family, np.dtype(model.dtype).name)
     return _READY if key in _ready else _announced(*key)
 
 
 @contextlib.contextmanager
-def _announced(family, dtype):
-    marker = _marker(family, dtype)
-    stamp = _sources_stamp()
-    try:
-        known = marker.read_text() == stamp
-    except OSError:
-        known = False
+def _announced(family, cell, dtype):
+    known = _known(family, cell, dtype)
     if not known:
         what, how_long = FAMILIES[family]
         warnings.warn(
-            f"compiling streamrnn's {what} for {dtype}, the first time on this machine: "
-            f"about {how_long}; they are cached in {cache_dir()} for later runs "
+            f"compiling streamrnn's {what} of {cell} cells for {dtype}, the first time on "
+            f"this machine: about {how_long}; they are cached in {cache_dir()} for later runs "
             "(streamrnn compile does this ahead of time)",
             CompileWarning,
             stacklevel=4,
         )
     yield
-    _ready.add((family, dtype))
+    _ready.add((family, cell, dtype))
     if not known:
+        marker = _marker(family, cell, dtype)
         with contextlib.suppress(OSError):  # a read-only cache only means a repeated notice
             marker.parent.mkdir(parents=True, exist_ok=True)
             tmp = marker.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(stamp)
+            tmp.write_text(_sources_stamp())
             os.replace(tmp, marker)
 
 
@@ -133,19 +139,7 @@ def compile(cells=("gru",), dtypes=("float32",), modes=("inference", "learning")
     ``"per_key"`` (weights per key) and ``"seq2seq"``
     (:class:`~streamrnn.Seq2SeqLearner`).
     """
-    from .errors import ConfigError
-
-    for name, values, allowed in (("cells", cells, CELL_FAMILIES), ("modes", modes, _MODES)):
-        values = (values,) if isinstance(values, str) else tuple(values)
-        bad = [v for v in values if v not in allowed]
-        if bad or not values:
-            raise ConfigError(f"{name} must be among {list(allowed)}, got {list(values)}")
-    cells = (cells,) if isinstance(cells, str) else tuple(cells)
-    modes = (modes,) if isinstance(modes, str) else tuple(modes)
-    dtypes = (dtypes,) if isinstance(dtypes, str) else tuple(dtypes)
-    for d in dtypes:
-        if np.dtype(d) not in (np.float32, np.float64):
-            raise ConfigError(f"dtypes must be among ['float32', 'float64'], got {list(dtypes)}")
+    cells, dtypes, modes = _checked(cells, dtypes, modes)
     took = {}
     for mode in modes:
         for cell in cells:
@@ -154,6 +148,45 @@ def compile(cells=("gru",), dtypes=("float32",), modes=("inference", "learning")
                 _exercise(mode, cell, np.dtype(dtype))
                 took[(mode, cell, np.dtype(dtype).name)] = time.perf_counter() - start
     return took
+
+
+def _checked(cells, dtypes, modes):
+    """The arguments of :func:`compile` as tuples, or a ConfigError naming the bad one."""
+    from .errors import ConfigError
+
+    cells, dtypes, modes = (
+        (v,) if isinstance(v, str) else tuple(v) for v in (cells, dtypes, modes)
+    )
+    for name, values, allowed in (("cells", cells, CELL_FAMILIES), ("modes", modes, _MODES)):
+        bad = [v for v in values if v not in allowed]
+        if bad or not values:
+            raise ConfigError(f"{name} must be among {list(allowed)}, got {list(values)}")
+    for d in dtypes:
+        if np.dtype(d) not in (np.float32, np.float64):
+            raise ConfigError(f"dtypes must be among ['float32', 'float64'], got {list(dtypes)}")
+    return cells, tuple(np.dtype(d).name for d in dtypes), modes
+
+
+def compile_in_background(cells=("gru",), dtypes=("float32",), modes=("learning",)):
+    """Start compiling these kernels into the cache in another process, and return it
+    (a :class:`subprocess.Popen`: ``wait()`` returns 0 once they are cached), or None
+    when all of them were compiled on this machine before.
+
+    Numba compiles on one core; a program with other work to do before its first
+    learning call (reading and ordering data, a stream's first chunks) can have the
+    learning kernels compiled on another core meanwhile. Wait for the process before
+    that first call, or it compiles the same kernels a second time. The arguments are
+    those of :func:`compile`, which the process runs (``streamrnn compile``).
+    """
+    import subprocess
+    import sys
+
+    cells, dtypes, modes = _checked(cells, dtypes, modes)
+    if all(_known(m, c, d) for m in modes for c in cells for d in dtypes):
+        return None
+    command = [sys.executable, "-m", "streamrnn", "compile", "--cells", ",".join(cells),
+               "--dtypes", ",".join(dtypes), "--modes", ",".join(modes)]  # fmt: skip
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _exercise(mode, cell, dtype):

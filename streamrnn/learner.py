@@ -565,9 +565,9 @@ class OnlineLearner(Stream):
 
     def _learn_rows(self, rows, y, Y):
         if self.per_key:
-            with first_use("per_key", self.model.dtype):
+            with first_use("per_key", self.model):
                 return self._learn_rows_per_key(rows, y, Y)
-        with first_use("learning", self.model.dtype):
+        with first_use("learning", self.model):
             self._learn_rows_shared(rows, y, Y)
 
     def _learn_rows_shared(self, rows, y, Y):

@@ -479,7 +479,7 @@ class RecurrentModel:
     def _run(self, X, order, starts, lens, slots, S, Y):
         """Advance series ``q`` over rows ``order[starts[q]:starts[q] + lens[q]]``
         with state ``S[slots[q]]``; series must come longest first."""
-        with first_use("inference", self.dtype):
+        with first_use("inference", self):
             self._backend.forward(self._spec, self._P, X, order, starts, lens, slots, S, Y)
 
 

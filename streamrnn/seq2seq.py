@@ -14,7 +14,7 @@ a decoder runs ``horizon`` steps with the true targets as inputs (teacher
 forcing) and is scored against the following targets; the decoders' gradients
 flow back into the encoder's states and through the encoder window. Both
 networks are updated together after every ``batch`` windows, with one global
-gradient norm. The same window kernel (:func:`streamrnn.core.bptt.window`) does all
+gradient norm. The same window kernel (:func:`streamrnn.core.bptt._window_of`) does all
 of it, so the gradients match PyTorch's autograd.
 """
 
@@ -159,7 +159,7 @@ class Seq2SeqLearner(OnlineLearner):
             )
 
     def _learn_rows(self, rows, y, Y):
-        with first_use("seq2seq", self.model.dtype):
+        with first_use("seq2seq", self.model):
             self._run(rows, y, Y, True)
 
     def _new_outputs(self, n):

@@ -78,7 +78,7 @@ def rollout(model, S, Xlast, has_input, fb, horizon, future, labels, change=Fals
         check_finite(checked, "future", ("series", "step", "column"))
     Y = np.empty((n, horizon, model.out_features), model.dtype)
     flags = np.full((fb.shape[0], 1), int(change), np.int64)
-    with first_use("inference", model.dtype):
+    with first_use("inference", model):
         model._backend.forecast(model._spec, model._P, S, Xlast, np.hstack([fb, flags]), future, Y)
     return Y
 
@@ -247,7 +247,7 @@ class Series:
             return Y
         D, I = model.state_size, model.input_size
         S = self._buf[None, :D]
-        with first_use("inference", model.dtype):
+        with first_use("inference", model):
             model._backend.forward(
                 model._spec, model._P, xs, np.arange(T), np.zeros(1, np.int64), np.array([T]),
                 np.zeros(1, np.int64), S, Y,

@@ -6,7 +6,12 @@ from streamrnn import compiling
 
 # Compile notices are tested in test_compiling.py; elsewhere they would trip the tests
 # that turn every warning into an error on a machine whose cache is still empty.
-compiling._ready.update((f, d) for f in compiling.FAMILIES for d in ("float32", "float64"))
+compiling._ready.update(
+    (f, c, d)
+    for f in compiling.FAMILIES
+    for c in compiling.CELL_FAMILIES
+    for d in ("float32", "float64")
+)
 
 CELLS = ["rnn_tanh", "rnn_relu", "gru", "lstm"]
 TOL = {np.float64: 1e-10, np.float32: 1e-5}

@@ -68,7 +68,7 @@ def test_the_notice_can_be_silenced_and_written_as_one_line(fresh_machine):
         warnings.filterwarnings("ignore", category=streamrnn.CompileWarning)
         _forward()
     compiling._ready.clear()
-    (fresh_machine / "streamrnn-inference-float32.compiled").unlink()
+    (fresh_machine / "streamrnn-inference-gru-float32.compiled").unlink()
     out = io.StringIO()
     with compiling.said_on(out):
         _forward()
@@ -123,3 +123,22 @@ def test_the_command_line_says_a_first_compilation_in_its_words(fresh_machine, t
     assert cli.main(["backfill", *args, "--hidden", "4", "--no-report"]) == 0
     err = capsys.readouterr().err
     assert err.count("streamrnn backfill: warning: compiling streamrnn's forward passes") == 1
+
+
+def test_compile_in_background_fills_the_cache_in_another_process(fresh_machine):
+    ahead = streamrnn.compile_in_background(cells=["gru"], modes=["inference"])
+    assert ahead is not None and ahead.args[1:4] == ["-m", "streamrnn", "compile"]
+    assert ahead.wait(timeout=600) == 0
+
+
+def test_compile_in_background_starts_nothing_for_kernels_compiled_before(fresh_machine):
+    with pytest.warns(streamrnn.CompileWarning):
+        _forward()  # compiles (or loads) and notes the inference kernels of GRU float32
+    assert streamrnn.compile_in_background(cells="gru", modes="inference") is None
+    lstm = streamrnn.compile_in_background(cells="lstm", modes="inference")
+    assert lstm is not None and lstm.wait(timeout=600) == 0
+
+
+def test_compile_in_background_refuses_what_it_does_not_know():
+    with pytest.raises(streamrnn.ConfigError, match="modes must be among"):
+        streamrnn.compile_in_background(modes=["training"])
