@@ -1,16 +1,17 @@
 """First-time compilation: said before the wait, and done ahead of time on request.
 
-The kernels are compiled by Numba on their first call for each dtype and cached
-on disk; later processes load them in about a second. The first call on a
-machine waits for the compiler: about five seconds for a forward pass, under a
-minute for the learning kernels on a small machine. Before such a wait a
+The kernels are compiled by Numba on their first call for each cell family and
+dtype, and cached on disk; later processes load them in about a second. The
+first call on a machine waits for the compiler: about five seconds for a forward
+pass, about half a minute for the learning kernels on a small machine. Before such a wait a
 :class:`CompileWarning` says what is compiled, roughly how long it takes and
 where the cache is. Silence it with::
 
     warnings.filterwarnings("ignore", category=streamrnn.CompileWarning)
 
 :func:`compile` fills the cache ahead of time (for image builds, CI caches and
-cluster workers); ``streamrnn compile`` does the same from the command line.
+cluster workers); ``streamrnn compile`` does the same from the command line, and
+:func:`compile_in_background` in another process.
 """
 
 import contextlib
@@ -31,9 +32,9 @@ FAMILIES = {
     "inference": ("forward passes and forecasts", "5-15 seconds"),
     "learning": (
         "learning kernels (truncated backpropagation, shared weights)",
-        "a minute or less",
+        "half a minute",
     ),
-    "per_key": ("learning kernels for weights per key", "a minute or less"),
+    "per_key": ("learning kernels for weights per key", "half a minute"),
     "seq2seq": ("sequence-to-sequence learning kernels", "a minute or less"),
 }
 
