@@ -68,8 +68,12 @@ def _main(argv):
     parser.add_argument("--output", default="demo-output", help="folder of the backfill's results")
     args = parser.parse_args(argv)
 
-    # the backfill's learning kernels compile on another core while the stream runs
-    ahead = streamrnn.compile_in_background(modes=["learning"])
+    # the backfill's learning kernels compile on another core while the stream runs (if
+    # no process can be started, the backfill compiles them itself)
+    try:
+        ahead = streamrnn.compile_in_background(modes=["learning"])
+    except OSError:
+        ahead = None
     if ahead is not None:
         print("streamrnn: compiling the learning kernels in another process meanwhile")
     df = load_weather()
