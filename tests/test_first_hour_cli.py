@@ -609,6 +609,22 @@ def test_repeated_list_options_add_up(tmp_path, capsys):
         assert code == 2 and f"{option} gives column" in err and "give" in err, err
 
 
+def test_repeated_column_lists_add_up_and_a_column_named_twice_is_refused(tmp_path, capsys):
+    raw_csv(tmp_path / "raw.csv")
+    base = (tmp_path / "raw.csv", "--no-key", "--missing", "mask", "--no-report", "--lags", "none")
+    code, _, err = backfill(capsys, *base, "-o", tmp_path / "o", "--targets", "pm2.5",
+                            "--targets", "TEMP", "--features", "pm2.5", "--features", "TEMP",
+                            "--quantiles", "0.1,0.5", "--quantiles", "0.9")  # fmt: skip
+    assert code == 0, err
+    with open(tmp_path / "o" / "_job.json") as f:
+        identity = json.load(f)["identity"]
+    assert identity["targets"] == ["pm2.5", "TEMP"] and identity["features"] == ["pm2.5", "TEMP"]
+    assert identity["quantiles"] == [0.1, 0.5, 0.9]
+    code, _, err = backfill(capsys, *base, "-o", tmp_path / "p", "--targets", "pm2.5",
+                            "--targets", "pm2.5")  # fmt: skip
+    assert code == 2 and "--targets must be distinct" in err, err
+
+
 def test_a_job_without_the_new_csv_options_keeps_the_id_it_had(tmp_path):
     raw_csv(tmp_path / "raw.csv")
     plain = job.checked(Job(str(tmp_path / "raw.csv"), str(tmp_path / "o"), key="cbwd"))
