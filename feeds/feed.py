@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import _kernels as K
+from ._warn import user_level
 from .chunks import Chunk
 from .errors import ConfigError, MissingValueError, SchemaError, TimeOrderError
 from .schema import CategoryWarning, Schema, _row_text, kind_of
@@ -1044,7 +1045,7 @@ class Feed:
                     f"counts['unknown_categories']: declare more slots "
                     f"(categorical={{{c!r}: {2 * width}}}) or the list of categories",
                     CategoryWarning,
-                    stacklevel=4,
+                    stacklevel=user_level(),
                 )
         self._cat_full = tuple(flags)
 

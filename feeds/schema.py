@@ -29,6 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ._warn import user_level
 from .errors import ConfigError, MissingValueError, SchemaError
 
 _KEY_NAMES = ("key", "id", "series", "symbol", "sensor", "station", "city", "ticker")
@@ -704,7 +705,7 @@ class Schema:
                 f"the key column is {out.key!r}, inferred from its name: one series per value "
                 f"of it; pass key={out.key!r} to say so, or key=False for one series{also}",
                 KeyWarning,
-                stacklevel=3,
+                stacklevel=user_level(),
             )
         return out
 

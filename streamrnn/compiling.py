@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from feeds._warn import user_level
+
 from .core import _cache
 from .core.cells import CELLS
 from .core.cells import FAMILIES as CELL_FAMILIES
@@ -92,7 +94,7 @@ def _announced(family, cell, dtype):
             f"this machine: about {how_long}; they are cached in {cache_dir()} for later runs "
             "(streamrnn compile does this ahead of time)",
             CompileWarning,
-            stacklevel=4,
+            stacklevel=user_level(),
         )
     yield
     _ready.add((family, cell, dtype))

@@ -9,6 +9,7 @@ import pandas as pd
 import pyarrow as pa
 
 import feeds
+from feeds._warn import user_level
 
 from . import checkpoint
 from . import relative as rel
@@ -613,7 +614,7 @@ class OnlineLearner(Stream):
                 f"{int(self._counts[1] - skipped)} update(s) skipped: non-finite loss or "
                 "gradient; the weights were kept (see counts['skipped'])",
                 RuntimeWarning,
-                stacklevel=4,
+                stacklevel=user_level(),
             )
 
     def _learn_rows_per_key(self, rows, y, Y):
@@ -643,7 +644,7 @@ class OnlineLearner(Stream):
                 f"{int(skipped)} update(s) skipped: non-finite loss or gradient; the weights "
                 "were kept (see counts['skipped'])",
                 RuntimeWarning,
-                stacklevel=4,
+                stacklevel=user_level(),
             )
 
     def key_model(self, key):

@@ -22,6 +22,8 @@ import warnings
 
 import numpy as np
 
+from feeds._warn import user_level
+
 from ._keys import as_keys
 from ._validate import positive_int
 from .compiling import first_use
@@ -155,7 +157,7 @@ class Seq2SeqLearner(OnlineLearner):
                 f"{int(self._counts[1] - skipped)} update(s) skipped: non-finite loss or "
                 "gradient; the weights were kept (see counts['skipped'])",
                 RuntimeWarning,
-                stacklevel=4,
+                stacklevel=user_level(),
             )
 
     def _learn_rows(self, rows, y, Y):

@@ -29,6 +29,7 @@ def test_the_first_call_on_a_machine_says_what_it_compiles_and_where_it_is_cache
     with pytest.warns(streamrnn.CompileWarning) as said:
         _forward()
     (notice,) = said
+    assert notice.filename == __file__  # the line that called into the package
     text = str(notice.message)
     assert "forward passes" in text and "float32" in text and str(fresh_machine) in text
     assert "seconds" in text and "streamrnn compile" in text

@@ -73,6 +73,23 @@ def test_a_column_named_as_a_key_is_inferred_with_a_warning_that_says_how_to_ove
         feeds.Feed(feeds.Schema(time="No", key="Station", targets="pm2.5"), missing=0.0)(df)
 
 
+def test_the_key_warning_names_the_line_that_called_into_the_packages():
+    import streamrnn
+
+    df = raw().assign(Station=["Dongsi"] * 6 + ["Tiantan"] * 6)
+    schema = dict(time="No", targets="pm2.5", features=["TEMP"])
+    with pytest.warns(feeds.KeyWarning) as direct:
+        feeds.Feed(feeds.Schema(**schema), missing=0.0)(df)
+    stream = streamrnn.Stream(
+        streamrnn.GRU(hidden_size=4, seed=0),
+        feed=feeds.Feed(feeds.Schema(**schema), missing=0.0),
+    )
+    with pytest.warns(feeds.KeyWarning) as through_a_stream:
+        stream.update(df)  # the feed is called a few frames down
+    for caught in (direct, through_a_stream):
+        assert [w.filename for w in caught] == [__file__]
+
+
 def test_an_integer_column_named_as_a_key_is_inferred_with_a_warning():
     df = pd.DataFrame({"time": [0, 0, 1, 1], "ID": [7, 8, 7, 8], "v": [1.0, 2.0, 3.0, 4.0]})
     with pytest.warns(feeds.KeyWarning, match="'ID'"):

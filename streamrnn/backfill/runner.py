@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import feeds
+from feeds._warn import user_level
 from feeds.tables import column_types as arrow_types
 
 from .. import checkpoint
@@ -166,7 +167,7 @@ def resolved(job):
                     f"no season for rows every {step}: the seasonal naive baseline and the "
                     "lagged target input are off; name the season (season=) to have them",
                     UserWarning,
-                    stacklevel=2,
+                    stacklevel=user_level(),
                 )
             if job.season == 7 and weekdays:  # trading or working days: a week of five
                 job.season = 5
@@ -766,7 +767,7 @@ def run(job, out=None):
             "inference with a new, untrained model: its forecasts come from random weights; "
             "pass learn=True to learn from the data, or model= a trained model",
             UserWarning,
-            stacklevel=2,
+            stacklevel=user_level(),
         )
     if not (job.resume and os.path.exists(os.path.join(job.output, CHECKPOINT))):
         _check_columns(job)  # a job resumed was checked when it began; its input, by identity
