@@ -414,7 +414,7 @@ window_gru, window_lstm, window_elman = WINDOW[GRU], WINDOW[LSTM], WINDOW[RNN_TA
 @inline
 def run_window(family, spec, P, bspec, PT, n, S0, X, T, Y, loss0, lkind, lpar, G, W, lossc, s_end,
                        dS_steps, dS0, S_out, Y_out):  # fmt: skip
-    """:func:`_window` of ``family``, a constant: the call of that family's kernel only."""
+    """The window kernel of ``family``, a constant: the call of that family's kernel only."""
     if family == GRU:
         window_gru(spec, P, bspec, PT, n, S0, X, T, Y, loss0, lkind, lpar, G, W, lossc, s_end,
                    dS_steps, dS0, S_out, Y_out)  # fmt: skip
@@ -429,7 +429,7 @@ def run_window(family, spec, P, bspec, PT, n, S0, X, T, Y, loss0, lkind, lpar, G
 @kernel
 def window(spec, P, bspec, PT, n, S0, X, T, Y, loss0, lkind, lpar, G, W, lossc, s_end,
            dS_steps, dS0, S_out, Y_out):  # fmt: skip
-    """:func:`_window` for the cell of ``spec``, whichever it is (every family's kernel is
+    """The window kernel for the cell of ``spec``, whichever it is (every family's kernel is
     compiled with it: callers that know the family call :func:`run_window`)."""
     kind = spec[KIND]
     if kind == GRU:

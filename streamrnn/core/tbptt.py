@@ -280,7 +280,8 @@ run_pending_gru, run_pending_lstm, run_pending_elman = (
 
 @inline
 def _run_pending(family, spec, P, hist, Ypred, slots, lens, version, first, stride):
-    """:func:`_pending_steps` of ``family`` (a constant), through its kernel."""
+    """The pending steps (:func:`_run_pending_of`) of ``family``, a constant, through its
+    kernel."""
     if family == GRU:
         run_pending_gru(spec, P, hist, Ypred, slots, lens, version, first, stride)
     elif family == LSTM:
@@ -621,7 +622,7 @@ def lane_scratch(spec, k2, like):
 
 @kernel
 def _key_update(spec, P, bspec, PT, G, M1, M2, opt, t, lossc, counts):
-    """Apply one key's batch of windows to its own weights (see :func:`_update`)."""
+    """Apply one key's batch of windows to its own weights (see :func:`update`)."""
     okind, hyper, lr_t, lr_v, segs = opt
     lr = lr_v[min(np.searchsorted(lr_t, t[0] + 1), lr_v.shape[0] - 1)]  # of the next update
     _step_weights(spec, P, bspec, PT, G, M1, M2, okind, hyper, t, lr, segs, lossc[1], lossc[0],
