@@ -1,15 +1,16 @@
 """Warnings that name the user's line, whatever path inside the packages led to them."""
 
-import contextlib
-import functools
-import os
 import sys
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-#: Frames in these files are skipped: the two packages, and the standard library's
-#: wrappers that sit between their functions (context managers, partials).
-_SKIPPED = tuple(os.path.join(_ROOT, name) + os.sep for name in ("feeds", "streamrnn"))
-_WRAPPERS = {os.path.abspath(contextlib.__file__), os.path.abspath(functools.__file__)}
+#: Frames of these packages are skipped, and of the standard library's wrappers that sit
+#: between their functions (context managers, partials).
+_PACKAGES = ("feeds", "streamrnn")
+_WRAPPERS = ("contextlib", "functools")
+
+
+def _ours(module):
+    top = module.partition(".")[0]
+    return top in _PACKAGES or module in _WRAPPERS
 
 
 def user_level():
@@ -18,10 +19,7 @@ def user_level():
     program that called into them."""
     frame = sys._getframe(1)
     level = 1
-    while frame.f_back is not None:
-        name = frame.f_code.co_filename
-        if not (name.startswith(_SKIPPED) or os.path.abspath(name) in _WRAPPERS):
-            break
+    while frame.f_back is not None and _ours(frame.f_globals.get("__name__", "")):
         frame = frame.f_back
         level += 1
     return level

@@ -132,7 +132,7 @@ _METAVARS = {"key": "COLUMN", "time": "COLUMN", "features": "COLUMNS", "targets"
 #: Options that may be given more than once: each time adds a format, or items to the list
 #: (``--missing ffill --missing pm2.5=mask`` is ``--missing ffill,pm2.5=mask``).
 _REPEATED = ("time_format", "column_types", "na_values", "categorical", "missing", "features",
-             "targets", "calendar", "quantiles")
+             "targets", "quantiles")
 #: How an error shows a value it leaves open (``Schema(time=...)``: ``--time COLUMN``).
 _PLACEHOLDERS = {"key": "COLUMN", "time": "COLUMN", "features": "COLUMN,...",
                  "targets": "COLUMN,...", "missing": "POLICY", "column_types": "COLUMN=TYPE,...",

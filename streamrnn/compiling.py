@@ -80,8 +80,14 @@ def first_use(family, model):
     """A context: before the first compilation on this machine of a family of kernels
     for ``model``'s cells and dtype it warns, and once done it notes it; kernels ready
     in this process cost a set lookup."""
-    key = (family, CELLS[model.cell].family, np.dtype(model.dtype).name)
+    key = (family, _cells_of(family, CELLS[model.cell].family), np.dtype(model.dtype).name)
     return _READY if key in _ready else _announced(*key)
+
+
+def _cells_of(family, cell):
+    """The cells a family of kernels is compiled for: ``cell``'s family, but every cell
+    for the encoder-decoder's kernels (``"all"``), which are compiled for any cell."""
+    return "all" if family == "seq2seq" else cell
 
 
 @contextlib.contextmanager
@@ -90,7 +96,8 @@ def _announced(family, cell, dtype):
     if not known:
         what, how_long = FAMILIES[family]
         warnings.warn(
-            f"compiling streamrnn's {what} of {cell} cells for {dtype}, the first time on "
+            f"compiling streamrnn's {what}{'' if cell == 'all' else f' of {cell} cells'} "
+            f"for {dtype}, the first time on "
             f"this machine: about {how_long}; they are cached in {cache_dir()} for later runs "
             "(streamrnn compile does this ahead of time)",
             CompileWarning,
@@ -185,11 +192,16 @@ def compile_in_background(cells=("gru",), dtypes=("float32",), modes=("learning"
     import sys
 
     cells, dtypes, modes = _checked(cells, dtypes, modes)
-    if all(_known(m, c, d) for m in modes for c in cells for d in dtypes):
+    if all(_known(m, _cells_of(m, c), d) for m in modes for c in cells for d in dtypes):
+        return None
+    if not sys.executable:  # an embedded interpreter: no Python to start
         return None
     command = [sys.executable, "-m", "streamrnn", "compile", "--cells", ",".join(cells),
                "--dtypes", ",".join(dtypes), "--modes", ",".join(modes)]  # fmt: skip
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # started beside this package's folder, so that it imports this very package
+    here = Path(__file__).resolve().parent.parent
+    return subprocess.Popen(command, cwd=here, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
 
 
 def _exercise(mode, cell, dtype):

@@ -76,6 +76,21 @@ def _main(argv):
         ahead = None
     if ahead is not None:
         print("streamrnn: compiling the learning kernels in another process meanwhile")
+    try:
+        stream_part(args)
+        if ahead is not None:
+            ahead.wait()
+            ahead = None
+    finally:
+        if ahead is not None:  # the stream part failed or was interrupted
+            ahead.kill()
+            ahead.wait()
+    backfill(load_weather(), args)
+
+
+def stream_part(args):
+    """Stream the year through a seeded GRU in two chunk sizes; print what it did and its
+    forecasts."""
     df = load_weather()
     model = streamrnn.GRU(input_size=1, hidden_size=args.hidden, output_size=1, seed=0)
     print(f"data: {len(df):,} hourly temperatures (F) of {df['city'].nunique()} cities, "
@@ -101,9 +116,6 @@ def _main(argv):
     forecast = stream.forecast(stream.keys(), args.horizon)
     for city, row in zip(stream.keys(), forecast[:, :, 0]):
         print(f"forecast {city}, next {args.horizon} hours: " + " ".join(f"{v:.1f}" for v in row))
-    if ahead is not None:
-        ahead.wait()
-    backfill(df, args)
 
 
 def backfill(df, args):

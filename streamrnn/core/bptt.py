@@ -33,6 +33,7 @@ from .cells import (
     gru_update,
     lstm_backward,
     lstm_update,
+    named_for,
     per_family,
     rnn_backward,
     rnn_update,
@@ -122,6 +123,7 @@ def _window_of(family):
     it, none holds a copy)."""
 
     @kernel
+    @named_for(family)
     def window(spec, P, bspec, PT, n, S0, X, T, Y, loss0, lkind, lpar, G, W, lossc, s_end,
                dS_steps, dS0, S_out, Y_out):  # fmt: skip
         """Forward and backward over ``T`` steps of ``n`` series at once, for cells of

@@ -76,8 +76,26 @@ def by_kind(gru, lstm, elman):
 def per_family(make):
     """Kernels by cell kind, one per family: ``make(family)`` defines and returns the
     kernel of ``family`` (``GRU``, ``LSTM`` or ``ELMAN``), a constant of its body, so
-    that the code of the other families' cells is left out of it."""
+    that the code of the other families' cells is left out of it. Each is decorated
+    with :func:`named_for` under the kernel decorator."""
     return by_kind(make(GRU), make(LSTM), make(ELMAN))
+
+
+_FAMILY_NAMES = {GRU: "gru", LSTM: "lstm", ELMAN: "elman"}
+
+
+def named_for(family):
+    """A decorator that names a family's kernel after its family (``window_gru``):
+    Numba names its cache files after the function, and the families' kernels, the
+    same source, must not share files (two processes compiling two families at once
+    would write the same index)."""
+
+    def rename(fn):
+        fn.__name__ = f"{fn.__name__}_{_FAMILY_NAMES[family]}"
+        fn.__qualname__ = f"{fn.__qualname__}_{_FAMILY_NAMES[family]}"
+        return fn
+
+    return rename
 
 
 @kernel

@@ -39,7 +39,7 @@ import numpy as np
 
 from ._simd import ROW_BLOCK
 from ._simd import gemm as _gemm_inline
-from .cells import GRU, LSTM, gru_update, lstm_update, per_family, rnn_update
+from .cells import GRU, LSTM, gru_update, lstm_update, named_for, per_family, rnn_update
 from .jit import inline, kernel, not_inlined, short_kernel
 from .layout import (
     B_HH,
@@ -159,6 +159,7 @@ def _run_groups_of(family):
     """The kernel that advances series of the cells of ``family`` over their rows."""
 
     @kernel
+    @named_for(family)
     def run_groups(spec, P, X, order, starts, lens, slots, S, Y, first, stride):
         """Advance every series over its rows: groups ``first, first + stride, ...`` of up
         to ``ROW_BLOCK`` series (listed longest first), with one set of buffers."""
@@ -246,6 +247,7 @@ def _step_one_of(family):
     """The kernel of one step of one series of the cells of ``family``."""
 
     @short_kernel
+    @named_for(family)
     def step_one(spec, P, x, buf):
         """One step of one series.
 
@@ -277,6 +279,7 @@ def _forecast_of(family):
     """The kernel of rollouts of the cells of ``family``."""
 
     @kernel
+    @named_for(family)
     def forecast(spec, P, S, Xlast, fb, future, Y, first, stride):
         """Autoregressive rollout of ``Y.shape[1]`` steps for rows ``first, first +
         stride, ...`` of ``S``.

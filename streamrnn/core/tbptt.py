@@ -53,7 +53,7 @@ from ..optim import apply_update, clip_scale, grad_norm
 from . import threads
 from ._simd import ROW_BLOCK
 from .bptt import refresh, run_window, scratch_size
-from .cells import GRU, LSTM, RNN_TANH, per_family
+from .cells import GRU, LSTM, RNN_TANH, named_for, per_family
 from .jit import inline, kernel, not_inlined
 from .kernels import advance_cell, gate_width, readout_block
 from .layout import INPUTS, KIND, OUTPUTS
@@ -182,6 +182,7 @@ def _run_pending_of(family):
     from Python (a thread's part) and from the kernels below."""
 
     @kernel
+    @named_for(family)
     def run_pending(spec, P, hist, Ypred, slots, lens, version, first, stride):
         """Run forward the pending steps of ``slots`` (``lens`` of them each, longest
         first), groups ``first, first + stride, ...`` of up to ``ROW_BLOCK`` series:
@@ -416,6 +417,7 @@ def _lanes_part_of(family):
     """The kernel of a thread's share of a segment's buffers, for ``family``."""
 
     @kernel
+    @named_for(family)
     def lanes_part(net, loss, data, hist, r0, end, is_win, cfg, version, blk, lanes_, first,
                    stride):  # fmt: skip
         """:func:`_lane_pass` for buffers ``first, first + stride, ...``."""
@@ -523,6 +525,7 @@ def _learn_segments_of(family):
     """The kernel of runs of segments on one thread, for ``family``."""
 
     @kernel
+    @named_for(family)
     def learn_segments(net, opt, loss, data, hist, bounds, is_win, blk, lanes_, cfg, counts):
         """Segments ``bounds[k] = (first row, last row, update after it)`` in order, on
         this thread: store their rows, run the windows they close, run what is still
@@ -692,6 +695,7 @@ def _per_key_part_of(family):
     """The kernel of a thread's share of the series learned per key, for ``family``."""
 
     @kernel
+    @named_for(family)
     def per_key_part(net, opt, loss, data, hist, keyed, cfg, first, stride):
         """Series ``first, first + stride, ...`` of the chunk (see :func:`learn_per_key`)."""
         X, Yl, Ypred = data[0], data[1], data[2]
