@@ -185,8 +185,16 @@ def compile_in_background(cells=("gru",), dtypes=("float32",), modes=("learning"
     Numba compiles on one core; a program with other work to do before its first
     learning call (reading and ordering data, a stream's first chunks) can have the
     learning kernels compiled on another core meanwhile. Wait for the process before
-    that first call, or it compiles the same kernels a second time. The arguments are
-    those of :func:`compile`, which the process runs (``streamrnn compile``).
+    that first call, or it compiles the same kernels a second time, and kill it if the
+    program stops before. Meanwhile compile no other signature of these kernels here
+    (another dtype, say): Numba's cache index of a function is not locked, and two
+    processes adding different signatures of one function at once can leave an entry
+    that points at the other's machine code. The kernels that inference shares with
+    learning are compiled with the same signatures by both, which is safe.
+
+    The arguments are those of :func:`compile`, which the process runs (``streamrnn
+    compile``). None is also returned where no Python can be started (an embedded
+    interpreter).
     """
     import subprocess
     import sys

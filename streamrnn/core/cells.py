@@ -36,7 +36,7 @@ Cell kinds (the integer that selects a cell inside the loop kernels):
 from typing import NamedTuple
 
 from ._activations import sigmoid, tanh
-from .jit import kernel
+from .jit import inline, kernel
 
 RNN_TANH = 0
 RNN_RELU = 1
@@ -110,8 +110,8 @@ def rnn_update(kind, g, h, H):
             h[j] = v if v > 0.0 else 0.0
 
 
-@kernel
-def gru_update(gi, gh, h, H, a):
+@inline
+def _gru(gi, gh, h, H, a):
     """GRU: ``b_hn`` stays inside the reset product, as in PyTorch. With ``a`` (not
     None: training), keeps ``r, z, n, gh_n`` there for the backward step; a None
     ``a`` compiles a kernel without those stores."""
@@ -128,7 +128,22 @@ def gru_update(gi, gh, h, H, a):
 
 
 @kernel
-def lstm_update(g, h, c, H, a):
+def gru_update(gi, gh, h, H, a):
+    """:func:`_gru` keeping the activations in ``a`` (training)."""
+    _gru(gi, gh, h, H, a)
+
+
+@kernel
+def gru_step(gi, gh, h, H):
+    """:func:`_gru` keeping nothing (inference). A kernel of its own rather than
+    ``gru_update`` with a None ``a``: two signatures of one function share one cache
+    index, which two processes compiling at once (``compile_in_background``) could
+    write over each other."""
+    _gru(gi, gh, h, H, None)
+
+
+@inline
+def _lstm(g, h, c, H, a):
     """LSTM: ``c = f c + i g``, ``h = o tanh(c)``. With ``a`` (not None), keeps ``i, f,
     g, o, tanh(c')`` there."""
     for j in range(H):
@@ -146,6 +161,18 @@ def lstm_update(g, h, c, H, a):
             a[4 * H + j] = tc
         c[j] = cj
         h[j] = o * tc
+
+
+@kernel
+def lstm_update(g, h, c, H, a):
+    """:func:`_lstm` keeping the activations in ``a`` (training)."""
+    _lstm(g, h, c, H, a)
+
+
+@kernel
+def lstm_step(g, h, c, H):
+    """:func:`_lstm` keeping nothing (inference; see :func:`gru_step`)."""
+    _lstm(g, h, c, H, None)
 
 
 # -- training: the backward steps ------------------------------------------------

@@ -39,7 +39,7 @@ import numpy as np
 
 from ._simd import ROW_BLOCK
 from ._simd import gemm as _gemm_inline
-from .cells import GRU, LSTM, gru_update, lstm_update, named_for, per_family, rnn_update
+from .cells import GRU, LSTM, gru_step, lstm_step, named_for, per_family, rnn_update
 from .jit import inline, kernel, not_inlined, short_kernel
 from .layout import (
     B_HH,
@@ -131,9 +131,9 @@ def advance_cell(kind, spec, P, Xb, Sb, n, GI, GH):
             gi = GI[r * GW : (r + 1) * GW]
             h = Sb[r * D + base : r * D + base + H]
             if kind == GRU:
-                gru_update(gi, GH[r * GW : (r + 1) * GW], h, H, None)
+                gru_step(gi, GH[r * GW : (r + 1) * GW], h, H)
             elif kind == LSTM:
-                lstm_update(gi, h, Sb[r * D + base + H : r * D + base + 2 * H], H, None)
+                lstm_step(gi, h, Sb[r * D + base + H : r * D + base + 2 * H], H)
             else:
                 rnn_update(spec[KIND], gi, h, H)
 
