@@ -9,7 +9,7 @@ from streamrnn import compiling
 compiling._ready.update(
     (f, c, d)
     for f in compiling.FAMILIES
-    for c in compiling.CELL_FAMILIES
+    for c in (*compiling.CELL_FAMILIES, "all")  # "all": the encoder-decoder's kernels
     for d in ("float32", "float64")
 )
 
