@@ -31,7 +31,8 @@ import platform
 import numba
 import numpy as np
 import torch
-from suite.common import PAUSE, add_measuring_options, outlier, steady, times_apart
+from suite import common
+from suite.common import PAUSE, add_measuring_options, outlier, steady
 
 import streamrnn
 
@@ -57,18 +58,9 @@ def threads(n):
 
 
 def pair_times(run_ours, run_peer, repeats, n_threads):
-    """Median seconds of each side, interleaved, each timed call at ``n_threads`` of its own
-    library after a pause; and the seconds of every PyTorch repeat."""
-    ours, peer = times_apart(
-        [run_ours, run_peer],
-        repeats,
-        prepare=[
-            lambda: numba.set_num_threads(n_threads),
-            lambda: torch.set_num_threads(n_threads),
-        ],
-        pause=SCHEDULE["pause"],
-    )
-    return float(np.median(ours)), float(np.median(peer)), peer
+    """:func:`suite.common.pair_times` with PyTorch as the peer and the ``--pause`` given."""
+    return common.pair_times(run_ours, run_peer, repeats, n_threads, torch.set_num_threads,
+                             SCHEDULE["pause"])  # fmt: skip
 
 
 def model(cell, H):

@@ -128,6 +128,19 @@ def wait_quiet(limit, threshold=0.3, interval=0.5):
     return time.perf_counter() - t0, other
 
 
+def pair_times(run_ours, run_peer, repeats, n_threads, peer_threads, pause=PAUSE):
+    """Median seconds of each side, interleaved (:func:`times_apart`), each timed call at
+    ``n_threads`` of its own library (``numba.set_num_threads`` for streamrnn,
+    ``peer_threads`` for the peer) after a pause; and the seconds of every peer repeat."""
+    ours, peer = times_apart(
+        [run_ours, run_peer],
+        repeats,
+        prepare=[lambda: numba.set_num_threads(n_threads), lambda: peer_threads(n_threads)],
+        pause=pause,
+    )
+    return float(np.median(ours)), float(np.median(peer)), peer
+
+
 def add_measuring_options(parser):
     """The side-by-side scripts' options for keeping each side's measurement apart:
     ``--pause``, ``--retries``, ``--wait-quiet``."""

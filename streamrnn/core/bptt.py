@@ -433,16 +433,8 @@ def window(spec, P, bspec, PT, n, S0, X, T, Y, loss0, lkind, lpar, G, W, lossc, 
            dS_steps, dS0, S_out, Y_out):  # fmt: skip
     """The window kernel for the cell of ``spec``, whichever it is (every family's kernel is
     compiled with it: callers that know the family call :func:`run_window`)."""
-    kind = spec[KIND]
-    if kind == GRU:
-        window_gru(spec, P, bspec, PT, n, S0, X, T, Y, loss0, lkind, lpar, G, W, lossc, s_end,
-                   dS_steps, dS0, S_out, Y_out)  # fmt: skip
-    elif kind == LSTM:
-        window_lstm(spec, P, bspec, PT, n, S0, X, T, Y, loss0, lkind, lpar, G, W, lossc, s_end,
-                    dS_steps, dS0, S_out, Y_out)  # fmt: skip
-    else:
-        window_elman(spec, P, bspec, PT, n, S0, X, T, Y, loss0, lkind, lpar, G, W, lossc, s_end,
-                     dS_steps, dS0, S_out, Y_out)  # fmt: skip
+    run_window(spec[KIND], spec, P, bspec, PT, n, S0, X, T, Y, loss0, lkind, lpar, G, W, lossc,
+               s_end, dS_steps, dS0, S_out, Y_out)  # fmt: skip
 
 
 def window_args_of(spec, P):

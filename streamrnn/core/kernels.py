@@ -155,6 +155,40 @@ def readout_block(spec, P, Sb, n, Yb):
                 Yb[r * O + j] = Sb[r * D + top + j]
 
 
+@inline
+def group_buffers(spec, P, D):
+    """Scratch for a group of up to ``ROW_BLOCK`` series with states of ``D`` numbers:
+    ``(Sb, Xb, Yb, GI, GH)``, their states, inputs, outputs and gate pre-activations."""
+    GW = gate_width(spec)
+    return (
+        np.empty(ROW_BLOCK * D, P.dtype),
+        np.empty(ROW_BLOCK * spec[INPUTS], P.dtype),
+        np.empty(ROW_BLOCK * spec[OUTPUTS], P.dtype),
+        np.empty(ROW_BLOCK * GW, P.dtype),
+        np.empty(ROW_BLOCK * GW, P.dtype),
+    )
+
+
+@inline
+def load_states(S, slots, q0, m, Sb):
+    """The states of series ``q0 .. q0 + m - 1`` (rows ``slots[q]`` of ``S``) into ``Sb``."""
+    D = S.shape[1]
+    for i in range(m):
+        s = S[slots[q0 + i]]
+        for j in range(D):
+            Sb[i * D + j] = s[j]
+
+
+@inline
+def store_states(S, slots, q0, m, Sb):
+    """The states in ``Sb`` back to their rows of ``S`` (see :func:`load_states`)."""
+    D = S.shape[1]
+    for i in range(m):
+        s = S[slots[q0 + i]]
+        for j in range(D):
+            s[j] = Sb[i * D + j]
+
+
 def _run_groups_of(family):
     """The kernel that advances series of the cells of ``family`` over their rows."""
 
@@ -166,21 +200,13 @@ def _run_groups_of(family):
         I = spec[INPUTS]
         O = spec[OUTPUTS]
         D = spec[LAYERS] * state_width(spec)
-        GW = gate_width(spec)
         has_head = spec[HAS_HEAD]
         top = D - state_width(spec)  # the top layer's h
-        Sb = np.empty(ROW_BLOCK * D, P.dtype)
-        Xb = np.empty(ROW_BLOCK * I, P.dtype)
-        Yb = np.empty(ROW_BLOCK * O, P.dtype)
-        GI = np.empty(ROW_BLOCK * GW, P.dtype)
-        GH = np.empty(ROW_BLOCK * GW, P.dtype)
+        Sb, Xb, Yb, GI, GH = group_buffers(spec, P, D)
         n = slots.shape[0]
         for q0 in range(first * ROW_BLOCK, n, stride * ROW_BLOCK):
             m = min(ROW_BLOCK, n - q0)
-            for i in range(m):
-                s = S[slots[q0 + i]]
-                for j in range(D):
-                    Sb[i * D + j] = s[j]
+            load_states(S, slots, q0, m, Sb)
             active = m
             for t in range(lens[q0]):
                 while lens[q0 + active - 1] <= t:
@@ -201,10 +227,7 @@ def _run_groups_of(family):
                         y = Y[order[starts[q0 + i] + t]]
                         for j in range(O):
                             y[j] = Sb[i * D + top + j]
-            for i in range(m):
-                s = S[slots[q0 + i]]
-                for j in range(D):
-                    s[j] = Sb[i * D + j]
+            store_states(S, slots, q0, m, Sb)
 
     return run_groups
 

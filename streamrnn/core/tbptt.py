@@ -55,7 +55,7 @@ from ._simd import ROW_BLOCK
 from .bptt import refresh, run_window, scratch_size
 from .cells import GRU, LSTM, RNN_TANH, named_for, per_family
 from .jit import inline, kernel, not_inlined
-from .kernels import advance_cell, gate_width, readout_block
+from .kernels import advance_cell, group_buffers, load_states, readout_block, store_states
 from .layout import INPUTS, KIND, OUTPUTS
 
 #: Gradient buffers (series ``s`` uses buffer ``s % LANES``). Fixed, so that sums
@@ -132,6 +132,22 @@ def _gather(ring, s, a, T, h, I, Oy, D, WS, WX, WY, w):
 
 
 @inline
+def _record(hist, Ypred, s, k, states, at_s, outputs, at_o):
+    """A step's results, the online ones: the state after it (``states[at_s:]``) into
+    entry ``k`` of series ``s``'s ring, its output (``outputs[at_o:]``) into the row of
+    ``Ypred`` that step came from."""
+    S, ring, ring_row = hist[0], hist[1], hist[2]
+    D = S.shape[1]
+    at_state = ring.shape[2] - D
+    e = ring[s, k]
+    for u in range(D):
+        e[at_state + u] = states[at_s + u]
+    y = Ypred[ring_row[s, k]]
+    for u in range(Ypred.shape[1]):
+        y[u] = outputs[at_o + u]
+
+
+@inline
 def _place(hist, Ypred, SO, YO, w, T, s, m, version):
     """The states and outputs window ``w`` computed for series ``s``'s steps up to
     ``m`` are its online ones: store those not yet run, and mark them run."""
@@ -139,17 +155,10 @@ def _place(hist, Ypred, SO, YO, w, T, s, m, version):
     D = S.shape[1]
     O = Ypred.shape[1]
     C = ring.shape[1]
-    at_state = ring.shape[2] - D
     a = m - T
     for j in range(done[s] + 1, m + 1):
         t = w * T + j - a - 1
-        k = j % C
-        e = ring[s, k]
-        for u in range(D):
-            e[at_state + u] = SO[t * D + u]
-        y = Ypred[ring_row[s, k]]
-        for u in range(O):
-            y[u] = YO[t * O + u]
+        _record(hist, Ypred, s, j % C, SO, t * D, YO, t * O)
     for u in range(D):
         S[s, u] = SO[(w * T + T - 1) * D + u]
     if vsince[s] != version:
@@ -193,20 +202,11 @@ def _run_pending_of(family):
         O = spec[OUTPUTS]
         D = S.shape[1]
         C = ring.shape[1]
-        GW = gate_width(spec)
-        at_state = ring.shape[2] - D
-        Sb = np.empty(ROW_BLOCK * D, P.dtype)
-        Xb = np.empty(ROW_BLOCK * I, P.dtype)
-        Yb = np.empty(ROW_BLOCK * O, P.dtype)
-        GI = np.empty(ROW_BLOCK * GW, P.dtype)
-        GH = np.empty(ROW_BLOCK * GW, P.dtype)
+        Sb, Xb, Yb, GI, GH = group_buffers(spec, P, D)
         n = slots.shape[0]
         for q0 in range(first * ROW_BLOCK, n, stride * ROW_BLOCK):
             m = min(ROW_BLOCK, n - q0)
-            for i in range(m):
-                s = S[slots[q0 + i]]
-                for j in range(D):
-                    Sb[i * D + j] = s[j]
+            load_states(S, slots, q0, m, Sb)
             active = m
             for t in range(lens[q0]):
                 while lens[q0 + active - 1] <= t:
@@ -220,17 +220,10 @@ def _run_pending_of(family):
                 readout_block(spec, P, Sb, active, Yb)
                 for i in range(active):
                     s = slots[q0 + i]
-                    k = (done[s] + 1 + t) % C
-                    e = ring[s, k]
-                    for j in range(D):
-                        e[at_state + j] = Sb[i * D + j]
-                    y = Ypred[ring_row[s, k]]
-                    for j in range(O):
-                        y[j] = Yb[i * O + j]
+                    _record(hist, Ypred, s, (done[s] + 1 + t) % C, Sb, i * D, Yb, i * O)
+            store_states(S, slots, q0, m, Sb)
             for i in range(m):
                 s = slots[q0 + i]
-                for j in range(D):
-                    S[s, j] = Sb[i * D + j]
                 if vsince[s] != version:
                     vsince[s] = version
                     ssince[s] = done[s] + 1
