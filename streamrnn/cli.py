@@ -98,6 +98,8 @@ _HELP = {
     "(none); auto: last, or a saved model's own (none for a PyTorch model)",
     "shrink": "learning: shrink each key's forecast changes towards persistence by a gain "
     "learned from its past errors (with --relative last)",
+    "ar": "learning: lags of an online linear autoregression whose forecasts each key's "
+    "move towards by a weight learned from their past errors (with --relative last; 0: none)",
     "calibrate": "learning quantiles: widen or narrow each key's intervals as they miss, "
     "towards the nominal coverage (with --relative last)",
     "minimum": "lower bound of every forecast and quantile (0 for a target that cannot be "

@@ -93,6 +93,8 @@ import pyarrow as pa
 import feeds
 
 from ._validate import positive_int
+from .autoregression import fresh as _ar_fresh
+from .autoregression import run as _ar_run
 from .core.jit import exact_kernel
 from .errors import ConfigError, InputError
 from .losses import CrossEntropy, Pinball
@@ -179,125 +181,6 @@ class _ExactSum:
             return float(exact)
         except OverflowError:
             return math.inf if n > 0 else -math.inf
-
-
-# -- the online linear AR baseline -------------------------------------------------------------
-#: Starting covariance of the AR baseline's recursive least squares: P = AR_P0 * I.
-AR_P0 = 1e3
-
-
-@exact_kernel
-def _ar_layout(p, d):
-    """Offsets of the parts of one packed AR state row, and its width.
-
-    A row holds, for one key and one target: the weights ``w`` (intercept, then
-    lags 1 .. p), the square-root factor ``S`` of ``P = S S^T`` (row-major), a ring
-    of the last ``p + d - 1`` forward-filled values (step ``s`` at ``s % (p + d - 1)``)
-    and a ring of the forecasts waiting for their step (step ``s`` at ``s % d``).
-    """
-    m = p + 1
-    W = 0
-    S = W + m
-    V = S + m * m
-    F = V + p + d - 1
-    return W, S, V, F, F + d
-
-
-def _ar_fresh(n, targets, p, d):
-    """AR state rows of ``n`` new keys: w = 0, P = AR_P0 I, nothing seen, nothing waiting."""
-    W, S, V, F, width = _ar_layout(p, d)
-    m = p + 1
-    row = np.full(width, np.nan)
-    row[W:S] = 0.0
-    row[S:V] = (math.sqrt(AR_P0) * np.eye(m)).ravel()
-    return np.tile(row, (n, targets, 1))
-
-
-@exact_kernel
-def _ar_window(st, V, L, t, p, x):
-    """``x = [1, v(t), v(t - 1), .., v(t - p + 1)]`` from the ring of forward-filled
-    values; False when step ``t`` has fewer than ``p`` of them."""
-    if t - p + 1 < 0:
-        return False
-    x[0] = 1.0
-    at = t % L  # one division, then walk back around the ring
-    for j in range(1, p + 1):
-        v = st[V + at]
-        if np.isnan(v):
-            return False
-        x[j] = v
-        at = at - 1 if at > 0 else L - 1
-    return True
-
-
-@exact_kernel
-def _ar_learn(st, W, S, m, x, phi, g, y):
-    """One recursive least squares step towards ``y`` from ``x``, in Potter's square-root
-    form: the same update as ``k = P x / (1 + x^T P x)``, ``w += k (y - w^T x)``,
-    ``P -= k x^T P``, made on the factor ``S`` of ``P = S S^T``, so that ``P`` stays
-    positive semi-definite and the divisor ``1 + x^T P x`` is at least 1. A step whose
-    divisor or error is not finite (values too large to square) is skipped."""
-    beta = 1.0
-    for a in range(m):  # phi = S^T x
-        acc = 0.0
-        for b in range(m):
-            acc += st[S + b * m + a] * x[b]
-        phi[a] = acc
-        beta += acc * acc
-    err = y
-    for a in range(m):
-        err -= st[W + a] * x[a]
-    if not (np.isfinite(beta) and np.isfinite(err)):
-        return
-    for a in range(m):  # g = S phi = P x
-        acc = 0.0
-        for b in range(m):
-            acc += st[S + a * m + b] * phi[b]
-        g[a] = acc
-    shrink = 1.0 / (beta + math.sqrt(beta))
-    for a in range(m):
-        st[W + a] += g[a] / beta * err
-        for b in range(m):  # S -= g phi^T / (beta + sqrt(beta))
-            st[S + a * m + b] -= g[a] * phi[b] * shrink
-
-
-@exact_kernel
-def _ar_rows(slots, steps, y, state, p, d, out):
-    """Online AR(p) forecasts of each row's targets, each made ``d`` steps before it.
-
-    Row ``i`` is step ``steps[i]`` of the key whose state is ``state[slots[i]]``
-    (one packed row per target, see :func:`_ar_layout`); the rows of a key come in
-    its arrival order (keys are independent, so how keys interleave does not
-    matter). For each target, the row: takes the forecast made for it (NaN: none)
-    into ``out[i]``; learns from its value, when finite, with the regressor that
-    forecast was made from; forward-fills its value into the ring; and forecasts
-    step ``steps[i] + d`` from its last ``p`` values.
-    """
-    N, T = y.shape
-    W, S, V, F, _ = _ar_layout(p, d)
-    m = p + 1
-    L = p + d - 1
-    x = np.empty(m)
-    phi = np.empty(m)
-    g = np.empty(m)
-    for i in range(N):
-        k, s = slots[i], steps[i]
-        for c in range(T):
-            st = state[k, c]
-            v = y[i, c]
-            out[i, c] = st[F + s % d]
-            if np.isfinite(v):
-                if _ar_window(st, V, L, s - d, p, x):
-                    _ar_learn(st, W, S, m, x, phi, g, v)
-            else:
-                v = st[V + (s - 1) % L] if s > 0 else np.nan
-            st[V + s % L] = v
-            forecast = np.nan
-            if _ar_window(st, V, L, s, p, x):
-                forecast = 0.0
-                for a in range(m):
-                    forecast += st[W + a] * x[a]
-            st[F + s % d] = forecast
 
 
 def _ratio(a, b):
@@ -510,7 +393,7 @@ class Scorer:
 
     The baselines' forecasts of a row are lagged targets (persistence, seasonal
     naive) or come from the online AR's state, one packed row per key and target
-    (``_ar``, see :func:`_ar_layout`), carried from chunk to chunk.
+    (``_ar``, see :func:`streamrnn.autoregression.layout`), carried from chunk to chunk.
     """
 
     _ar = None  # no AR state: the AR baseline is off (or not set up yet)
@@ -621,7 +504,8 @@ class Scorer:
         ys = lagged(self._y_hist, groups, y, self._ylags)
         if self._ar is not None:
             ys.append(np.empty_like(y))
-            _ar_rows(grouped, step, y, self._ar, self.ar_order, max(self.h, 1), ys[-1])
+            ahead = np.empty_like(y)
+            _ar_run(grouped, step, y, self._ar, self.ar_order, max(self.h, 1), ys[-1], ahead)
         kept = np.zeros(N, np.bool_)  # scored rows, in arrival order
         kept[order[(step >= self.h) & ~np.isnan(ys[0]).all(axis=1)]] = True
         rank = np.empty(N, np.int64)

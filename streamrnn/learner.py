@@ -11,6 +11,7 @@ import pyarrow as pa
 import feeds
 from feeds._warn import user_level
 
+from . import autoregression as ar_model
 from . import checkpoint
 from . import relative as rel
 from ._keys import as_keys
@@ -33,6 +34,7 @@ DEFAULT_TBPTT = (8, 16)
 DEFAULT_LOSS = "huber"
 DEFAULT_LR = 3e-3
 DEFAULT_WARMUP = 100
+DEFAULT_AR = 7  # lags of the online AR blended into forecasts
 
 
 def default_optimizer():
@@ -117,6 +119,13 @@ class OnlineLearner(Stream):
         changes on the forecast ones over the key's past labels (see
         :mod:`streamrnn.relative`), so that a network whose changes are noise
         forecasts close to persistence. Learning is unchanged.
+    ar : int or None, default 7
+        With ``relative="last"``: run an online linear autoregression of each
+        key's targets on their last ``ar`` values (recursive least squares,
+        :mod:`streamrnn.autoregression`) beside the network, and move each
+        forecast towards the AR's by each key's blend weight in [0, 1], learned
+        from their past errors like the shrinkage gain (see
+        :mod:`streamrnn.relative`); None: no AR. Learning is unchanged.
     feedback, feed :
         As for :class:`~streamrnn.Stream`.
 
@@ -149,6 +158,10 @@ class OnlineLearner(Stream):
         "_aring",
         "_oring",
         "_gain",
+        "_arst",
+        "_arseen",
+        "_bring",
+        "_blend",
         "_cwidth",
         "_cring",
         "_cseen",
@@ -175,6 +188,7 @@ class OnlineLearner(Stream):
         minimum=None,
         shrink=True,
         calibrate=True,
+        ar=DEFAULT_AR,
     ):
         args = dict(locals())
         self.tbptt = _tbptt(tbptt)
@@ -217,6 +231,9 @@ class OnlineLearner(Stream):
         if not isinstance(calibrate, (bool, np.bool_)):
             raise ConfigError(f"calibrate must be True or False, got {calibrate!r}")
         self.calibrate = bool(calibrate) and relative is not None and quantiles is not None
+        if ar is not None:
+            ar = positive_int(ar, "ar")
+        self.ar = ar if relative is not None else None
         super().__init__(model, feedback=feedback, feed=feed, relative=relative,
                          minimum=minimum, quantiles=quantiles, horizon=self.horizon)  # fmt: skip
         size = model._P.shape[0]
@@ -291,6 +308,17 @@ class OnlineLearner(Stream):
         lag = lag if self.__dict__.get("shrink") else 0
         self._oring = np.full((capacity, lag, self._T), np.nan)
         self._gain = np.zeros((capacity, self._T, 4))
+        # ... the online AR's state and rows seen, the point changes of the network
+        # (shrunk) and of the AR made for the last `horizon` rows, and the blend's sums
+        p = self.__dict__.get("ar")
+        T = self._T
+        if p:
+            self._arst = ar_model.fresh(capacity, T, p, max(self.horizon, 1))
+        else:
+            self._arst = np.zeros((capacity, T, 0))
+        self._arseen = np.zeros(capacity, np.int64)
+        self._bring = np.full((capacity, self.horizon if p else 0, 2 * T), np.nan)
+        self._blend = np.zeros((capacity, T, 4))
         # ... and the calibration's log spreads, the intervals issued, the rows seen
         lag = self.horizon if self.__dict__.get("calibrate") else 0
         self._cwidth = np.zeros((capacity, self._T))
@@ -316,6 +344,11 @@ class OnlineLearner(Stream):
         self._aring[slots] = np.nan
         self._oring[slots] = np.nan
         self._gain[slots] = 0
+        if self.ar:
+            self._arst[slots] = ar_model.fresh(1, self._T, self.ar, max(self.horizon, 1))
+        self._arseen[slots] = 0
+        self._bring[slots] = np.nan
+        self._blend[slots] = 0
         self._cwidth[slots] = 0
         self._cring[slots] = np.nan
         self._cseen[slots] = 0
@@ -354,6 +387,15 @@ class OnlineLearner(Stream):
         gain = state.get("_gain")
         if gain is not None and gain.shape[-1] == 2:  # saved before the gains' t-test
             self._gain = np.concatenate([gain, np.zeros(gain.shape)], axis=-1)
+        if "ar" not in state:  # saved before the AR blend: none
+            self.ar = None
+            capacity, T = len(self._keys), self._T
+            self._arst = np.zeros((capacity, T, 0))
+            self._arseen = np.zeros(capacity, np.int64)
+            self._bring = np.full((capacity, 0, 2 * T), np.nan)
+            self._blend = np.zeros((capacity, T, 4))
+        if self.per_key:  # the slot arrays of this version
+            self._SLOT_ARRAYS = type(self)._SLOT_ARRAYS + _PER_KEY_ARRAYS
         self._bind()
 
     def _sync_model(self):
@@ -484,7 +526,7 @@ class OnlineLearner(Stream):
             obs, A, s, last = self._anchors(rows, y, loc, scale, groups)
             labels, lab, ring = self._change_labels(rows, groups, obs, A, s)
             self._learn_rows(rows, labels, Y)
-            Y = self._forecasts(rows, groups, Y, A, s, lab)
+            Y = self._forecasts(rows, groups, Y, A, s, lab, obs)
             self._aring[rows.slots] = ring
             self._alast[rows.slots] = last
         Y = self._bounded(Y, rearranged=self.calibrate)
@@ -509,15 +551,17 @@ class OnlineLearner(Stream):
         labels[rows.order] = lab
         return labels, lab, ring
 
-    def _forecasts(self, rows, groups, Y, anchor, s, lab):
-        """Forecasts in input order from the network's changes ``Y``: shrunk and
-        calibrated in series order (committing what that learns), then ``anchor +
-        s * change``."""
+    def _forecasts(self, rows, groups, Y, anchor, s, lab, obs):
+        """Forecasts in input order from the network's changes ``Y``: shrunk, blended
+        with the AR's and calibrated in series order (committing what that learns),
+        then ``anchor + s * change``."""
         order, j = rows.order, self._tcol
         C = Y[order].astype(np.float64)
         if self.shrink:
             gain = self._shrink(rows, groups, lab, C[:, self._point])
             C -= ((1.0 - gain) * C[:, self._point])[:, j]
+        if self.ar:
+            C += self._blend_ar(rows, groups, lab, C[:, self._point], obs, anchor, s)[:, j]
         if self.calibrate:  # on rearranged quantiles: the median is the middle one
             C = rel.sort_quantiles(C, self._qorder, len(self._qorder))
             self._calibrate(rows, lab, C)
@@ -558,6 +602,37 @@ class OnlineLearner(Stream):
         rel.shrink_gains(rows.seg, lab, made, state, rel.SHRINK_FORGET, gain)
         self._gain[slots] = state
         return gain
+
+    def _blend_ar(self, rows, groups, lab, made, obs, anchor, s):
+        """How far each row's point change ``made`` (series order) moves towards the
+        online AR's: the key's blend weight (see :mod:`streamrnn.relative`) times the
+        difference. Commits the AR, the changes made and the weights' sums."""
+        slots, (sizes, pos) = rows.slots, groups
+        h, T = self.horizon, self._T
+        state = self._arst[slots].copy()
+        due, ahead = np.empty((2, *obs.shape))
+        ar_model.run(np.repeat(np.arange(len(slots)), sizes),
+                     np.repeat(self._arseen[slots], sizes) + pos,
+                     obs, state, self.ar, max(h, 1), due, ahead)  # fmt: skip
+        change = ((due if h == 0 else ahead) - anchor) / s
+        both = np.hstack([made, change])
+        if h:
+            ring = self._bring[slots].copy()
+            both = rel.lagged(ring, groups, both, h)
+            self._bring[slots] = ring
+        sums = self._blend[slots].copy()
+        weight = np.empty_like(lab)
+        then = both[:, :T]
+        rel.shrink_gains(rows.seg, lab - then, both[:, T:] - then, sums, rel.SHRINK_FORGET, weight)
+        self._arst[slots], self._blend[slots] = state, sums
+        self._arseen[slots] += sizes
+        return weight * np.where(np.isnan(change), 0.0, change - made)
+
+    def _blend_of(self, slots):
+        if not (self.ar and self.horizon == 1):
+            return super()._blend_of(slots)
+        weights, past = ar_model.rollout_windows(self._arst[slots], self._arseen[slots], self.ar)
+        return rel.current_gains(self._blend[slots]), weights, past
 
     def _gains_of(self, slots):
         if not self.shrink:

@@ -29,7 +29,20 @@ cannot tell from 0 counts for little. A network whose changes are noise (a
 price that moves as a random walk) gets a gain near 0 and forecasts close to
 persistence; one whose changes are right gets a gain near 1. Quantiles move
 with their median: each is shifted by the amount the point forecast was
-shrunk, so the interval keeps its width.
+shrunk (and blended, below), so the interval keeps its width.
+
+A learner also **blends in an online linear autoregression** (``ar``, 7 lags
+by default with ``relative="last"``): each key's targets are fitted by
+recursive least squares on an intercept and their last ``ar`` observed values
+(:mod:`streamrnn.autoregression`), and its forecast change ``a`` (the AR's
+forecast less the anchor, in the same scale) pulls the shrunk change ``c``
+towards it: the change returned is ``c + weight * (a - c)``. The weight is
+each key's gain of the same kind as the shrinkage gain, fitted to the errors
+``label - c`` on the differences ``a - c`` over the key's past labels: in [0,
+1], 0 while the AR's departures from the network tell nothing, near 1 where the
+AR forecasts better. The network learns as it would alone, and forecasts while
+the AR has fewer than ``ar`` values are the network's. A rollout blends the
+AR's forecasts fed the rollout's own levels, for learners of ``horizon=1``.
 
 A learner with quantiles **calibrates** its intervals online
 (``calibrate=True``, its default with ``relative="last"`` and a pinball loss):

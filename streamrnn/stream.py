@@ -729,6 +729,12 @@ class Stream:
         """The shrinkage gain of each key's next forecast (ones: no shrinkage)."""
         return np.ones((len(slots), self._T))
 
+    def _blend_of(self, slots):
+        """What a rollout's first step blends in, per key: None, or the blend weights
+        ``(n, T)``, a one-step AR's weights ``(n, T, p + 1)`` and last ``p`` values
+        ``(n, T, p)``, latest first (see :mod:`streamrnn.autoregression`)."""
+        return None
+
     def _spreads_of(self, slots):
         """The calibrated spread of each key's next quantiles (ones: as the network's)."""
         return np.ones((len(slots), self._T))
@@ -757,12 +763,24 @@ class Stream:
         loc, scale = feed.target_scaling(keys) if scaled else (np.zeros((n, T)), np.ones((n, T)))
         level = np.where(np.isnan(self._alast[slots]), loc, self._alast[slots])
         gain, spread = self._gains_of(slots), self._spreads_of(slots)
+        blend = self._blend_of(slots)
         out = np.empty(Y.shape)
         for k in range(Y.shape[1]):  # each step's change starts from the level before it
             point = Y[:, k, self._point]
-            change = (gain * point)[:, j] + spread[:, j] * (Y[:, k] - point[:, j])
+            made = gain * point
+            if blend is not None:  # towards the AR, fed the levels before
+                weight, w, past = blend
+                ar = w[:, :, 0].copy()
+                for a in range(past.shape[2]):
+                    ar += w[:, :, a + 1] * past[:, :, a]
+                towards = (ar - level) / scale - made
+                made = made + weight * np.where(np.isnan(towards), 0.0, towards)
+            change = made[:, j] + spread[:, j] * (Y[:, k] - point[:, j])
             out[:, k] = level[:, j] + scale[:, j] * change
-            level = level + scale * gain * point
+            level = level + scale * made
+            if blend is not None:
+                past = np.concatenate([level[:, :, None], past[:, :, :-1]], axis=2)
+                blend = weight, w, past
         return self._bounded(out.astype(self.model.dtype))
 
     def _rows(self, keys, times, x):

@@ -741,6 +741,25 @@ def online_ar(y, p, h, p0=1e3, exact=False):
     return forecast
 
 
+def ar_made(keys, y, p, h):
+    """Each row's AR(p) forecast (:func:`online_ar`, per key) of what the row's output
+    forecasts: the key's row ``h`` rows later (for ``h = 0``, the row itself)."""
+    y = np.asarray(y, np.float64)
+    keys = np.asarray(keys)
+    out = np.full_like(y, np.nan)
+    d = max(h, 1)
+    for k in np.unique(keys):
+        rows = np.flatnonzero(keys == k)
+        for j in range(y.shape[1]):
+            series = y[rows, j]
+            if h == 0:
+                out[rows, j] = online_ar(series, p, 0)
+            else:  # the forecast row t makes is stored at t + d: pad past the end
+                padded = np.concatenate([series, np.full(d, np.nan)])
+                out[rows, j] = online_ar(padded, p, h)[d:]
+    return out
+
+
 def shrink_gains(keys, labels, made, forget):
     """Each row's shrinkage gain, row by row: per key and target, over the key's rows
     before (each older one weighted by ``forget`` per later row; rows where either is

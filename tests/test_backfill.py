@@ -891,3 +891,23 @@ def test_command_line_forecasting_options(data, tmp_path):
     assert (engine.relative, engine.minimum, engine.loss.name) == (None, 0.0, "mae")
     assert engine.feed.scale is None and engine.feed.columns[-1] == "y_lag2"
     assert engine.optimizer.lr_at(7) == pytest.approx(streamrnn.learner.DEFAULT_LR * 0.99)
+
+
+@pytest.mark.parametrize("flags, ar", [([], streamrnn.learner.DEFAULT_AR), (["--ar", "3"], 3),
+                                       (["--ar", "0"], None)])  # fmt: skip
+def test_command_line_ar_blend(data, tmp_path, flags, ar):
+    _, path = data
+    code = cli.main(["backfill", path, "-o", str(tmp_path / "out"), "--key", "key",
+                     "--time", "time", "--targets", "y", "--learn", "--hidden", "4",
+                     "--no-report", "--progress", "none", *flags])  # fmt: skip
+    assert code == 0
+    engine = streamrnn.backfill.load_checkpoint(tmp_path / "out" / "_checkpoint")
+    assert engine.ar == ar
+
+
+def test_command_line_ar_must_be_a_count(data, tmp_path, capsys):
+    _, path = data
+    code = cli.main(["backfill", path, "-o", str(tmp_path / "out"), "--key", "key",
+                     "--time", "time", "--targets", "y", "--learn", "--ar", "-1"])  # fmt: skip
+    assert code == 2
+    assert "--ar must be an integer >= 0, got -1" in capsys.readouterr().err

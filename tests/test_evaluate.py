@@ -16,6 +16,7 @@ import feeds
 import streamrnn
 import streamrnn.evaluate as evaluate
 from feeds.datasets import load_weather
+from streamrnn import autoregression
 from streamrnn.errors import ConfigError, InputError
 from streamrnn.losses import CrossEntropy, Pinball, as_loss
 
@@ -461,8 +462,9 @@ def test_weather_end_to_end():
 
 
 # -- the online linear AR baseline -------------------------------------------------------------
-def ar_kernel(keys, y, p, h, cuts=()):
-    """The AR kernel's forecasts of keyed rows, fed in pieces; and its state at the end."""
+def ar_kernel(keys, y, p, h, cuts=(), ahead=False):
+    """The AR kernel's forecasts of keyed rows (those made for each row, or with
+    ``ahead`` those each row makes), fed in pieces; and its state at the end."""
     keys = np.asarray(keys)
     slots = pd.factorize(keys)[0].astype(np.intp)
     steps = np.zeros(len(keys), np.int64)
@@ -470,14 +472,15 @@ def ar_kernel(keys, y, p, h, cuts=()):
     for i, k in enumerate(slots):
         steps[i] = seen[k] = seen.get(k, -1) + 1
     d = max(h, 1)
-    state = evaluate._ar_fresh(slots.max() + 1, y.shape[1], p, d)
-    out = np.full(y.shape, -1.0)
+    state = autoregression.fresh(slots.max() + 1, y.shape[1], p, d)
+    out = np.full((2, *y.shape), -1.0)
     edges = [0, *sorted(cuts), len(y)]
     for a, b in zip(edges[:-1], edges[1:]):
-        piece = np.empty((b - a, y.shape[1]))
-        evaluate._ar_rows(slots[a:b], steps[a:b], np.ascontiguousarray(y[a:b]), state, p, d, piece)
-        out[a:b] = piece
-    return out, state
+        due, made = np.empty((2, b - a, y.shape[1]))
+        piece = np.ascontiguousarray(y[a:b])
+        autoregression.run(slots[a:b], steps[a:b], piece, state, p, d, due, made)
+        out[:, a:b] = due, made
+    return out[int(ahead)], state
 
 
 def ar_rows(seed, n=N_ROWS, n_keys=3, nan=0.2):
@@ -499,6 +502,13 @@ def test_ar_kernel_matches_the_reference(p, h):
     np.testing.assert_array_equal(np.isnan(got), np.isnan(expect))
     assert np.isfinite(expect).mean() > 0.5
     np.testing.assert_allclose(got, expect, rtol=1e-10, atol=1e-10)
+    # what a row forecasts is what the key's row d steps later is given
+    made, _ = ar_kernel(keys, y, p, h, ahead=True)
+    d = max(h, 1)
+    for k in np.unique(keys):
+        mine = np.flatnonzero(keys == k)
+        np.testing.assert_array_equal(made[mine[:-d]], got[mine[d:]])
+        assert not np.isnan(made[mine[-d:]]).all()
 
 
 def test_ar_kernel_skips_nothing_it_should_not():

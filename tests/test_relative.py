@@ -8,7 +8,14 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from naive import calibrated, made_changes, relative_anchors, relative_labels, shrink_gains
+from naive import (
+    ar_made,
+    calibrated,
+    made_changes,
+    relative_anchors,
+    relative_labels,
+    shrink_gains,
+)
 
 import feeds
 import streamrnn
@@ -30,6 +37,7 @@ def keyed(lengths, seed=0, mask=0.2):
 def learner(relative="last", horizon=1, loss="mse", outputs=1, **kw):
     kw.setdefault("shrink", False)
     kw.setdefault("calibrate", False)
+    kw.setdefault("ar", None)
     model = streamrnn.GRU(2, 4, output_size=outputs, dtype="float64", seed=3)
     return streamrnn.OnlineLearner(model, tbptt=(3, 5), horizon=horizon, loss=loss,
                                    optimizer=optim.Adam(lr=0.02), relative=relative,
@@ -92,9 +100,9 @@ def test_through_a_scaling_feed_changes_are_in_the_targets_scale():
 @given(st.lists(st.integers(1, 40), min_size=1, max_size=6), st.sampled_from([0, 1, 2]))
 def test_any_cut_gives_the_same_forecasts_and_weights(cuts, horizon):
     keys, x, y = keyed([40, 33, 27], seed=7)
-    whole = learner(horizon=horizon, shrink=True)
+    whole = learner(horizon=horizon, shrink=True, ar=3)
     expected = whole.predict_learn(keys, None, x, y)
-    parts = learner(horizon=horizon, shrink=True)
+    parts = learner(horizon=horizon, shrink=True, ar=3)
     edges = np.unique(np.clip(np.cumsum(cuts), 0, len(keys)))
     got = [parts.predict_learn(keys[a:b], None, x[a:b], y[a:b])
            for a, b in zip(np.r_[0, edges], np.r_[edges, len(keys)])]  # fmt: skip
@@ -157,8 +165,11 @@ def test_defaults_and_errors():
     assert learner(relative="default").relative == "last"
     default = streamrnn.OnlineLearner(streamrnn.GRU(2, 4, output_size=1, seed=0))
     assert (default.relative, default.shrink, default.loss.name) == ("last", True, "huber")
+    assert default.ar == 7 and learner(relative=None, ar=7).ar is None
     with pytest.raises(ConfigError, match="shrink must be True or False"):
         learner(shrink="yes")
+    with pytest.raises(ConfigError, match="ar must be an integer >= 1"):
+        learner(ar=0)
     model = streamrnn.GRU(2, 4, output_size=3, dtype="float64", seed=0)
     assert streamrnn.OnlineLearner(model, loss=CrossEntropy(), horizon=0).relative is None
     with pytest.raises(ConfigError, match="relative must be"):
@@ -177,8 +188,8 @@ def test_defaults_and_errors():
 
 def test_saved_and_loaded_goes_on_as_if_never_stopped(tmp_path):
     keys, x, y = keyed([40, 40], seed=9)
-    a = learner(horizon=2, minimum=0.0)
-    b = learner(horizon=2, minimum=0.0)
+    a = learner(horizon=2, minimum=0.0, shrink=True, ar=3)
+    b = learner(horizon=2, minimum=0.0, shrink=True, ar=3)
     a.predict_learn(keys[:37], None, x[:37], y[:37])
     b.predict_learn(keys[:37], None, x[:37], y[:37])
     b.save(tmp_path / "l.pkl")
@@ -278,3 +289,60 @@ def test_a_learner_saved_with_the_older_gain_sums_loads_and_goes_on():
     again = pickle.loads(pickle.dumps(old))
     assert again._gain.shape[-1] == 4
     assert np.isfinite(again.predict_learn(keys[30:], None, x[30:], y[30:])).all()
+
+
+@pytest.mark.parametrize("horizon", [0, 1, 2])
+def test_blended_changes_against_the_reference(horizon):
+    """A learner blending in the AR learns as one that does not, and moves each
+    shrunk change towards the AR's by the weight the reference gives its past errors."""
+    keys, x, y = keyed([45, 38, 41], seed=17, mask=0.15)
+    blended = learner(horizon=horizon, shrink=True, ar=3)
+    plain = learner(horizon=horizon)
+    out = np.concatenate([blended.predict_learn(keys[a:b], None, x[a:b], y[a:b])
+                          for a, b in ((0, 47), (47, 90), (90, len(keys)))])  # fmt: skip
+    raw = plain.predict_learn(keys, None, x, y)
+    for name, value in plain.model.state_dict().items():
+        np.testing.assert_array_equal(blended.model.state_dict()[name], value)
+    anchors = relative_anchors(keys, y, horizon)
+    labels = relative_labels(keys, y, horizon)
+    forget = streamrnn.relative.SHRINK_FORGET
+    made = shrink_gains(keys, labels, made_changes(keys, raw - anchors, horizon), forget)
+    made = made * (raw - anchors)
+    ar = ar_made(keys, y, 3, horizon) - anchors
+    then = made_changes(keys, made, horizon)
+    weight = shrink_gains(keys, labels - then, made_changes(keys, ar, horizon) - then, forget)
+    expected = anchors + made + weight * np.where(np.isnan(ar), 0.0, ar - made)
+    np.testing.assert_allclose(out, expected, rtol=1e-11, atol=1e-11)
+    assert weight.max() > 0.2 and np.isnan(ar).any() and not np.isnan(out).any()
+
+
+def test_a_rollout_starts_where_the_last_row_forecast():
+    """With the last row unlabelled, nothing the blend learns changes after it: the
+    first step of a rollout is that row's forecast, AR blend included."""
+    keys, x, _ = keyed([90], seed=19, mask=0.0)
+    y = 5.0 + 3.0 * np.sin(np.arange(90) / 2.0)[:, None]  # what an AR(3) learns at once
+    y[-1] = np.nan
+    blended = learner(shrink=True, ar=3)
+    out = blended.predict_learn(keys, None, x, y)
+    np.testing.assert_allclose(blended.forecast([0], 3)[0, 0], out[-1], rtol=1e-12)
+    assert blended._blend_of(np.array([0]))[0].max() > 0  # the blend is at work
+    plain = learner(shrink=True)
+    plain.predict_learn(keys, None, x, y)
+    assert abs(plain.forecast([0], 1)[0, 0, 0] - out[-1, 0]) > 1e-6
+
+
+def test_a_learner_saved_before_the_ar_blend_loads_without_it():
+    keys, x, y = keyed([30, 20], seed=23)
+    old = learner(shrink=True)
+    twin = learner(shrink=True)
+    for lrn in (old, twin):
+        lrn.predict_learn(keys[:30], None, x[:30], y[:30])
+    state = old.__getstate__()
+    for name in ("ar", "_arst", "_arseen", "_bring", "_blend"):
+        del state[name]
+    again = streamrnn.OnlineLearner.__new__(streamrnn.OnlineLearner)
+    again.__setstate__(state)
+    assert again.ar is None
+    more = np.arange(40) % 5 + 2  # three keys it has not seen: the slot arrays grow
+    np.testing.assert_array_equal(again.predict_learn(more, None, x[:40], y[:40]),
+                                  twin.predict_learn(more, None, x[:40], y[:40]))  # fmt: skip

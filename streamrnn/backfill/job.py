@@ -16,7 +16,7 @@ from feeds.tables import na_markers, time_formats
 
 from ..core.cells import FAMILIES
 from ..errors import ConfigError, InputError
-from ..learner import DEFAULT_LOSS, DEFAULT_LR, DEFAULT_TBPTT, DEFAULT_WARMUP
+from ..learner import DEFAULT_AR, DEFAULT_LOSS, DEFAULT_LR, DEFAULT_TBPTT, DEFAULT_WARMUP
 from ..losses import Pinball, as_loss
 
 #: The settings that take one of a few values, and those values.
@@ -141,6 +141,11 @@ class Job:
         Learning with ``relative`` ``last``: shrink each key's forecast changes
         towards persistence by a gain learned from its past labels (see
         :mod:`streamrnn.relative`).
+    ar : int
+        Learning with ``relative`` ``last``: lags of the online linear
+        autoregression run beside the network, towards whose forecasts each
+        key's forecasts move by a weight learned from their past errors (see
+        :mod:`streamrnn.relative`); 0: none.
     calibrate : bool
         Learning quantiles with ``relative`` ``last``: spread each key's
         quantiles around their median by a factor that follows the interval's
@@ -212,6 +217,7 @@ class Job:
     relative: str = "auto"
     minimum: float = None
     shrink: bool = True
+    ar: int = DEFAULT_AR
     calibrate: bool = True
     season: object = "auto"
     chunk_rows: int = 100_000
@@ -523,6 +529,7 @@ def checked(job):
     if job.season != "auto":
         _int(job, "season", 1, none=True)
     _int(job, "warmup", 0)
+    _int(job, "ar", 0)
     if (
         isinstance(job.decay, bool)
         or not isinstance(job.decay, (int, float))

@@ -234,7 +234,8 @@ def _make_engine(job, model, chunk, feed, relative):
     return OnlineLearner(model, tbptt=job.tbptt, loss=loss, optimizer=_optimizer(job),
                          horizon=job.horizon, batch=job.batch, per_key=job.per_key,
                          feed=feed, relative=relative, minimum=job.minimum,
-                         shrink=job.shrink, calibrate=job.calibrate)  # fmt: skip
+                         shrink=job.shrink, calibrate=job.calibrate,
+                         ar=job.ar or None)  # fmt: skip
 
 
 def _schema(job):
