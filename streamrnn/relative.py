@@ -23,9 +23,11 @@ the forecast is ``anchor + scale * gain * output``, where each key's ``gain``
 in [0, 1] is the least-squares gain of the realised changes (the labels) on
 the changes the network forecast, over the key's labels before the row, with
 older ones forgotten by a factor :data:`SHRINK_FORGET` per label, and taken
-down by the factor ``max(0, 1 - 1/t**2)``, ``t`` being the gain over its
-standard error (James-Stein's positive-part rule): a gain that the labels
-cannot tell from 0 counts for little. A network whose changes are noise (a
+down by the factor ``max(0, 1 - 2/t**2)``, ``t`` being the gain over its
+standard error: 0 while ``t**2 <= 2``, where Akaike's criterion would leave
+the network's change out of a regression of the labels (:data:`KEEP_T2`), and
+close to 1 when ``t`` is large. A gain that the labels cannot tell from 0
+counts for nothing. A network whose changes are noise (a
 price that moves as a random walk) gets a gain near 0 and forecasts close to
 persistence; one whose changes are right gets a gain near 1. Quantiles move
 with their median: each is shifted by the amount the point forecast was
@@ -79,13 +81,16 @@ from .errors import ConfigError
 MODES = (None, "last")
 #: The weight kept by an older label in a key's shrinkage gain, per later label.
 SHRINK_FORGET = 0.995
+#: A gain is taken down by ``max(0, 1 - KEEP_T2 / t**2)``: 0 up to ``t**2 = 2``, the
+#: value below which Akaike's criterion drops a regressor.
+KEEP_T2 = 2.0
 
 
 @exact_kernel
 def gain_of(sums):
     """The shrinkage gain from one series' forgotten sums ``(label * made, made ** 2,
     label ** 2, count)``: the least-squares gain ``b`` clipped to [0, 1], times
-    ``max(0, 1 - 1 / t ** 2)`` where ``t`` is ``b`` over its standard error. A gain
+    ``max(0, 1 - KEEP_T2 / t ** 2)`` where ``t`` is ``b`` over its standard error. A gain
     that cannot be told from noise is thus taken down towards 0 (persistence)."""
     sxy, sxx, syy, n = sums[0], sums[1], sums[2], sums[3]
     if sxx <= 0.0 or sxy <= 0.0 or n <= 1.0:
@@ -95,7 +100,7 @@ def gain_of(sums):
     if resid <= 0.0:
         return min(b, 1.0)
     t2 = b * sxy * (n - 1.0) / resid  # b ** 2 / (resid / (n - 1) / sxx)
-    return min(b, 1.0) * max(0.0, 1.0 - 1.0 / t2)
+    return min(b, 1.0) * max(0.0, 1.0 - KEEP_T2 / t2)
 
 
 @exact_kernel

@@ -764,7 +764,7 @@ def shrink_gains(keys, labels, made, forget):
     """Each row's shrinkage gain, row by row: per key and target, over the key's rows
     before (each older one weighted by ``forget`` per later row; rows where either is
     NaN count for nothing), the weighted least-squares slope ``b`` of the labels on
-    ``made`` through 0, clipped to [0, 1], times ``max(0, 1 - 1/t**2)`` with ``t`` its
+    ``made`` through 0, clipped to [0, 1], times ``max(0, 1 - 2/t**2)`` with ``t`` its
     t-statistic on (weighted count - 1) degrees of freedom; 0 while ``b <= 0`` or
     fewer than one labelled row's weight."""
     labels, made = np.asarray(labels, np.float64), np.asarray(made, np.float64)
@@ -783,7 +783,7 @@ def shrink_gains(keys, labels, made, forget):
             b = sxy / sxx
             resid = float(np.sum(w * (y - b * x) ** 2))
             t2 = np.inf if resid <= 0 else b * b * sxx * (n - 1) / resid
-            gain[r, j] = min(b, 1.0) * max(0.0, 1.0 - 1.0 / t2)
+            gain[r, j] = min(b, 1.0) * max(0.0, 1.0 - 2.0 / t2)
     return gain
 
 
