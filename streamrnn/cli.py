@@ -98,8 +98,9 @@ _HELP = {
     "(none); auto: last, or a saved model's own (none for a PyTorch model)",
     "shrink": "learning: shrink each key's forecast changes towards persistence by a gain "
     "learned from its past errors (with --relative last)",
-    "ar": "learning: lags of an online linear autoregression whose forecasts each key's "
-    "move towards by a weight learned from their past errors (with --relative last; 0: none)",
+    "ar": "learning: move each key's forecasts towards those of an online linear "
+    "autoregression on its last LAGS values, by a weight learned from their past errors (with "
+    "--relative last; 0: no autoregression)",
     "calibrate": "learning quantiles: widen or narrow each key's intervals as they miss, "
     "towards the nominal coverage (with --relative last)",
     "minimum": "lower bound of every forecast and quantile (0 for a target that cannot be "
@@ -127,7 +128,7 @@ _HELP = {
 
 
 _METAVARS = {"key": "COLUMN", "time": "COLUMN", "features": "COLUMNS", "targets": "COLUMNS",
-             "categorical": "COLUMNS",
+             "categorical": "COLUMNS", "ar": "LAGS",
              "missing": "POLICY", "column_types": "COLUMN=TYPE,...", "lookahead": "ROWS",
              "time_format": "FORMAT", "na_values": "TEXT,...",
              "chunk_rows": "ROWS", "checkpoint_rows": "ROWS"}  # fmt: skip
