@@ -126,6 +126,13 @@ class OnlineLearner(Stream):
         forecast towards the AR's by each key's blend weight in [0, 1], learned
         from their past errors like the shrinkage gain (see
         :mod:`streamrnn.relative`); None: no AR. Learning is unchanged.
+    seasonal : sequence of int, optional
+        With ``relative="last"``: the input columns that hold each target's
+        seasonal naive forecast (its value one season before the row the
+        output forecasts: a feed's lag of ``season - horizon`` rows, scaled
+        like the target), one per target. Each forecast then also moves
+        towards it, after the AR, by a weight learned the same way. The
+        backfill sets it from its lagged target inputs. Learning is unchanged.
     feedback, feed :
         As for :class:`~streamrnn.Stream`.
 
@@ -162,6 +169,8 @@ class OnlineLearner(Stream):
         "_arseen",
         "_bring",
         "_blend",
+        "_sring",
+        "_sblend",
         "_cwidth",
         "_cring",
         "_cseen",
@@ -189,6 +198,7 @@ class OnlineLearner(Stream):
         shrink=True,
         calibrate=True,
         ar=DEFAULT_AR,
+        seasonal=None,
     ):
         args = dict(locals())
         self.tbptt = _tbptt(tbptt)
@@ -234,6 +244,7 @@ class OnlineLearner(Stream):
         if ar is not None:
             ar = positive_int(ar, "ar")
         self.ar = ar if relative is not None else None
+        self.seasonal = self._seasonal_columns(seasonal, model) if relative is not None else None
         super().__init__(model, feedback=feedback, feed=feed, relative=relative,
                          minimum=minimum, quantiles=quantiles, horizon=self.horizon)  # fmt: skip
         size = model._P.shape[0]
@@ -319,6 +330,10 @@ class OnlineLearner(Stream):
         self._arseen = np.zeros(capacity, np.int64)
         self._bring = np.full((capacity, self.horizon if p else 0, 2 * T), np.nan)
         self._blend = np.zeros((capacity, T, 4))
+        # ... and the same of the seasonal naive forecast
+        seasonal = self.__dict__.get("seasonal") is not None
+        self._sring = np.full((capacity, self.horizon if seasonal else 0, 2 * T), np.nan)
+        self._sblend = np.zeros((capacity, T, 4))
         # ... and the calibration's log spreads, the intervals issued, the rows seen
         lag = self.horizon if self.__dict__.get("calibrate") else 0
         self._cwidth = np.zeros((capacity, self._T))
@@ -349,6 +364,8 @@ class OnlineLearner(Stream):
         self._arseen[slots] = 0
         self._bring[slots] = np.nan
         self._blend[slots] = 0
+        self._sring[slots] = np.nan
+        self._sblend[slots] = 0
         self._cwidth[slots] = 0
         self._cring[slots] = np.nan
         self._cseen[slots] = 0
@@ -394,6 +411,11 @@ class OnlineLearner(Stream):
             self._arseen = np.zeros(capacity, np.int64)
             self._bring = np.full((capacity, 0, 2 * T), np.nan)
             self._blend = np.zeros((capacity, T, 4))
+        if "seasonal" not in state:  # saved before the seasonal blend: none
+            self.seasonal = None
+            capacity, T = len(self._keys), self._T
+            self._sring = np.full((capacity, 0, 2 * T), np.nan)
+            self._sblend = np.zeros((capacity, T, 4))
         if self.per_key:  # the slot arrays of this version
             self._SLOT_ARRAYS = type(self)._SLOT_ARRAYS + _PER_KEY_ARRAYS
         self._bind()
@@ -526,7 +548,13 @@ class OnlineLearner(Stream):
             obs, A, s, last = self._anchors(rows, y, loc, scale, groups)
             labels, lab, ring = self._change_labels(rows, groups, obs, A, s)
             self._learn_rows(rows, labels, Y)
-            Y = self._forecasts(rows, groups, Y, A, s, lab, obs)
+            seasonal = None
+            if self.seasonal is not None:  # the inputs that hold it, in data units
+                seasonal = rows.x[:, list(self.seasonal)].astype(np.float64)
+                if scale is not None:
+                    seasonal = seasonal * scale + loc
+                seasonal = seasonal[rows.order]
+            Y = self._forecasts(rows, groups, Y, A, s, lab, obs, seasonal)
             self._aring[rows.slots] = ring
             self._alast[rows.slots] = last
         Y = self._bounded(Y, rearranged=self.calibrate)
@@ -551,17 +579,24 @@ class OnlineLearner(Stream):
         labels[rows.order] = lab
         return labels, lab, ring
 
-    def _forecasts(self, rows, groups, Y, anchor, s, lab, obs):
+    def _forecasts(self, rows, groups, Y, anchor, s, lab, obs, seasonal):
         """Forecasts in input order from the network's changes ``Y``: shrunk, blended
-        with the AR's and calibrated in series order (committing what that learns),
-        then ``anchor + s * change``."""
+        with the AR's and the seasonal naive forecasts (``seasonal``, data units, series
+        order; None: none) and calibrated in series order (committing what that
+        learns), then ``anchor + s * change``."""
         order, j = rows.order, self._tcol
         C = Y[order].astype(np.float64)
         if self.shrink:
             gain = self._shrink(rows, groups, lab, C[:, self._point])
             C -= ((1.0 - gain) * C[:, self._point])[:, j]
         if self.ar:
-            C += self._blend_ar(rows, groups, lab, C[:, self._point], obs, anchor, s)[:, j]
+            change = self._ar_changes(rows, groups, obs, anchor, s)
+            C += self._blend_towards(rows, groups, lab, C[:, self._point], change, "_bring",
+                                     "_blend")[:, j]  # fmt: skip
+        if seasonal is not None:
+            change = (seasonal - anchor) / s
+            C += self._blend_towards(rows, groups, lab, C[:, self._point], change, "_sring",
+                                     "_sblend")[:, j]  # fmt: skip
         if self.calibrate:  # on rearranged quantiles: the median is the middle one
             C = rel.sort_quantiles(C, self._qorder, len(self._qorder))
             self._calibrate(rows, lab, C)
@@ -603,30 +638,56 @@ class OnlineLearner(Stream):
         self._gain[slots] = state
         return gain
 
-    def _blend_ar(self, rows, groups, lab, made, obs, anchor, s):
-        """How far each row's point change ``made`` (series order) moves towards the
-        online AR's: the key's blend weight (see :mod:`streamrnn.relative`) times the
-        difference. Commits the AR, the changes made and the weights' sums."""
+    def _ar_changes(self, rows, groups, obs, anchor, s):
+        """The online AR's forecast of each row's output (series order), as a change
+        from the anchor in the scale ``s``; commits the AR."""
         slots, (sizes, pos) = rows.slots, groups
-        h, T = self.horizon, self._T
+        h = self.horizon
         state = self._arst[slots].copy()
         due, ahead = np.empty((2, *obs.shape))
         ar_model.run(np.repeat(np.arange(len(slots)), sizes),
                      np.repeat(self._arseen[slots], sizes) + pos,
                      obs, state, self.ar, max(h, 1), due, ahead)  # fmt: skip
-        change = ((due if h == 0 else ahead) - anchor) / s
+        self._arst[slots] = state
+        self._arseen[slots] += sizes
+        return ((due if h == 0 else ahead) - anchor) / s
+
+    def _blend_towards(self, rows, groups, lab, made, change, ring_name, sums_name):
+        """How far each row's point change ``made`` (series order) moves towards
+        ``change`` (another forecast's, NaN: none): the key's blend weight (see
+        :mod:`streamrnn.relative`) times the difference. The changes made wait
+        ``horizon`` rows for their labels in ``ring_name``; the weights' sums are
+        ``sums_name``; both are committed."""
+        slots, T = rows.slots, self._T
         both = np.hstack([made, change])
-        if h:
-            ring = self._bring[slots].copy()
-            both = rel.lagged(ring, groups, both, h)
-            self._bring[slots] = ring
-        sums = self._blend[slots].copy()
+        if self.horizon:
+            ring = getattr(self, ring_name)[slots].copy()
+            both = rel.lagged(ring, groups, both, self.horizon)
+            getattr(self, ring_name)[slots] = ring
+        sums = getattr(self, sums_name)[slots].copy()
         weight = np.empty_like(lab)
         then = both[:, :T]
         rel.shrink_gains(rows.seg, lab - then, both[:, T:] - then, sums, rel.SHRINK_FORGET, weight)
-        self._arst[slots], self._blend[slots] = state, sums
-        self._arseen[slots] += sizes
+        getattr(self, sums_name)[slots] = sums
         return weight * np.where(np.isnan(change), 0.0, change - made)
+
+    def _seasonal_columns(self, seasonal, model):
+        """``seasonal`` checked: None, or one input column per target."""
+        if seasonal is None:
+            return None
+        cols = tuple(seasonal) if isinstance(seasonal, (list, tuple, np.ndarray)) else None
+        T = self._n_targets
+        if (
+            cols is None
+            or len(cols) != T
+            or not all(isinstance(c, (int, np.integer)) and 0 <= c < model.input_size
+                       for c in cols)  # fmt: skip
+        ):
+            raise ConfigError(
+                f"seasonal must be None or {T} input column(s) (integers in 0 .. "
+                f"{model.input_size - 1}), one per target; got {seasonal!r}"
+            )
+        return tuple(int(c) for c in cols)
 
     def _blend_of(self, slots):
         if not (self.ar and self.horizon == 1):

@@ -46,6 +46,14 @@ AR forecasts better. The network learns as it would alone, and forecasts while
 the AR has fewer than ``ar`` values are the network's. A rollout blends the
 AR's forecasts fed the rollout's own levels, for learners of ``horizon=1``.
 
+Given the input columns that hold each target's **seasonal naive forecast**
+(``seasonal``: a feed's lag of ``season - horizon`` rows, which the backfill
+adds and names by default), the change then moves towards that forecast's in
+the same way, by a second weight fitted to the errors left after the AR. A
+series that repeats its last season (monthly orders, hourly temperatures)
+thus leans on it even before the network has learned to read the lag.
+Rollouts do not blend it.
+
 A learner with quantiles **calibrates** its intervals online
 (``calibrate=True``, its default with ``relative="last"`` and a pinball loss):
 each key's quantiles are spread around their median by a factor ``m``, and

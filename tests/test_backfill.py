@@ -107,7 +107,9 @@ def test_learning_outputs_are_the_learners(data, reference):
     schema = feeds.Schema(key="key", time="time", features=["x0", "x1", "y"], targets=["y"])
     optimizer = streamrnn.optim.Adam(lr=0.01, schedule=streamrnn.optim.WarmUp(100))
     feed = feeds.Feed(schema, dtype="float32", scale="per_key", lags=job.lags)
-    learner = streamrnn.OnlineLearner(model, tbptt=(4, 8), optimizer=optimizer, feed=feed)
+    # ... and the seasonal naive forecast blended in, from that input (x0, x1, y, y_lag)
+    learner = streamrnn.OnlineLearner(model, tbptt=(4, 8), optimizer=optimizer, feed=feed,
+                                      seasonal=[3])  # fmt: skip
     assert (learner.loss.name, learner.relative) == ("huber", "last")
     expected = learner.predict_learn(df)
     assert table.column_names == ["key", "time", "target_time", "y_forecast", "y_actual"]
@@ -911,3 +913,20 @@ def test_command_line_ar_must_be_a_count(data, tmp_path, capsys):
                      "--time", "time", "--targets", "y", "--learn", "--ar", "-1"])  # fmt: skip
     assert code == 2
     assert "--ar must be an integer >= 0, got -1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, seasonal", [(["--season", "3", "--lags", "2"], True),
+                                             (["--season", "3", "--lags", "1"], False),
+                                             (["--lags", "none"], False)])  # fmt: skip
+def test_the_seasonal_naive_forecast_of_the_lag_input_is_blended(data, tmp_path, flags, seasonal):
+    _, path = data
+    code = cli.main(["backfill", path, "-o", str(tmp_path / "out"), "--key", "key",
+                     "--time", "time", "--targets", "y", "--learn", "--hidden", "4",
+                     "--no-report", "--progress", "none", *flags])  # fmt: skip
+    assert code == 0
+    engine = streamrnn.backfill.load_checkpoint(tmp_path / "out" / "_checkpoint")
+    columns = list(engine.feed.columns)
+    if seasonal:  # the lag of season - horizon rows is the seasonal naive forecast
+        assert engine.seasonal == (columns.index("y_lag2"),)
+    else:
+        assert engine.seasonal is None

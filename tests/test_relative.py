@@ -350,3 +350,47 @@ def test_a_learner_saved_before_the_ar_blend_loads_without_it():
     more = np.arange(40) % 5 + 2  # three keys it has not seen: the slot arrays grow
     np.testing.assert_array_equal(again.predict_learn(more, None, x[:40], y[:40]),
                                   twin.predict_learn(more, None, x[:40], y[:40]))  # fmt: skip
+
+
+@pytest.mark.parametrize("horizon", [0, 1, 2])
+def test_the_seasonal_naive_blend_against_the_reference(horizon):
+    """After the AR, each change moves towards the seasonal naive forecast held in an
+    input column, by a weight the reference gives the errors left."""
+    keys, x, y = keyed([45, 38, 41], seed=29, mask=0.15)
+    anchors = relative_anchors(keys, y, horizon)
+    ahead = relative_labels(keys, y, horizon)
+    for k in np.unique(keys):  # a "seasonal" forecast that knows the change, give or take
+        mine = np.flatnonzero(keys == k)
+        known = np.nan_to_num(ahead[mine[horizon:], 0])
+        x[mine[: len(mine) - horizon], 1] = anchors[mine[: len(mine) - horizon], 0] + known
+    x[:, 1] += 0.3 * np.random.default_rng(0).standard_normal(len(x))
+    blended = learner(horizon=horizon, shrink=True, ar=3, seasonal=[1])
+    plain = learner(horizon=horizon)
+    out = np.concatenate([blended.predict_learn(keys[a:b], None, x[a:b], y[a:b])
+                          for a, b in ((0, 40), (40, 99), (99, len(keys)))])  # fmt: skip
+    raw = plain.predict_learn(keys, None, x, y)
+    for name, value in plain.model.state_dict().items():
+        np.testing.assert_array_equal(blended.model.state_dict()[name], value)
+    labels = relative_labels(keys, y, horizon)
+    forget = streamrnn.relative.SHRINK_FORGET
+
+    def towards(made, other):
+        then = made_changes(keys, made, horizon)
+        weight = shrink_gains(keys, labels - then, made_changes(keys, other, horizon) - then,
+                              forget)  # fmt: skip
+        return made + weight * np.where(np.isnan(other), 0.0, other - made), weight
+
+    made = shrink_gains(keys, labels, made_changes(keys, raw - anchors, horizon), forget)
+    made = made * (raw - anchors)
+    made, _ = towards(made, ar_made(keys, y, 3, horizon) - anchors)
+    made, weight = towards(made, x[:, 1:2] - anchors)
+    np.testing.assert_allclose(out, anchors + made, rtol=1e-11, atol=1e-11)
+    assert weight.max() > 0.5
+
+
+def test_the_seasonal_columns_are_checked():
+    with pytest.raises(ConfigError, match=r"seasonal must be None or 1 input column\(s\)"):
+        learner(seasonal=[2])
+    with pytest.raises(ConfigError, match="seasonal must be None"):
+        learner(seasonal=1)
+    assert learner(relative=None, seasonal=[1]).seasonal is None

@@ -235,7 +235,20 @@ def _make_engine(job, model, chunk, feed, relative):
                          horizon=job.horizon, batch=job.batch, per_key=job.per_key,
                          feed=feed, relative=relative, minimum=job.minimum,
                          shrink=job.shrink, calibrate=job.calibrate,
-                         ar=job.ar or None)  # fmt: skip
+                         ar=job.ar or None,
+                         seasonal=_seasonal_inputs(job, chunk))  # fmt: skip
+
+
+def _seasonal_inputs(job, chunk):
+    """The input column of each target's seasonal naive forecast (its lag of ``season -
+    horizon`` rows), or None when the feed gives no such lag for every target."""
+    if job.season is None or not job.lags:
+        return None
+    columns = list(chunk.columns)
+    names = [f"{t}_lag{job.season - job.horizon}" for t in chunk.targets]
+    if not all(name in columns for name in names):
+        return None
+    return [columns.index(name) for name in names]
 
 
 def _schema(job):
