@@ -163,7 +163,7 @@ class Series:
         """Views into the buffer (rebuilt after unpickling, which copies views)."""
         D, I, O = self.model.state_size, self.model.input_size, self.model.out_features
         self._y = self._buf[D + I : D + I + O]
-        self._step = self.model._backend.stepper(self.model._spec)
+        self._step = self.model._backend.stepper(self.model._spec, self.model._P.dtype)
 
     def __getstate__(self):
         state = self.__dict__.copy()

@@ -8,7 +8,7 @@ from pathlib import Path
 import streamrnn
 
 PACKAGE = Path(streamrnn.__file__).resolve().parent
-KERNELS = {"kernels", "bptt", "tbptt", "encdec", "_simd", "_activations"}
+KERNELS = {"kernels", "bptt", "tbptt", "encdec", "native", "_simd", "_activations"}
 ABOVE_CORE = {"models", "stream", "learner", "seq2seq", "backfill", "cli", "demo", "report",
               "evaluate", "adapters", "compiling", "relative"}  # fmt: skip
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import config
 from ..errors import ConfigError
-from . import bptt, encdec, kernels, tbptt, threads
+from . import bptt, encdec, kernels, native, tbptt, threads
 from ._simd import ROW_BLOCK
 from .layout import KIND
 
@@ -47,6 +47,7 @@ class CPU:
         """Advance series ``q`` over rows ``X[order[starts[q]:starts[q] + lens[q]]]``
         from state ``S[slots[q]]`` (updated), outputs into the same rows of ``Y``;
         series listed longest first."""
+        native.bind(P.dtype)
         n = slots.shape[0]
         run = kernels.RUN_GROUPS[spec[KIND]]
         if n < config.PARALLEL_MIN_SERIES or X.shape[0] < config.PARALLEL_MIN_ROWS:
@@ -55,10 +56,12 @@ class CPU:
         part = partial(run, spec, P, X, order, starts, lens, slots, S, Y)
         threads.run(part, min(threads.count(), -(-n // ROW_BLOCK)))
 
-    def stepper(self, spec):
-        """The one-step function of ``spec``'s cell: ``step(spec, P, x, buf)`` advances
-        one series whose state, last input, output and scratch are ``buf``; it returns
-        -1, or the column of a non-finite input (then nothing changed)."""
+    def stepper(self, spec, dtype):
+        """The one-step function of ``spec``'s cell for weights of ``dtype``: ``step(spec,
+        P, x, buf)`` advances one series whose state, last input, output and scratch are
+        ``buf``; it returns -1, or the column of a non-finite input (then nothing
+        changed)."""
+        native.bind(dtype)
         return kernels.STEP_ONE[spec[KIND]]
 
     def forecast(self, spec, P, S, Xlast, fb, future, Y):
@@ -67,6 +70,7 @@ class CPU:
         fed back into the input it stands for, or added to it when ``change`` is 1;
         other inputs come from ``future`` (``(n, horizon - 1, I)``) when it is not
         empty, else are held."""
+        native.bind(P.dtype)
         n = S.shape[0]
         workers = 1
         if n >= config.PARALLEL_MIN_SERIES and n * Y.shape[1] >= config.PARALLEL_MIN_ROWS:
@@ -106,19 +110,23 @@ class CPU:
 
     def learn_chunk(self, net, opt, loss, data, hist, plan, lanes, cfg, counts):
         """A chunk of rows learned with shared weights (see :mod:`streamrnn.core.tbptt`)."""
+        native.bind(net[1].dtype)
         tbptt.learn_chunk(net, opt, loss, data, hist, plan, lanes, cfg, counts)
 
     def learn_per_key(self, net, opt, loss, data, hist, keyed, cfg):
         """A chunk of rows learned with weights per key (see :mod:`streamrnn.core.tbptt`)."""
+        native.bind(net[1].dtype)
         tbptt.learn_per_key(net, opt, loss, data, hist, keyed, cfg)
 
     def encdec_chunk(self, enc, dec, opt, loss, data, hist, cfg, state, counts):
         """A chunk of rows of the encoder-decoder learner, predicted and (with ``cfg[4]``)
         learned (:func:`streamrnn.core.encdec.learn_chunk`)."""
+        native.bind(enc[1].dtype)
         encdec.learn_chunk(enc, dec, opt, loss, data, hist, cfg, state, counts)
 
     def decode(self, spec, P, s, x0, fb, horizon, Y, GI, GH):
         """A decoder's rollout of ``horizon`` steps from state ``s`` (changed)."""
+        native.bind(P.dtype)
         encdec.decode(spec, P, s, x0, fb, horizon, Y, GI, GH)
 
 

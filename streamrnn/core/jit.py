@@ -28,7 +28,9 @@ constant that Numba prunes the other cells' branches by, before typing.
 Every call from compiled code links the callee's code into the caller, where
 LLVM optimises it again; keeping the chain of kernels short (a learning call
 links the window, pending-steps and update kernels, and nothing links it) is
-what keeps the first compilation short.
+what keeps the first compilation short. The inference and online-learning
+kernels call the matrix product without linking it, by its address
+(:mod:`streamrnn.core.native`).
 """
 
 from numba import njit, types

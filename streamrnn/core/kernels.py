@@ -38,9 +38,8 @@ of all the package's compiled sources (see :mod:`streamrnn.core._cache`): an edi
 import numpy as np
 
 from ._simd import ROW_BLOCK
-from ._simd import gemm as _gemm_inline
 from .cells import GRU, LSTM, gru_step, lstm_step, named_for, per_family, rnn_update
-from .jit import inline, kernel, not_inlined, short_kernel
+from .jit import inline, kernel, short_kernel
 from .layout import (
     B_HH,
     B_IH,
@@ -59,19 +58,7 @@ from .layout import (
     W_IH,
     layer_at,
 )
-
-
-@kernel
-def gemm(*args):
-    """:func:`streamrnn.core._simd.gemm` (same arguments), compiled once and called from
-    every site.
-
-    Inlining the intrinsic at each of the kernels' call sites multiplies its
-    unrolled loops; one shared copy keeps the hot code small (measured faster)
-    and compiling quicker, for the cost of a call.
-    """
-    not_inlined()
-    _gemm_inline(*args)
+from .native import gemm, gemm_call  # noqa: F401  (gemm: for the learning kernels)
 
 
 @inline
@@ -120,13 +107,13 @@ def advance_cell(kind, spec, P, Xb, Sb, n, GI, GH):
         else:
             bias = spec[at + B_SUM]  # g = (b_ih + b_hh) + W_ih x + W_hh h
         if layer == 0:
-            gemm(P, w_ih, ld, Xb, 0, I, n, I, GW, P, bias, 0, GI, 0, GW)
+            gemm_call(P, w_ih, ld, Xb, 0, I, n, I, GW, P, bias, 0, GI, 0, GW)
         else:
-            gemm(P, w_ih, ld, Sb, base - KH, D, n, H, GW, P, bias, 0, GI, 0, GW)
+            gemm_call(P, w_ih, ld, Sb, base - KH, D, n, H, GW, P, bias, 0, GI, 0, GW)
         if kind == GRU:
-            gemm(P, w_hh, ld, Sb, base, D, n, H, GW, P, spec[at + B_HH], 0, GH, 0, GW)
+            gemm_call(P, w_hh, ld, Sb, base, D, n, H, GW, P, spec[at + B_HH], 0, GH, 0, GW)
         else:
-            gemm(P, w_hh, ld, Sb, base, D, n, H, GW, GI, 0, GW, GI, 0, GW)
+            gemm_call(P, w_hh, ld, Sb, base, D, n, H, GW, GI, 0, GW, GI, 0, GW)
         for r in range(n):
             gi = GI[r * GW : (r + 1) * GW]
             h = Sb[r * D + base : r * D + base + H]
@@ -148,7 +135,7 @@ def readout_block(spec, P, Sb, n, Yb):
     D = L * KH
     top = (L - 1) * KH
     if spec[HAS_HEAD]:
-        gemm(P, spec[HEAD_W], spec[LD_HEAD], Sb, top, D, n, H, O, P, spec[HEAD_B], 0, Yb, 0, O)
+        gemm_call(P, spec[HEAD_W], spec[LD_HEAD], Sb, top, D, n, H, O, P, spec[HEAD_B], 0, Yb, 0, O)
     else:
         for r in range(n):
             for j in range(H):
