@@ -2,7 +2,7 @@
 
 The kernels are compiled by Numba on their first call for each cell family and
 dtype, and cached on disk; later processes load them in about a second. The
-first call on a machine waits for the compiler: about four seconds for a forward
+first call on a machine waits for the compiler: about three seconds for a forward
 pass, about half a minute for the learning kernels on a small machine. Before such a wait a
 :class:`CompileWarning` says what is compiled, roughly how long it takes and
 where the cache is. Silence it with::
@@ -31,7 +31,7 @@ from .core.cells import FAMILIES as CELL_FAMILIES
 #: What each family of kernels is, and roughly how long its first compilation
 #: takes on a 2-core machine.
 FAMILIES = {
-    "inference": ("forward passes and forecasts", "4-10 seconds"),
+    "inference": ("forward passes and forecasts", "3-10 seconds"),
     "learning": (
         "learning kernels (truncated backpropagation, shared weights)",
         "half a minute",
