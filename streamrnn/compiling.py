@@ -144,7 +144,8 @@ def compile(cells=("gru",), dtypes=("float32",), modes=("inference", "learning")
     use, so that the first real call does not wait. Returns the seconds each
     ``(mode, cell, dtype)`` took.
 
-    ``modes`` among ``"inference"`` (forward passes, streams and forecasts),
+    ``modes`` among ``"inference"`` (forward passes, one step of one series, streams
+    and forecasts),
     ``"learning"`` (:class:`~streamrnn.OnlineLearner` with shared weights),
     ``"per_key"`` (weights per key) and ``"seq2seq"``
     (:class:`~streamrnn.Seq2SeqLearner`).
@@ -217,7 +218,7 @@ def _exercise(mode, cell, dtype):
     from . import models
     from .learner import OnlineLearner
     from .seq2seq import Seq2SeqLearner
-    from .stream import Stream
+    from .stream import Series, Stream
 
     model = models.MODELS[cell](input_size=2, hidden_size=4, output_size=1, seed=0, dtype=dtype)
     rng = np.random.default_rng(0)
@@ -230,6 +231,7 @@ def _exercise(mode, cell, dtype):
         warnings.simplefilter("ignore", CompileWarning)
         if mode == "inference":
             model.forward(x[:8])
+            Series(model).step(x[0])
             stream = Stream(model)
             stream.update(keys, times, x)
             stream.forecast(np.arange(16), 2)
