@@ -26,14 +26,10 @@ Each set is one series. Missing CO2 weeks are masked inputs (``missing="mask"``)
 and unlabelled rows. Prints the table of ``quality.py`` and one JSON document.
 """
 
-import argparse
 import dataclasses
-import tempfile
-import time
 
 import pandas as pd
 import quality
-import torch
 
 
 def _taylor():
@@ -76,33 +72,16 @@ NAMES = {s.name: s for s in SETS}
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sets", default=",".join(NAMES), help=f"from {', '.join(NAMES)}")
-    parser.add_argument("--epochs", type=int, default=quality.EPOCHS,
-                        help="most offline epochs (one Adam step each)")  # fmt: skip
-    args = parser.parse_args()
-    chosen = [s.strip() for s in args.sets.split(",") if s.strip()]
-    unknown = [s for s in chosen if s not in NAMES]
-    if unknown or not chosen:
-        parser.error(f"unknown set {unknown[0] if unknown else '(none)'}; known: {list(NAMES)}")
+    parser, chosen, epochs = quality.command_line(__doc__, NAMES)
     try:
-        for spec in chosen:
-            NAMES[spec].load()
+        for name in chosen:
+            NAMES[name].load()
     except ImportError as exc:
         parser.error(f"{exc.name} is needed for the data: pip install statsmodels pmdarima")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    start = time.perf_counter()
-    results = {}
-    try:
-        with tempfile.TemporaryDirectory(prefix="streamrnn-heldout-") as folder:
-            for name in chosen:
-                results[name] = quality.measure(NAMES[name], folder, args.epochs)
-    finally:
-        torch.set_num_threads(threads)
+    results, seconds = quality.measure_sets([NAMES[name] for name in chosen], epochs)
     print(quality.table(results))
     print()
-    print(quality.dumps({"sets": results, "seconds": time.perf_counter() - start,
+    print(quality.dumps({"sets": results, "seconds": seconds,
                          "settings": {s.name: dataclasses.asdict(s) | {"load": s.load.__name__}
                                       for s in SETS if s.name in results},
                          "machine": quality.machine()}))  # fmt: skip

@@ -572,33 +572,46 @@ def machine():
     }
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def command_line(doc, names):
+    """The command line of a script over data sets ``names`` (name -> DataSet):
+    ``(parser, chosen names, epochs)``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument(
         "--sets",
-        default=",".join(NAMES),
-        help=f"comma-separated, from {', '.join(NAMES)} (default: all)",
+        default=",".join(names),
+        help=f"comma-separated, from {', '.join(names)} (default: all)",
     )
     parser.add_argument("--epochs", type=int, default=EPOCHS,
                         help="most offline epochs (one Adam step each)")  # fmt: skip
     args = parser.parse_args()
     chosen = [s.strip() for s in args.sets.split(",") if s.strip()]
-    unknown = [s for s in chosen if s not in NAMES]
+    unknown = [s for s in chosen if s not in names]
     if unknown or not chosen:
-        parser.error(f"unknown set {unknown[0] if unknown else '(none)'}; known: {list(NAMES)}")
+        parser.error(f"unknown set {unknown[0] if unknown else '(none)'}; known: {list(names)}")
     if args.epochs < 1:
         parser.error("--epochs must be at least 1")
+    return parser, chosen, args.epochs
+
+
+def measure_sets(specs, epochs):
+    """:func:`measure` of each DataSet of ``specs``, PyTorch on one thread (its count
+    restored after); returns ``({name: figures}, seconds)``."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     start = time.perf_counter()
     results = {}
     try:
         with tempfile.TemporaryDirectory(prefix="streamrnn-quality-") as folder:
-            for name in chosen:
-                results[name] = measure(NAMES[name], folder, args.epochs)
+            for spec in specs:
+                results[spec.name] = measure(spec, folder, epochs)
     finally:
         torch.set_num_threads(threads)
-    total = time.perf_counter() - start
+    return results, time.perf_counter() - start
+
+
+def main():
+    _, chosen, epochs = command_line(__doc__, NAMES)
+    results, total = measure_sets([NAMES[name] for name in chosen], epochs)
     defaults = Job()
     print(
         "MAE in each target's units; online = default backfill learning prequentially; "
@@ -615,7 +628,7 @@ def main():
             "ar_order": AR_ORDER,
             "ar_p0": AR_P0,
             "offline": {
-                "epochs": args.epochs,
+                "epochs": epochs,
                 "lr": OFFLINE_LR,
                 "clip": OFFLINE_CLIP,
                 "loss": f"huber(delta={HUBER_DELTA:g})",

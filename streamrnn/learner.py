@@ -319,21 +319,7 @@ class OnlineLearner(Stream):
         lag = lag if self.__dict__.get("shrink") else 0
         self._oring = np.full((capacity, lag, self._T), np.nan)
         self._gain = np.zeros((capacity, self._T, 4))
-        # ... the online AR's state and rows seen, the point changes of the network
-        # (shrunk) and of the AR made for the last `horizon` rows, and the blend's sums
-        p = self.__dict__.get("ar")
-        T = self._T
-        if p:
-            self._arst = ar_model.fresh(capacity, T, p, max(self.horizon, 1))
-        else:
-            self._arst = np.zeros((capacity, T, 0))
-        self._arseen = np.zeros(capacity, np.int64)
-        self._bring = np.full((capacity, self.horizon if p else 0, 2 * T), np.nan)
-        self._blend = np.zeros((capacity, T, 4))
-        # ... and the same of the seasonal naive forecast
-        seasonal = self.__dict__.get("seasonal") is not None
-        self._sring = np.full((capacity, self.horizon if seasonal else 0, 2 * T), np.nan)
-        self._sblend = np.zeros((capacity, T, 4))
+        self._allocate_blends(capacity)
         # ... and the calibration's log spreads, the intervals issued, the rows seen
         lag = self.horizon if self.__dict__.get("calibrate") else 0
         self._cwidth = np.zeros((capacity, self._T))
@@ -343,6 +329,23 @@ class OnlineLearner(Stream):
         self._done = np.zeros(capacity, np.int64)  # steps run forward
         self._vsince = np.full(capacity, -1, np.int64)  # update count when ...
         self._ssince = np.zeros(capacity, np.int64)  # ... this step and later were run
+
+    def _allocate_blends(self, capacity):
+        """The blends' per-key arrays: the online AR's state and rows seen, the point
+        changes of the network (shrunk) and of the AR made for the last ``horizon``
+        rows, the AR blend's sums, and the same two of the seasonal naive blend."""
+        p = self.__dict__.get("ar")
+        T = self._T
+        if p:
+            self._arst = ar_model.fresh(capacity, T, p, max(self.horizon, 1))
+        else:
+            self._arst = np.zeros((capacity, T, 0))
+        self._arseen = np.zeros(capacity, np.int64)
+        self._bring = np.full((capacity, self.horizon if p else 0, 2 * T), np.nan)
+        self._blend = np.zeros((capacity, T, 4))
+        seasonal = self.__dict__.get("seasonal") is not None
+        self._sring = np.full((capacity, self.horizon if seasonal else 0, 2 * T), np.nan)
+        self._sblend = np.zeros((capacity, T, 4))
 
     def _restart(self, slots):
         """Histories of ``slots`` start again from their current states."""
@@ -404,18 +407,10 @@ class OnlineLearner(Stream):
         gain = state.get("_gain")
         if gain is not None and gain.shape[-1] == 2:  # saved before the gains' t-test
             self._gain = np.concatenate([gain, np.zeros(gain.shape)], axis=-1)
-        if "ar" not in state:  # saved before the AR blend: none
-            self.ar = None
-            capacity, T = len(self._keys), self._T
-            self._arst = np.zeros((capacity, T, 0))
-            self._arseen = np.zeros(capacity, np.int64)
-            self._bring = np.full((capacity, 0, 2 * T), np.nan)
-            self._blend = np.zeros((capacity, T, 4))
-        if "seasonal" not in state:  # saved before the seasonal blend: none
-            self.seasonal = None
-            capacity, T = len(self._keys), self._T
-            self._sring = np.full((capacity, 0, 2 * T), np.nan)
-            self._sblend = np.zeros((capacity, T, 4))
+        if "ar" not in state or "seasonal" not in state:  # saved before the blends
+            self.ar = state.get("ar")
+            self.seasonal = state.get("seasonal")
+            self._allocate_blends(len(self._keys))
         if self.per_key:  # the slot arrays of this version
             self._SLOT_ARRAYS = type(self)._SLOT_ARRAYS + _PER_KEY_ARRAYS
         self._bind()

@@ -895,16 +895,20 @@ def test_command_line_forecasting_options(data, tmp_path):
     assert engine.optimizer.lr_at(7) == pytest.approx(streamrnn.learner.DEFAULT_LR * 0.99)
 
 
-@pytest.mark.parametrize("flags, ar", [([], streamrnn.learner.DEFAULT_AR), (["--ar", "3"], 3),
-                                       (["--ar", "0"], None)])  # fmt: skip
-def test_command_line_ar_blend(data, tmp_path, flags, ar):
+def learned_from_the_command_line(data, tmp_path, flags):
+    """The learner a small learning backfill with ``flags`` ends with (its checkpoint)."""
     _, path = data
     code = cli.main(["backfill", path, "-o", str(tmp_path / "out"), "--key", "key",
                      "--time", "time", "--targets", "y", "--learn", "--hidden", "4",
                      "--no-report", "--progress", "none", *flags])  # fmt: skip
     assert code == 0
-    engine = streamrnn.backfill.load_checkpoint(tmp_path / "out" / "_checkpoint")
-    assert engine.ar == ar
+    return streamrnn.backfill.load_checkpoint(tmp_path / "out" / "_checkpoint")
+
+
+@pytest.mark.parametrize("flags, ar", [([], streamrnn.learner.DEFAULT_AR), (["--ar", "3"], 3),
+                                       (["--ar", "0"], None)])  # fmt: skip
+def test_command_line_ar_blend(data, tmp_path, flags, ar):
+    assert learned_from_the_command_line(data, tmp_path, flags).ar == ar
 
 
 def test_command_line_ar_must_be_a_count(data, tmp_path, capsys):
@@ -919,12 +923,7 @@ def test_command_line_ar_must_be_a_count(data, tmp_path, capsys):
                                              (["--season", "3", "--lags", "1"], False),
                                              (["--lags", "none"], False)])  # fmt: skip
 def test_the_seasonal_naive_forecast_of_the_lag_input_is_blended(data, tmp_path, flags, seasonal):
-    _, path = data
-    code = cli.main(["backfill", path, "-o", str(tmp_path / "out"), "--key", "key",
-                     "--time", "time", "--targets", "y", "--learn", "--hidden", "4",
-                     "--no-report", "--progress", "none", *flags])  # fmt: skip
-    assert code == 0
-    engine = streamrnn.backfill.load_checkpoint(tmp_path / "out" / "_checkpoint")
+    engine = learned_from_the_command_line(data, tmp_path, flags)
     columns = list(engine.feed.columns)
     if seasonal:  # the lag of season - horizon rows is the seasonal naive forecast
         assert engine.seasonal == (columns.index("y_lag2"),)
