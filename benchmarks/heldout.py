@@ -63,10 +63,10 @@ def _elec_equip():
 
 
 SETS = (
-    quality.DataSet("taylor", _taylor, "time", "demand", 48),
-    quality.DataSet("sunspots", _sunspots, "time", "sunspots", 12),
-    quality.DataSet("co2", _co2, "time", "co2", 52, missing="mask"),
-    quality.DataSet("elec_equip", _elec_equip, "time", "orders", 12),
+    quality.DataSet("taylor", _taylor, "time", "demand", 48, minimum=0),
+    quality.DataSet("sunspots", _sunspots, "time", "sunspots", 12, minimum=0),
+    quality.DataSet("co2", _co2, "time", "co2", 52, missing="mask", minimum=0),
+    quality.DataSet("elec_equip", _elec_equip, "time", "orders", 12, minimum=0),
 )
 NAMES = {s.name: s for s in SETS}
 

@@ -139,6 +139,7 @@ class DataSet:
     duplicates: str = "error"
     missing: str = "error"
     drop: tuple = ()
+    minimum: float = None  # 0 for a target that cannot be negative: said, as a user says it
 
 
 SETS = (
@@ -146,11 +147,11 @@ SETS = (
             grid="1h", missing="ffill"),
     DataSet("seattle_weather", datasets.load_seattle_weather, "date", "temp_max", 7,
             drop=("weather",)),
-    DataSet("stocks", datasets.load_stocks, "date", "price", 12, key="symbol"),
+    DataSet("stocks", datasets.load_stocks, "date", "price", 12, key="symbol", minimum=0),
     DataSet("glucose", datasets.load_glucose, "time", "glucose", 288, grid="5min",
-            duplicates="first", missing="mask"),
-    DataSet("fulda", datasets.load_fulda, "date", "discharge", 7),
-    DataSet("brent", datasets.load_brent, "date", "price", 5),
+            duplicates="first", missing="mask", minimum=0),
+    DataSet("fulda", datasets.load_fulda, "date", "discharge", 7, minimum=0),
+    DataSet("brent", datasets.load_brent, "date", "price", 5, minimum=0),
 )  # fmt: skip
 NAMES = {s.name: s for s in SETS}
 
@@ -160,6 +161,7 @@ def make_job(spec, path, output, quantiles):
     """The job a user writes for this data: the data's description, nothing tuned."""
     return Job(input=path, output=output, time=spec.time, key=spec.key, targets=[spec.target],
                grid=spec.grid, missing=spec.missing, duplicates=spec.duplicates, learn=True,
+               minimum=spec.minimum,
                quantiles=quantiles, report=None, progress="none",
                checkpoint_seconds=None)  # fmt: skip
 

@@ -19,7 +19,7 @@ Examples
 
 from .chunks import Chunk, concat
 from .errors import ConfigError, FeedError, MissingValueError, SchemaError, TimeOrderError
-from .feed import Feed, calendar_for
+from .feed import Feed, calendar_for, untransform
 from .readers import iter_arrow, iter_chunks, iter_csv, iter_ipc, iter_pandas, iter_parquet
 from .schema import CategoryWarning, KeyWarning, Schema
 from .tables import as_table, column_types, from_wide
@@ -46,4 +46,5 @@ __all__ = [
     "iter_ipc",
     "iter_pandas",
     "iter_parquet",
+    "untransform",
 ]

@@ -31,6 +31,11 @@ class Chunk:
         Time zone of the source's time column.
     counts : dict
         Rows dropped, merged or filled while making this chunk, by reason.
+    transforms : tuple
+        Per target, the transform the feed applied to it before anything else
+        (``"log1p"`` or None; see ``Feed(transform=...)``), or empty for none:
+        ``y`` and everything made from it (scaling, lags) are in the
+        transformed units, and :func:`feeds.untransform` turns them back.
     """
 
     keys: object
@@ -43,6 +48,7 @@ class Chunk:
     targets: tuple = ()
     tz: object = None
     counts: dict = field(default_factory=dict)
+    transforms: tuple = ()
 
     def __len__(self):
         return self.x.shape[0]
@@ -57,12 +63,27 @@ class Chunk:
         """Whether two chunks hold the same rows, bit for bit (NaN equals NaN)."""
         if not isinstance(other, Chunk):
             return False
-        if (self.columns, self.targets, self.tz) != (other.columns, other.targets, other.tz):
+        mine = (self.columns, self.targets, self.tz, self.transforms)
+        if mine != (other.columns, other.targets, other.tz, other.transforms):
             return False
         return all(
             _same(getattr(self, name), getattr(other, name))
             for name in ("keys", "times", "x", "y", "y_loc", "y_scale")
         )
+
+    def y_in_units(self):
+        """The targets in the data's units (float64): unscaled, and turned back from
+        the feed's transforms; None without targets."""
+        if self.y is None:
+            return None
+        y = np.asarray(self.y, np.float64)
+        if self.y_scale is not None:
+            y = y * self.y_scale + self.y_loc
+        if any(self.transforms):
+            from .feed import untransform
+
+            y = untransform(y, self.transforms)
+        return y
 
     def to_pandas(self):
         """The chunk as a long-format DataFrame: key, time, input and target columns."""
@@ -128,4 +149,5 @@ def concat(chunks):
         first.targets,
         first.tz,
         counts,
+        first.transforms,
     )

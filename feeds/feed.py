@@ -35,6 +35,8 @@ _POLICIES = {"error": K.MISS_ERROR, "mask": K.MISS_MASK, "ffill": K.MISS_FFILL}
 # value columns travel to the kernels as a tuple of arrays (no copy), but a tuple type
 # is compiled once per length: past this many columns they go as one 2-D array
 _TUPLE_MAX = 8
+#: The target transforms a feed applies (see ``Feed(transform=...)``).
+TRANSFORMS = ("log1p",)
 
 
 def _float64(col):
@@ -292,6 +294,43 @@ def _lag_spec(lags, targets):
     return spec or None
 
 
+def _transform_spec(transform, targets):
+    """``transform`` checked: the transform of each target (``"log1p"`` or None) once
+    ``targets`` are known, else an empty tuple."""
+    if transform is None:
+        return tuple(None for _ in targets or ())
+    if isinstance(transform, dict):
+        for name, value in transform.items():
+            if value not in TRANSFORMS:
+                raise ConfigError(
+                    f"transform of {name!r} must be one of {TRANSFORMS}, got {value!r}"
+                )
+            if targets is not None and name not in targets:
+                raise ConfigError(
+                    f"transform names {name!r}, which is not a target; targets are {list(targets)}"
+                )
+        if targets is not None and not targets and transform:
+            raise ConfigError("transform applies to targets: name them in Schema(targets=[...])")
+        return tuple(transform.get(c) for c in targets or ())
+    if transform not in TRANSFORMS:
+        raise ConfigError(f"transform must be one of {TRANSFORMS} or a dict of them per target, "
+                          f"got {transform!r}")  # fmt: skip
+    if targets is not None and not targets:
+        raise ConfigError("transform applies to targets: name them in Schema(targets=[...])")
+    return tuple(transform for _ in targets or ())
+
+
+def untransform(values, transforms):
+    """Values in a feed's transformed units of the targets (the last axis: one column
+    per target, ``transforms`` one entry per column, as
+    :attr:`Feed.target_transforms`) back in the data's units."""
+    out = np.array(values, dtype=np.result_type(values, np.float32), copy=True)
+    for j, t in enumerate(transforms):
+        if t == "log1p":
+            out[..., j] = np.expm1(out[..., j])
+    return out
+
+
 def _ffill_by_key(es, values, history):
     """Each key's forward-filled values, over its history then its rows in this chunk.
 
@@ -404,6 +443,17 @@ class Feed:
         feed does not scale. Each key's last ``max(k)`` forward-filled values
         are carried across chunks, so the columns do not depend on where a
         stream is cut.
+    transform : None, "log1p" or dict
+        Take the targets (all of them, or those a dict ``{target: "log1p"}``
+        names) as ``log1p(value)`` from the moment they are read, before
+        anything else: grid bins, scaling, lags and the rows' ``y`` all see
+        the transformed values, as does the target's own input column when it
+        is also a feature. For a target that cannot be negative and whose
+        changes grow with its level (river flow, counts, prices): a model then
+        learns relative changes, and its forecasts, turned back with
+        :func:`untransform` (``expm1``), never fall below 0. A negative value
+        is an error. :attr:`target_transforms` gives each target's, and each
+        chunk carries them (``Chunk.transforms``).
     grid : str, pandas.Timedelta or number, optional
         Regularise each key onto a grid of this step (bins start at multiples
         of the step from 1970-01-01 UTC, or from 0 for numeric times):
@@ -497,6 +547,7 @@ class Feed:
         max_empty_bins=1_000_000,
         calendar=None,
         lags=None,
+        transform=None,
     ):
         if schema is None:
             schema = Schema()
@@ -544,6 +595,8 @@ class Feed:
         if lags is not None:
             _lag_spec(lags, schema.targets)  # checked now; kept as given
             lags = dict(lags) if isinstance(lags, dict) else lags
+        _transform_spec(transform, schema.targets)  # checked now; kept as given
+        transform = dict(transform) if isinstance(transform, dict) else transform
         self.schema = schema
         self.dtype = _DTYPES[name]
         self.late = late
@@ -557,6 +610,7 @@ class Feed:
         self.max_empty_bins = int(max_empty_bins)
         self.calendar = calendar
         self.lags = lags
+        self.transform = transform
         self.counts = {"rows_in": 0, "rows_out": 0}
         self._ready = False
 
@@ -600,6 +654,8 @@ class Feed:
                     f"{np.dtype(self.dtype)}"
                 )
         self._ycols = np.array([col[c] for c in schema.targets], np.int64)
+        self.target_transforms = _transform_spec(self.transform, schema.targets)
+        self._tcols = [col[c] for c, t in zip(schema.targets, self.target_transforms) if t]
         masked = [c for c in schema.features if policy[col[c]] == K.MISS_MASK]
         spec = _lag_spec(self.lags, schema.targets) or {}
         self._lag_names = tuple(f"{c}_lag{k}" for c, ks in spec.items() for k in ks)
@@ -1112,6 +1168,8 @@ class Feed:
             if self._cat:
                 onehot, cats, unknown, full = self._onehot(table)
             V = self._values(table, onehot)
+            if self._tcols:
+                V = self._transformed(V, row0, N)
         C = len(V)
         n = self._n + len(new_keys)
         KT, KB, KV = (self._grown(a, n) for a in (self._KT, self._KB, self._KV))
@@ -1197,6 +1255,26 @@ class Feed:
                 self._warn_full(full, table)
         return self._chunk(es, et, X, Y, YL, YS, chunk_counts)
 
+    def _transformed(self, V, row0, N):
+        """The value columns ``V`` with each transformed target's values replaced by
+        ``log1p`` of them (a new array; missing values stay missing); a negative
+        value is an error."""
+        cols = list(V)
+        for j in self._tcols:
+            values = np.asarray(cols[j])
+            bad = values < 0
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                raise MissingValueError(
+                    f"target column {self.schema.values[j]!r} is {values[row]:g} at "
+                    f"{_row_text(row0 + row, row0, N)}; transform='log1p' takes values >= 0 "
+                    "(a target that cannot be negative); a target that can be takes "
+                    "transform=None"
+                )
+            cols[j] = np.log1p(values)
+            cols[j].flags.writeable = False
+        return tuple(cols) if isinstance(V, tuple) else _packed(np.stack(cols))
+
     @staticmethod
     def _grown(a, n, fill=0):
         if a.shape[0] >= n:
@@ -1262,12 +1340,17 @@ class Feed:
             YL if scaled and schema.targets else None,
             YS if scaled and schema.targets else None,
             self.columns, self.targets, self._tz, counts,
+            self.target_transforms if any(self.target_transforms) else (),
         )  # fmt: skip
 
     def __setstate__(self, state):
         # a feed pickled before calendar features existed has none
         state.setdefault("calendar", None)
         state.setdefault("lags", None)  # nor lagged targets
+        state.setdefault("transform", None)  # nor transformed ones
+        if state.get("_ready"):
+            state.setdefault("target_transforms", tuple(None for _ in state["schema"].targets))
+            state.setdefault("_tcols", [])
         if state.get("_ready"):
             state.setdefault("_calendar", ())
             state.setdefault("_lag_names", ())

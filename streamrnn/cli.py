@@ -105,6 +105,8 @@ _HELP = {
     "towards the nominal coverage (with --relative last)",
     "minimum": "lower bound of every forecast and quantile (0 for a target that cannot be "
     "negative)",
+    "transform": "read the targets as log1p(value): learn relative changes, never forecast "
+    "below 0; auto: log1p with --min 0 or more (and no --model)",
     "tbptt": "k1,k2: a window closes every k1 steps and backpropagates k2 steps",
     "horizon": "steps ahead each output forecasts (0: the row's own targets)",
     "lookahead": "rows of the stream a row's output waits for the row its forecast is for, "
@@ -436,6 +438,8 @@ class _Words:
             end = _literal_end(text, m.end())
             literal = text[m.end() : end]
             value = _value(literal) if literal else None
+            if literal and value is None:  # "scale=None": the option's word for it
+                value = "none"
             out += [text[i : m.start()], self.spell(m.group("name"), value)]
             i = end
             if isinstance(value, str) and m.group("name") not in self.from_file:
@@ -489,6 +493,9 @@ def _print_summary(summary, out):
     out.write(f"\n  this run: {summary['seconds']:.2f} s, {summary['rows_per_s']:,.0f} rows/s\n")
     if summary.get("inputs"):
         out.write(f"  model inputs ({len(summary['inputs'])}): {', '.join(summary['inputs'])}\n")
+    if summary.get("log1p_targets"):
+        out.write(f"  learned on log1p of {', '.join(summary['log1p_targets'])} (forecasts "
+                  "turned back: never below 0; --transform none to learn on the values)\n")
     scores = [(n, summary[n]) for n in ("mae", "rmse", "persistence_mae", "mase",
               "seasonal_mae", "mase_seasonal", "ar_mae", "mase_ar", "coverage")
               if n in summary]  # fmt: skip

@@ -9,7 +9,8 @@ Definitions
 With ``h = learner.horizon``, the output of a series at its step ``t`` is a
 forecast of the series' targets at step ``t + h``. It is scored when that row
 arrives (``h = 0``: against the row's own targets), in the data units of the
-targets (``y * y_scale + y_loc`` when the feed scales them). A row is *scored*
+targets (``y * y_scale + y_loc`` when the feed scales them, turned back from its
+transforms, see ``Chunk.y_in_units``). A row is *scored*
 when its output of ``h`` steps before exists and at least one of its targets is
 labeled; a NaN target is no label and counts nowhere.
 
@@ -487,9 +488,10 @@ class Scorer:
                 f"the learner returned outputs of shape {out.shape} for a chunk of {N} rows; "
                 f"expected {(N, self._width)}"
             )
-        y = np.asarray(chunk.y, np.float64)
-        if chunk.y_scale is not None and not isinstance(self.loss, CrossEntropy):
-            y = y * chunk.y_scale + chunk.y_loc
+        if isinstance(self.loss, CrossEntropy):  # classes, never scaled
+            y = np.asarray(chunk.y, np.float64)
+        else:
+            y = chunk.y_in_units()
         slots = self._slots(chunk.keys, N)
         if len(self._index) <= 1 << 16:  # NumPy sorts 16-bit integers by radix, 10x faster
             order = np.argsort(slots.astype(np.uint16), kind="stable")

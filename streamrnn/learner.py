@@ -499,6 +499,8 @@ class OnlineLearner(Stream):
                 f"{self._outputs_wanted(chunk.y.shape[1], {'loss': self.loss})} or leave its "
                 f"sizes open ({type(self.model).__name__}(hidden_size={self.model.hidden_size}))"
             )
+        if self._stands:
+            self._take_transforms(chunk)
         keys = chunk.keys if chunk.keys is not None else np.zeros(len(chunk), np.int64)
         return self._learn_arrays(keys, chunk.times, chunk.x, chunk.y, chunk.y_loc, chunk.y_scale)
 

@@ -83,6 +83,11 @@ def rollout(model, S, Xlast, has_input, fb, horizon, future, labels, change=Fals
     return Y
 
 
+def _units(transforms):
+    """How targets with ``transforms`` (see ``feeds.Chunk.transforms``) are read."""
+    return f"transformed {tuple(transforms)}" if any(transforms) else "untransformed"
+
+
 def sizes_open(holder, model, feed, args):
     """Whether ``model``'s sizes are open: then ``holder`` (a stream or learner) keeps its
     arguments (``args``, its ``__init__``'s locals) and is set up by its first data."""
@@ -383,6 +388,10 @@ class Stream:
         self._lookup = None  # key -> slot, built when needed
         self._seg_of = np.full(0, -1, np.int64)  # scratch for grouping rows by series
         self._allocate(0)
+
+    #: Per target, the transform of the feed its chunks came from (see
+    #: ``feeds.Feed(transform=...)``): None before the first chunk with targets.
+    _transforms = None
 
     def __getattr__(self, name):  # only for what __init__ has not set
         if name.startswith("__") or "_sized_by" not in self.__dict__:
@@ -739,11 +748,29 @@ class Stream:
         """The calibrated spread of each key's next quantiles (ones: as the network's)."""
         return np.ones((len(slots), self._T))
 
+    def _take_transforms(self, chunk):
+        """Note the transforms of the targets of ``chunk`` (whose targets the outputs
+        stand for): the forecasts are turned back from them. A stream takes its
+        targets in one set of units."""
+        given = tuple(chunk.transforms)
+        if self._transforms is None:
+            self._transforms = given
+        elif given != self._transforms:
+            raise InputError(
+                f"the chunk's targets {list(chunk.targets)} are {_units(given)}, but this "
+                f"{type(self).__name__} has learned and forecast them {_units(self._transforms)}; "
+                "feed it from feeds with the same transform"
+            )
+
     def _bounded(self, Y, rearranged=False):
         """Quantiles rearranged so that they never cross (unless they are already),
-        then the lower bound."""
+        then turned back from the targets' transforms into the data's units, then the
+        lower bound."""
         if self._qorder is not None and not rearranged:
             Y = rel.sort_quantiles(Y, self._qorder, len(self._qorder))
+        if self._transforms and any(self._transforms):
+            back = feeds.untransform(Y, [self._transforms[j] for j in self._tcol])
+            Y = back.astype(self.model.dtype, copy=False)
         if self.minimum is not None:
             Y = np.maximum(Y, self.minimum).astype(self.model.dtype, copy=False)
         return Y
@@ -874,6 +901,8 @@ class Stream:
         self._size_from(chunk.x, chunk.y, chunk.columns, chunk.targets)
         keys = chunk.keys if chunk.keys is not None else np.zeros(len(chunk), np.int64)
         y = chunk.y if chunk.y is not None and chunk.y.shape[1] == self._T else None
+        if y is not None:
+            self._take_transforms(chunk)
         return self._update_arrays(keys, chunk.times, chunk.x, outputs, y, chunk.y_loc,
                                    chunk.y_scale)  # fmt: skip
 

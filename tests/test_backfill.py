@@ -7,6 +7,7 @@ import json
 import os
 import pickle
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -883,7 +884,8 @@ def test_command_line_forecasting_options(data, tmp_path):
     _, path = data
     code = cli.main(["backfill", path, "-o", str(tmp_path / "out"), "--key", "key",
                      "--time", "time", "--targets", "y", "--learn", "--hidden", "4", "--min",
-                     "0", "--scale", "none", "--lags", "2", "--schedule", "exponential",
+                     "0", "--transform", "none", "--scale", "none", "--lags", "2", "--schedule",
+                     "exponential",
                      "--warmup", "5", "--decay", "0.99", "--relative", "none", "--loss",
                      "mae", "--no-report", "--progress", "none", "--json"])  # fmt: skip
     assert code == 0
@@ -892,7 +894,60 @@ def test_command_line_forecasting_options(data, tmp_path):
     engine = streamrnn.backfill.load_checkpoint(tmp_path / "out" / "_checkpoint")
     assert (engine.relative, engine.minimum, engine.loss.name) == (None, 0.0, "mae")
     assert engine.feed.scale is None and engine.feed.columns[-1] == "y_lag2"
+    assert engine.feed.transform is None
     assert engine.optimizer.lr_at(7) == pytest.approx(streamrnn.learner.DEFAULT_LR * 0.99)
+
+
+@pytest.fixture(scope="module")
+def flows(tmp_path_factory):
+    """``history`` with a target that cannot be negative: ``y`` as a flow, exp of it."""
+    df = history()
+    df["y"] = np.exp(2.0 * df["y"])
+    path = tmp_path_factory.mktemp("flows") / "flows.parquet"
+    df.to_parquet(path)
+    return df, str(path)
+
+
+@pytest.mark.parametrize("flags, read_as", [(["--min", "0"], "log1p"), (["--min", "0.5"], "log1p"),
+                                            (["--min", "0", "--transform", "none"], None),
+                                            (["--transform", "log1p"], "log1p"),
+                                            (["--min", "-1"], None), ([], None)])  # fmt: skip
+def test_a_target_that_cannot_be_negative_is_learned_on_log1p(
+    flows, tmp_path, capsys, flags, read_as
+):
+    df, _ = flows
+    engine = learned_from_the_command_line(flows, tmp_path, [*flags, "--lags", "2"])
+    assert engine.feed.transform == read_as
+    assert engine._transforms == (() if read_as is None else (read_as,))
+    said = capsys.readouterr().out
+    assert ("learned on log1p of y (forecasts turned back" in said) == (read_as is not None)
+    table = outputs(tmp_path / "out")
+    forecast = table.column("y_forecast").to_numpy()
+    assert np.isfinite(forecast).all() and (forecast > -1).all()
+    if read_as:  # the forecasts and the actual values in the data's units
+        assert (forecast >= 0).all() and np.median(forecast) > 1.0
+    actual = table.column("y_actual").to_numpy(zero_copy_only=False)
+    known = ~np.isnan(actual)
+    np.testing.assert_allclose(np.sort(actual[known]), np.sort(df["y"].to_numpy()[3:]),
+                               rtol=1e-5)  # fmt: skip
+
+
+def test_a_negative_target_read_as_log1p_is_an_error_in_the_commands_words(data, tmp_path, capsys):
+    _, path = data
+    code = cli.main(["backfill", path, "-o", str(tmp_path / "out"), "--key", "key", "--time",
+                     "time", "--targets", "y", "--learn", "--min", "0"])  # fmt: skip
+    assert code == 1  # an error in the data, as for any other bad value
+    err = capsys.readouterr().err
+    assert re.search(r"target column 'y' is -0\.\d+ at row \d+; --transform log1p takes "
+                     r"values >= 0 \(a target that cannot be negative\); a target that can be "
+                     r"takes --transform none", err), err  # fmt: skip
+
+
+def test_a_given_model_keeps_its_own_units(tmp_path):
+    plain = dict(season=None, calendar=None, lags=None, minimum=0.0)  # nothing read from data
+    job = runner.resolved(Job("in.parquet", str(tmp_path / "out"), model="m.pt", **plain))
+    assert job.transform == "none"
+    assert runner.resolved(Job("in.parquet", str(tmp_path / "out"), **plain)).transform == "log1p"
 
 
 def learned_from_the_command_line(data, tmp_path, flags):

@@ -28,6 +28,7 @@ CHOICES = {
     "dtype": ("float32", "float64"),
     "progress": ("auto", "bar", "log", "none"),
     "relative": ("auto", "last", "none"),
+    "transform": ("auto", "log1p", "none"),
     "schedule": ("warmup", "constant", "exponential"),
 }
 #: The learner's forecasting defaults (as :class:`~streamrnn.OnlineLearner` has them).
@@ -137,6 +138,12 @@ class Job:
     minimum : float, optional
         A lower bound for every forecast and quantile (0 for a target that
         cannot be negative).
+    transform : {"auto", "log1p", "none"}
+        Read the targets as ``log1p(value)`` (``feeds.Feed(transform=...)``):
+        the model learns and forecasts relative changes, and its forecasts,
+        turned back, never fall below 0. ``auto``: ``log1p`` when ``minimum``
+        is 0 or more (a target that cannot be negative) and no ``model`` is
+        given (a given model's units are its own), else ``none``.
     shrink : bool
         Learning with ``relative`` ``last``: shrink each key's forecast changes
         towards persistence by a gain learned from its past labels (see
@@ -216,6 +223,7 @@ class Job:
     per_key: bool = False
     relative: str = "auto"
     minimum: float = None
+    transform: str = "auto"
     shrink: bool = True
     ar: int = DEFAULT_AR
     calibrate: bool = True

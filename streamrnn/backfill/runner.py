@@ -148,10 +148,13 @@ def _sampling_step(job):
 
 
 def resolved(job):
-    """The job with its ``auto`` settings decided: scale, season, calendar inputs and
-    lags (read from the sampling step of the input's first rows; daily rows on
+    """The job with its ``auto`` settings decided: transform, scale, season, calendar
+    inputs and lags (read from the sampling step of the input's first rows; daily rows on
     weekdays only have a season of 5)."""
     job = dataclasses.replace(job)
+    if job.transform == "auto":  # log1p where the bound says the target cannot be negative
+        bounded = job.minimum is not None and job.minimum >= 0
+        job.transform = "log1p" if bounded and job.model is None else "none"
     if job.model is not None:  # a given model's inputs and units are its own
         job.scale = None if job.scale == "auto" else job.scale
         job.calendar = None if job.calendar == "auto" else job.calendar
@@ -332,6 +335,8 @@ def _feed(job):
         options["calendar"] = tuple(job.calendar)
     if job.lags is not None:
         options["lags"] = list(job.lags)
+    if job.transform == "log1p":
+        options["transform"] = "log1p"
     try:
         return feeds.Feed(schema, **options)
     except (ValueError, TypeError) as exc:
@@ -624,11 +629,7 @@ class _Run:
                 h = self.shadow.update(keys, chunk.times, chunk.x)
                 for j in range(h.shape[1]):
                     table = table.append_column(f"h_{j}", pa.array(h[:, j]))
-            y = None
-            if chunk.y is not None:  # in the data's units, as the scores take them
-                y = np.asarray(chunk.y, np.float64)
-                if chunk.y_scale is not None:
-                    y = y * chunk.y_scale + chunk.y_loc
+            y = chunk.y_in_units()  # as the scores take them
             self._write(self.pairing.add(table, chunk.keys, chunk.times, y))
 
     def close(self):
@@ -886,6 +887,10 @@ def _finish(job, state, seconds, report):
         summary["report"] = str(_report(job, state, summary, report))
     if engine is not None and engine.feed is not None and engine.feed.bound:
         summary["inputs"] = list(engine.feed.input_names)
+        feed = engine.feed
+        read_as = [t for t, how in zip(feed.targets, feed.target_transforms) if how]
+        if read_as:
+            summary["log1p_targets"] = read_as
     return summary
 
 
