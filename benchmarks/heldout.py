@@ -22,8 +22,9 @@ elec_equip   euro-area electrical equipment orders,   257     month     12
              an index (statsmodels ``elec_equip``)
 ============ ======================================== ======= ========= ======
 
-Each set is one series. Missing CO2 weeks are masked inputs (``missing="mask"``)
-and unlabelled rows. Prints the table of ``quality.py`` and one JSON document.
+Each set is one series, and none can be negative (``--min 0``, as in
+``quality.py``). Missing CO2 weeks are masked inputs (``missing="mask"``) and
+unlabelled rows. Prints the table of ``quality.py`` and one JSON document.
 """
 
 import dataclasses

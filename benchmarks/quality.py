@@ -61,16 +61,20 @@ whether the validation MAE was still falling at the last epoch.
 
 The data sets and their seasons (for the seasonal naive forecast):
 
-================ ======== ====== ============ ====== ========== ======= ======
-set              key      time   target       grid   duplicates missing season
-================ ======== ====== ============ ====== ========== ======= ======
-weather          city     time   temperature  1h     error      ffill   24
-seattle_weather  (none)   date   temp_max     --     error      error   7
-stocks           symbol   date   price        --     error      error   12
-glucose          (none)   time   glucose      5min   first      mask    288
-fulda            (none)   date   discharge    --     error      error   7
-brent            (none)   date   price        --     error      error   5
-================ ======== ====== ============ ====== ========== ======= ======
+================ ======== ====== ============ ====== ========== ======= ====== =====
+set              key      time   target       grid   duplicates missing season --min
+================ ======== ====== ============ ====== ========== ======= ====== =====
+weather          city     time   temperature  1h     error      ffill   24     --
+seattle_weather  (none)   date   temp_max     --     error      error   7      --
+stocks           symbol   date   price        --     error      error   12     0
+glucose          (none)   time   glucose      5min   first      mask    288    0
+fulda            (none)   date   discharge    --     error      error   7      0
+brent            (none)   date   price        --     error      error   5      0
+================ ======== ====== ============ ====== ========== ======= ====== =====
+
+``--min 0`` says what a user would say of a target that cannot be negative
+(prices, readings, flows; not temperatures); with it the backfill learns on
+``log1p`` of the target (``--transform auto``).
 
 ``seattle_weather``'s text column ``weather`` is dropped before the frame is
 written: a job cannot say "one series", and the feed would take the one text

@@ -943,11 +943,15 @@ def test_a_negative_target_read_as_log1p_is_an_error_in_the_commands_words(data,
                      r"takes --transform none", err), err  # fmt: skip
 
 
-def test_a_given_model_keeps_its_own_units(tmp_path):
+def test_auto_transform_needs_targets_and_no_given_model(tmp_path):
     plain = dict(season=None, calendar=None, lags=None, minimum=0.0)  # nothing read from data
-    job = runner.resolved(Job("in.parquet", str(tmp_path / "out"), model="m.pt", **plain))
-    assert job.transform == "none"
-    assert runner.resolved(Job("in.parquet", str(tmp_path / "out"), **plain)).transform == "log1p"
+
+    def transform(**kw):
+        return runner.resolved(Job("in.parquet", str(tmp_path / "out"), **plain, **kw)).transform
+
+    assert transform(targets=["y"], model="m.pt") == "none"
+    assert transform(targets=["y"]) == "log1p"
+    assert transform() == "none"  # no targets: the error that follows asks for them
 
 
 def learned_from_the_command_line(data, tmp_path, flags):

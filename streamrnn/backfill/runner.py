@@ -154,7 +154,7 @@ def resolved(job):
     job = dataclasses.replace(job)
     if job.transform == "auto":  # log1p where the bound says the target cannot be negative
         bounded = job.minimum is not None and job.minimum >= 0
-        job.transform = "log1p" if bounded and job.model is None else "none"
+        job.transform = "log1p" if bounded and job.model is None and job.targets else "none"
     if job.model is not None:  # a given model's inputs and units are its own
         job.scale = None if job.scale == "auto" else job.scale
         job.calendar = None if job.calendar == "auto" else job.calendar
