@@ -247,3 +247,19 @@ def test_a_learner_saved_before_transforms_loads_as_untransformed():
     old = pickle.loads(pickle.dumps(mine))
     assert old._transforms is None
     np.testing.assert_array_equal(old.predict_learn(df.iloc[40:]), twin.predict_learn(df.iloc[40:]))
+
+
+def test_progressive_scores_a_log1p_learner_in_the_datas_units():
+    from streamrnn.evaluate import progressive
+
+    df = flows(200)
+    mine = fresh_learner("log1p", "huber")
+    result = progressive([df.iloc[:90], df.iloc[90:]], fresh_learner("log1p", "huber"),
+                         metrics=["mae", "mase"], ar_order=None)  # fmt: skip
+    out = mine.predict_learn(df)[:, 0]
+    y = df["flow"].to_numpy()
+    np.testing.assert_allclose(result.metrics["mae"], np.mean(np.abs(out[:-1] - y[1:])),
+                               rtol=1e-12)  # fmt: skip
+    persistence = np.mean(np.abs(y[:-1] - y[1:]))
+    np.testing.assert_allclose(result.metrics["mase"], result.metrics["mae"] / persistence,
+                               rtol=1e-9)  # fmt: skip
