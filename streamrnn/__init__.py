@@ -11,6 +11,7 @@ from .adapters.torch import from_torch
 from .compiling import CompileWarning, compile, compile_in_background
 from .errors import (
     ConfigError,
+    DeviceError,
     InputError,
     KeyTypeError,
     StateError,
@@ -37,6 +38,7 @@ __all__ = [
     "Stream",
     "from_torch",
     "ConfigError",
+    "DeviceError",
     "InputError",
     "KeyTypeError",
     "StateError",

@@ -105,8 +105,10 @@ _HELP = {
     "towards the nominal coverage (with --relative last)",
     "minimum": "lower bound of every forecast and quantile (0 for a target that cannot be "
     "negative)",
+    "device": "where the model runs: cpu, or cuda (an NVIDIA GPU, pip install "
+    "'streamrnn[cuda]'; inference only for now)",
     "transform": "read the targets as log1p(value): learn relative changes, never forecast "
-    "below 0; auto: log1p with --min 0 or more (and no --model)",
+    "below 0; auto: log1p with --min 0 or more, or as --model learned",
     "tbptt": "k1,k2: a window closes every k1 steps and backpropagates k2 steps",
     "horizon": "steps ahead each output forecasts (0: the row's own targets)",
     "lookahead": "rows of the stream a row's output waits for the row its forecast is for, "
@@ -494,8 +496,8 @@ def _print_summary(summary, out):
     if summary.get("inputs"):
         out.write(f"  model inputs ({len(summary['inputs'])}): {', '.join(summary['inputs'])}\n")
     if summary.get("log1p_targets"):
-        out.write(f"  learned on log1p of {', '.join(summary['log1p_targets'])} (forecasts "
-                  "turned back: never below 0; --transform none to learn on the values)\n")
+        out.write(f"  read as log1p(value): {', '.join(summary['log1p_targets'])} (forecasts "
+                  "turned back: never below 0; --transform)\n")
     scores = [(n, summary[n]) for n in ("mae", "rmse", "persistence_mae", "mase",
               "seasonal_mae", "mase_seasonal", "ar_mae", "mase_ar", "coverage")
               if n in summary]  # fmt: skip

@@ -79,7 +79,10 @@ _READY = contextlib.nullcontext()
 def first_use(family, model):
     """A context: before the first compilation on this machine of a family of kernels
     for ``model``'s cells and dtype it warns, and once done it notes it; kernels ready
-    in this process cost a set lookup."""
+    in this process cost a set lookup. A model on the GPU has no notice: these
+    kernels are the CPU's."""
+    if model.device != "cpu":
+        return _READY
     key = (family, _cells_of(family, CELLS[model.cell].family), np.dtype(model.dtype).name)
     return _READY if key in _ready else _announced(*key)
 

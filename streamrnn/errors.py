@@ -10,6 +10,11 @@ class ConfigError(StreamrnnError, ValueError):
     """A constructor or option argument is out of range or of the wrong kind."""
 
 
+class DeviceError(ConfigError):
+    """A device was asked for that this machine cannot give (``device="cuda"`` without
+    numba's CUDA target, a driver or a GPU), or work it does not run yet."""
+
+
 class InputError(StreamrnnError, ValueError):
     """Data passed in has the wrong shape, dtype, or non-finite values."""
 

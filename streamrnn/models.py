@@ -40,6 +40,11 @@ class RecurrentModel:
     seed : int, default 0
         Seed for PyTorch's default initialisation: every weight and bias
         uniform on ``[-1/sqrt(hidden_size), 1/sqrt(hidden_size)]``.
+    device : {"cpu", "cuda"}, default "cpu"
+        Where the model's kernels run (see :meth:`to`). ``"cuda"`` runs forward
+        passes, streams, steps and forecasts on an NVIDIA GPU (``pip install
+        "streamrnn[cuda]"``); online learning runs on the CPU for now. Not saved
+        with the model: a loaded model runs on the CPU until moved.
     """
 
     _cell = None
@@ -54,6 +59,7 @@ class RecurrentModel:
         bias=True,
         dtype="float32",
         seed=0,
+        device="cpu",
     ):
         if hidden_size is None:
             raise ConfigError(f"{type(self).__name__} needs hidden_size, the units per layer")
@@ -69,6 +75,7 @@ class RecurrentModel:
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"seed must be an integer or None, got {seed!r}") from exc
         self.seed = seed
+        self.to(device)
         self.input_size = None
         if input_size is not None:
             self.size(input_size, self.output_size)
@@ -147,8 +154,25 @@ class RecurrentModel:
         """Gate pre-activations per layer: ``gates * hidden_size``."""
         return CELLS[self._cell].gates * self.hidden_size
 
-    #: Where the model's kernels run; "cpu" is the only device for now.
+    #: Where the model's kernels run: "cpu" or "cuda" (see :meth:`to`).
     device = "cpu"
+
+    def to(self, device):
+        """Run this model's kernels on ``device`` (``"cpu"`` or ``"cuda"``) from now on;
+        returns the model. The weights and any stream's states stay where they are
+        (NumPy arrays): a stream or series holding the model goes on from its state.
+        A :class:`~streamrnn.DeviceError` says what is missing when this machine
+        cannot run ``device``.
+
+        Examples
+        --------
+        >>> import streamrnn
+        >>> streamrnn.GRU(3, 8).to("cpu").device
+        'cpu'
+        """
+        backend.get(device)  # fails here, not at the first call, on a machine without it
+        self.device = device
+        return self
 
     @property
     def _backend(self):
@@ -180,7 +204,8 @@ class RecurrentModel:
         return f"{type(self).__name__}({args})"
 
     def clone(self):
-        """A fresh model with the same arguments and seed (so the same initial weights).
+        """A fresh model with the same arguments and seed (so the same initial weights),
+        on the same device.
 
         Examples
         --------
@@ -188,7 +213,7 @@ class RecurrentModel:
         >>> streamrnn.RNN(2, 3, seed=4).clone()
         RNN(input_size=2, hidden_size=3, num_layers=1, ..., seed=4, nonlinearity='tanh')
         """
-        return type(self)(**self._config())
+        return type(self)(**self._config()).to(self.device)
 
     def copy(self):
         """A model with the same arguments and a copy of the current weights."""
@@ -217,6 +242,7 @@ class RecurrentModel:
         self._sync()
         state = self.__dict__.copy()
         state.pop("_P", None)  # rebuilt, aligned, on load
+        state.pop("device", None)  # loaded on the CPU, wherever it was saved
         return state
 
     def __setstate__(self, state):

@@ -169,6 +169,7 @@ class Series:
         D, I, O = self.model.state_size, self.model.input_size, self.model.out_features
         self._y = self._buf[D + I : D + I + O]
         self._step = self.model._backend.stepper(self.model._spec, self.model._P.dtype)
+        self._device = self.model.device  # the step's, until the model moves (model.to)
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -213,6 +214,8 @@ class Series:
                 x = x.copy()
             if x.shape != self._x_shape:
                 raise InputError(f"x must have shape {self._x_shape} for one step, got {x.shape}")
+        if model.device != self._device:
+            self._bind()
         bad = self._step(model._spec, model._P, x, self._buf)
         if bad >= 0:
             raise InputError(

@@ -920,7 +920,7 @@ def test_a_target_that_cannot_be_negative_is_learned_on_log1p(
     assert engine.feed.transform == read_as
     assert engine._transforms == (() if read_as is None else (read_as,))
     said = capsys.readouterr().out
-    assert ("learned on log1p of y (forecasts turned back" in said) == (read_as is not None)
+    assert ("read as log1p(value): y (forecasts turned back" in said) == (read_as is not None)
     table = outputs(tmp_path / "out")
     forecast = table.column("y_forecast").to_numpy()
     assert np.isfinite(forecast).all() and (forecast > -1).all()
@@ -941,6 +941,38 @@ def test_a_negative_target_read_as_log1p_is_an_error_in_the_commands_words(data,
     assert re.search(r"target column 'y' is -0\.\d+ at row \d+; --transform log1p takes "
                      r"values >= 0 \(a target that cannot be negative\); a target that can be "
                      r"takes --transform none", err), err  # fmt: skip
+
+
+def test_inference_with_a_saved_learner_reads_the_data_as_it_learned(flows, tmp_path, capsys):
+    _, path = flows
+    learned = learned_from_the_command_line(
+        flows, tmp_path, ["--min", "0", "--quantiles", "0.05,0.5,0.95", "--lags", "2"]
+    )
+    model = str(tmp_path / "out" / "_checkpoint")
+    base = ["backfill", path, "--key", "key", "--time", "time", "--targets", "y", "--model",
+            model, "--no-report", "--progress", "none"]  # fmt: skip
+    assert cli.main([*base, "-o", str(tmp_path / "again")]) == 0
+    engine = backfill.load_checkpoint(tmp_path / "again" / "_checkpoint")
+    assert engine.feed.transform == "log1p" and engine._transforms == ("log1p",)
+    assert (engine.feed.scale, engine.feed.lags) == (learned.feed.scale, learned.feed.lags)
+    assert engine.quantiles == (0.05, 0.5, 0.95)
+    table = outputs(tmp_path / "again")
+    q = np.stack([table.column(f"y_q{v}").to_numpy() for v in ("0.05", "0.5", "0.95")], axis=1)
+    assert (q >= 0).all() and (np.diff(q, axis=1) >= 0).all()
+    capsys.readouterr()
+    code = cli.main([*base, "-o", str(tmp_path / "other"), "--transform", "none"])
+    assert code == 2
+    assert ("learned its targets on log1p (--transform log1p), but --transform none reads "
+            "them otherwise") in capsys.readouterr().err  # fmt: skip
+
+
+def test_learning_on_the_gpu_is_refused_in_the_commands_words(data, tmp_path, capsys):
+    _, path = data
+    code = cli.main(["backfill", path, "-o", str(tmp_path / "out"), "--targets", "y", "--key",
+                     "key", "--learn", "--device", "cuda"])  # fmt: skip
+    assert code == 2
+    assert ("--device cuda runs inference for now; learning (--learn) runs on the CPU: learn "
+            "with --device cpu") in capsys.readouterr().err  # fmt: skip
 
 
 def test_auto_transform_needs_targets_and_no_given_model(tmp_path):

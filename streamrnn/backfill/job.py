@@ -29,6 +29,7 @@ CHOICES = {
     "progress": ("auto", "bar", "log", "none"),
     "relative": ("auto", "last", "none"),
     "transform": ("auto", "log1p", "none"),
+    "device": ("cpu", "cuda"),
     "schedule": ("warmup", "constant", "exponential"),
 }
 #: The learner's forecasting defaults (as :class:`~streamrnn.OnlineLearner` has them).
@@ -143,7 +144,8 @@ class Job:
         the model learns and forecasts relative changes, and its forecasts,
         turned back, never fall below 0. ``auto``: ``log1p`` when ``minimum``
         is 0 or more (a target that cannot be negative) and no ``model`` is
-        given (a given model's units are its own), else ``none``.
+        given, else ``none``; with a ``model``, how it learned its targets (a
+        saved learner or stream knows; ``none`` for a PyTorch model).
     shrink : bool
         Learning with ``relative`` ``last``: shrink each key's forecast changes
         towards persistence by a gain learned from its past labels (see
@@ -157,6 +159,10 @@ class Job:
         Learning quantiles with ``relative`` ``last``: spread each key's
         quantiles around their median by a factor that follows the interval's
         misses, so that its coverage tends to the nominal one.
+    device : {"cpu", "cuda"}
+        Where the model runs (``RecurrentModel.to``): ``cuda`` runs an inference
+        backfill on an NVIDIA GPU (``pip install "streamrnn[cuda]"``); learning
+        runs on the CPU for now.
     season : int or "auto", optional
         Period of the seasonal naive baseline, in steps; ``"auto"`` from the
         sampling step (288 for 5 minutes, 24 for hours, 7 for days, 5 for days
@@ -224,6 +230,7 @@ class Job:
     relative: str = "auto"
     minimum: float = None
     transform: str = "auto"
+    device: str = "cpu"
     shrink: bool = True
     ar: int = DEFAULT_AR
     calibrate: bool = True
@@ -240,9 +247,10 @@ class Job:
     progress: str = "auto"
 
 
-# Fields added after jobs were first written: left out of a job's identity while unset, so
-# that a folder started before them keeps its job id and resumes.
-_LATER = ("time_format", "na_values")
+# Fields added after jobs were first written: left out of a job's identity while unset (or,
+# resolved, at the value that computes what jobs did before them), so that a folder started
+# before them keeps its job id and resumes.
+_LATER = {"time_format": None, "na_values": None, "transform": "none", "device": "cpu"}
 # Fields that do not change what a job computes: they may differ on resumption.
 _RUN_ONLY = {"output", "chunk_rows", "checkpoint_rows", "checkpoint_seconds", "resume",
              "overwrite", "report", "progress", "states"}  # fmt: skip
@@ -445,6 +453,11 @@ def checked(job):
     for name, allowed in CHOICES.items():
         if getattr(job, name) not in allowed:
             _fail(name, getattr(job, name), "one of " + ", ".join(map(repr, allowed)))
+    if job.device == "cuda" and job.learn:
+        raise ConfigError(
+            "device='cuda' runs inference for now; learning (learn=True) runs on the CPU: "
+            "learn with device='cpu', then backfill with the model it saved and device='cuda'"
+        )
     if job.scale in ("none", False):
         job.scale = None
     if job.scale not in (None, "auto", "per_key", "global"):
@@ -658,8 +671,8 @@ def identity(job):
     """What makes a job's results what they are: its settings, its input's files
     (names, sizes, times) and its starting model's contents."""
     ident = {k: v for k, v in dataclasses.asdict(job).items() if k not in _RUN_ONLY}
-    for name in _LATER:
-        if ident[name] is None:
+    for name, before in _LATER.items():
+        if ident[name] == before:
             del ident[name]
     ident["input"] = os.path.abspath(job.input)
     ident["tbptt"] = list(job.tbptt)

@@ -38,8 +38,11 @@ from .pairing import Pairing
 # -- models and engines -----------------------------------------------------------------
 def _load_model(path):
     """A streamrnn model from a PyTorch file, a saved learner or stream, or a checkpoint;
-    returns ``(model, relative)``: what the saved engine's outputs are (``"none"`` for
-    a PyTorch model or a bare model)."""
+    returns ``(model, saved)``: the job settings the saved engine ran with (its
+    ``relative``, ``"none"`` for a PyTorch model or a bare model, its targets'
+    ``transform``, its ``quantiles`` if any, and its feed's ``scale``, ``lags`` and
+    ``calendar`` when it has one), for the job's ``auto`` (and unset) settings to
+    follow."""
     if path.endswith((".pt", ".pth")):
         from ..adapters.torch import from_torch, require_torch
 
@@ -60,7 +63,7 @@ def _load_model(path):
                 f".head) attributes, or a dict {{'rnn': ..., 'head': ...}}; got "
                 f"{type(obj).__name__}"
             )
-        return from_torch(rnn, head), "none"
+        return from_torch(rnn, head), {"relative": "none", "transform": "none"}
     with open(path, "rb") as f:
         start = f.read(len(checkpoint.MAGIC))
     if start == checkpoint.MAGIC:
@@ -80,7 +83,30 @@ def _load_model(path):
         what = "no model (the checkpoint of an empty run)" if engine is None else (
             f"a {type(engine).__name__}, not a model")  # fmt: skip
         raise InputError(f"{path} holds {what}")
-    return model, getattr(engine, "relative", None) or "none"
+    saved = {"relative": getattr(engine, "relative", None) or "none",
+             "transform": _saved_transform(path, engine)}  # fmt: skip
+    if getattr(engine, "quantiles", None):  # its outputs: these quantiles of each target
+        saved["quantiles"] = list(engine.quantiles)
+    feed = getattr(engine, "feed", None)
+    if feed is not None:  # the inputs it learned from, as they were made
+        lags = feed.lags
+        saved["scale"] = feed.scale or "none"
+        saved["lags"] = "none" if lags is None else ([lags] if isinstance(lags, int) else lags)
+        saved["calendar"] = "none" if not feed.calendar else list(feed.calendar)
+    return model, saved
+
+
+def _saved_transform(path, engine):
+    """How a saved learner or stream read its targets: ``"log1p"`` or ``"none"``."""
+    transforms = set(getattr(engine, "_transforms", None) or ())
+    if transforms in (set(), {None}):
+        return "none"
+    if transforms == {"log1p"}:
+        return "log1p"
+    raise InputError(
+        f"{path} learned some targets on log1p and others on their values; a backfill reads "
+        "all its targets one way (transform=...): backfill it from Python, with its own feed"
+    )
 
 
 # -- settings read from the data ------------------------------------------------------------
@@ -217,6 +243,7 @@ def _make_engine(job, model, chunk, feed, relative):
             )
         model = MODELS[job.cell](I, job.hidden, job.layers, output_size=T * K,
                                  dtype=job.dtype, seed=job.seed)  # fmt: skip
+    model.to(job.device)
     relative = None if relative == "none" else relative
     stands = bool(T) and model.out_features == T * K
     if not stands and (relative is not None or job.minimum is not None):
@@ -562,6 +589,8 @@ class _Run:
         else:
             header, payload = start
             self.engine, self.feed = payload["engine"], payload["feed"]
+            if self.engine is not None:  # saved models load on the CPU
+                self.engine.model.to(job.device)
             self.scorer, self.book = payload["scorer"], payload["book"]
             self.names, self.shadow = payload["names"], payload["shadow"]
             self.pairing = payload["pairing"]
@@ -774,7 +803,19 @@ def run(job, out=None):
         model, saved = _load_model(job.model)
         job.dtype = str(model.dtype)  # a loaded model keeps its own
         if relative == "auto":
-            relative = saved
+            relative = saved.pop("relative")
+        read_as = saved["transform"]
+        if job.transform not in ("auto", read_as):
+            raise ConfigError(
+                f"model {job.model!r} learned its targets "
+                + ("on log1p (transform='log1p')" if read_as == "log1p" else "on their values")
+                + f", but transform={job.transform!r} reads them otherwise; leave transform "
+                "at 'auto' to read them as it learned them"
+            )
+        for name, value in saved.items():  # auto settings: as the saved engine ran
+            if getattr(job, name) in ("auto", None) and name != "relative":
+                setattr(job, name, value)
+        job = checked(job)  # the settings taken, in their checked form
     if relative == "auto":
         relative = "last"
     if model is None and not job.learn and job.targets:

@@ -13,9 +13,11 @@ call. A backend for another device keeps device copies of what it is given
 between calls (weights, keyed states) and copies back what the Python layer
 reads; its methods take the same arguments and return the same values.
 
-``"cpu"`` (:class:`CPU`) is the only device for now. It decides how many
-threads a call uses (:mod:`streamrnn.core.threads`): none for work too small to
-split.
+``"cpu"`` (:class:`CPU`) decides how many threads a call uses
+(:mod:`streamrnn.core.threads`): none for work too small to split. ``"cuda"``
+(:class:`streamrnn.core.gpu.CUDA`, inference only for now) is imported the
+first time it is asked for, and only then: numba's CUDA target is an optional
+extra (``pip install "streamrnn[cuda]"``).
 """
 
 from functools import partial
@@ -23,7 +25,7 @@ from functools import partial
 import numpy as np
 
 from .. import config
-from ..errors import ConfigError
+from ..errors import ConfigError, DeviceError
 from . import bptt, encdec, kernels, native, tbptt, threads
 from ._simd import ROW_BLOCK
 from .layout import KIND
@@ -131,14 +133,48 @@ class CPU:
 
 
 _BACKENDS = {"cpu": CPU()}
+#: The devices a model may name.
+DEVICES = ("cpu", "cuda")
+#: numba's CUDA target compiles no kernel with NumPy from this version on.
+_CUDA_NUMPY_BELOW = (2, 5)
 
 
 def get(device="cpu"):
-    """The backend of ``device``."""
+    """The backend of ``device``: ``"cpu"``, or ``"cuda"`` (a
+    :class:`~streamrnn.DeviceError` when this machine cannot run it, saying what
+    is missing)."""
     try:
         return _BACKENDS[device]
     except (KeyError, TypeError):
-        raise ConfigError(f"device must be one of {sorted(_BACKENDS)}, got {device!r}") from None
+        if device not in DEVICES:
+            raise ConfigError(f"device must be one of {list(DEVICES)}, got {device!r}") from None
+    _BACKENDS[device] = backend = _cuda()
+    return backend
+
+
+def _cuda():
+    """The CUDA backend, once this machine is known to run it."""
+    numpy_version = tuple(int(v) for v in np.__version__.split(".")[:2])
+    if numpy_version >= _CUDA_NUMPY_BELOW:
+        raise DeviceError(
+            f"device='cuda' needs NumPy below {'.'.join(map(str, _CUDA_NUMPY_BELOW))} (numba's "
+            f"CUDA target compiles nothing with NumPy {np.__version__}): pip install "
+            '"streamrnn[cuda]" installs one that works'
+        )
+    try:
+        from numba import cuda
+    except ImportError as exc:
+        raise DeviceError(
+            f"device='cuda' needs numba's CUDA target ({exc}): pip install \"streamrnn[cuda]\""
+        ) from None
+    if not cuda.is_available():
+        raise DeviceError(
+            "device='cuda' found no usable NVIDIA GPU: no CUDA driver, or no device it can "
+            "see (numba.cuda.detect() tells which); use device='cpu'"
+        )
+    from .gpu import CUDA
+
+    return CUDA()
 
 
 cpu = _BACKENDS["cpu"]

@@ -1,0 +1,266 @@
+"""The CUDA backend: inference on an NVIDIA GPU with numba.cuda.
+
+Imported only by :func:`streamrnn.core.backend.get` for ``device="cuda"``. It
+does what :class:`streamrnn.core.backend.CPU` does for inference (forward
+passes over sequences and keyed chunks, one step of one series, rollouts),
+with the same arguments and results, so that models, ``Series`` and
+``Stream`` run unchanged on either device.
+
+How the work is laid out: one GPU thread per series. A thread walks its
+series' rows in time order; each step multiplies the layer's input and state
+by the weights (:func:`gates_of`, :func:`add_product`) and applies the cell's
+update, the very functions the CPU kernels use (:mod:`streamrnn.core.cells`,
+compiled here for the GPU). Every value of a series is computed by the same
+operations in the same order whatever else a launch holds, so outputs and
+states on the GPU do not depend on how a stream is cut into chunks or how keys
+are batched. They may differ from the CPU's in the last bits (its matrix
+products add in another order; the GPU's ``exp`` and ``tanh`` are CUDA's):
+within 1e-10 (float64) and 1e-5 (float32, relative) of them.
+
+Per call, the inputs of the chunk and the states of the series it touches go
+to the device, and the outputs and those states come back; the weights go
+with them (a few hundred kilobytes at most). Online learning runs on the CPU
+for now: its methods raise :class:`~streamrnn.DeviceError`.
+"""
+
+import numpy as np
+from numba import config as numba_config
+from numba import cuda
+
+from ..errors import DeviceError
+from .cells import GRU, LSTM, gru_step, lstm_step, rnn_update
+from .jit import inline
+from .layout import (
+    B_HH,
+    B_IH,
+    B_SUM,
+    HAS_HEAD,
+    HEAD_B,
+    HEAD_W,
+    HIDDEN,
+    INPUTS,
+    KIND,
+    LAYERS,
+    LD_GATES,
+    LD_HEAD,
+    OUTPUTS,
+    W_HH,
+    W_IH,
+    layer_at,
+)
+
+#: Threads per block of every launch.
+THREADS = 128
+#: Whether kernels run on Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``).
+SIMULATED = bool(numba_config.ENABLE_CUDASIM)
+
+if SIMULATED:
+
+    def plain(a):
+        """The simulator's stand-in for a device array, as the NumPy array it wraps, so
+        that the compiled device functions below run on it as they would on the GPU."""
+        return a._item._ary
+
+else:
+
+    @cuda.jit(device=True, inline=True)
+    def plain(a):
+        """A device array, as it is."""
+        return a
+
+
+@inline
+def gates_of(P, w, ld, x, x0, n_in, bias, out, width):
+    """``out[j] = P[bias + j] + sum_k x[x0 + k] * P[w + k * ld + j]`` for ``j <
+    width``: a bias plus the product of ``x``'s ``n_in`` values with a transposed
+    weight block of ``P``, summed in the order of ``k``."""
+    for j in range(width):
+        out[j] = P[bias + j]
+    add_product(P, w, ld, x, x0, n_in, out, width)
+
+
+@inline
+def add_product(P, w, ld, x, x0, n_in, out, width):
+    """``out[j] += sum_k x[x0 + k] * P[w + k * ld + j]`` (see :func:`gates_of`)."""
+    for k in range(n_in):
+        xk = x[x0 + k]
+        row = w + k * ld
+        for j in range(width):
+            out[j] += xk * P[row + j]
+
+
+@inline
+def advance_one(spec, P, x, s, GI, GH):
+    """One time step of every layer of one series: input ``x``, state ``s`` (``L``
+    blocks of ``K * H``: ``h``, and ``c`` for LSTM; updated), scratch ``GI`` and
+    ``GH`` of ``G * H``."""
+    kind = spec[KIND]
+    H = spec[HIDDEN]
+    KH = (2 if kind == LSTM else 1) * H
+    GW = (3 if kind == GRU else (4 if kind == LSTM else 1)) * H
+    ld = spec[LD_GATES]
+    for layer in range(spec[LAYERS]):
+        at = layer_at(layer)
+        base = layer * KH
+        bias = spec[at + B_IH] if kind == GRU else spec[at + B_SUM]
+        if layer == 0:
+            gates_of(P, spec[at + W_IH], ld, x, 0, spec[INPUTS], bias, GI, GW)
+        else:
+            gates_of(P, spec[at + W_IH], ld, s, base - KH, H, bias, GI, GW)
+        h = s[base : base + H]
+        if kind == GRU:
+            gates_of(P, spec[at + W_HH], ld, s, base, H, spec[at + B_HH], GH, GW)
+            gru_step(GI, GH, h, H)
+        else:
+            add_product(P, spec[at + W_HH], ld, s, base, H, GI, GW)
+            if kind == LSTM:
+                lstm_step(GI, h, s[base + H : base + 2 * H], H)
+            else:
+                rnn_update(kind, GI, h, H)
+
+
+@inline
+def read_out(spec, P, s, y):
+    """The outputs of state ``s`` into ``y``: the head, or the top layer's ``h``."""
+    H = spec[HIDDEN]
+    L = spec[LAYERS]
+    KH = (2 if spec[KIND] == LSTM else 1) * H
+    top = (L - 1) * KH
+    if spec[HAS_HEAD]:
+        gates_of(P, spec[HEAD_W], spec[LD_HEAD], s, top, H, spec[HEAD_B], y, spec[OUTPUTS])
+    else:
+        for j in range(H):
+            y[j] = s[top + j]
+
+
+@cuda.jit
+def run_series(spec, P, X, order, starts, lens, S, Y, W):
+    """Thread ``q`` advances series ``q`` over rows ``X[order[starts[q] + t]]``,
+    ``t < lens[q]``, from state ``S[q]`` (updated), outputs into the same rows of
+    ``Y``; ``W[q]`` is its scratch."""
+    q = cuda.grid(1)
+    if q >= S.shape[0]:
+        return
+    spec, P, X, S, Y, W = plain(spec), plain(P), plain(X), plain(S), plain(Y), plain(W)
+    GW = W.shape[1] // 2
+    s = S[q]
+    GI = W[q, :GW]
+    GH = W[q, GW:]
+    for t in range(lens[q]):
+        r = order[starts[q] + t]
+        advance_one(spec, P, X[r], s, GI, GH)
+        read_out(spec, P, s, Y[r])
+
+
+@cuda.jit
+def roll_out(spec, P, S, Xlast, fb, future, Y, W):
+    """Thread ``q`` rolls series ``q`` out ``Y.shape[1]`` steps from state ``S[q]``
+    and last input ``Xlast[q]`` (both scratch), as the CPU's rollouts do (see
+    :class:`streamrnn.core.backend.CPU`)."""
+    q = cuda.grid(1)
+    if q >= S.shape[0]:
+        return
+    spec, P, S, Xlast, Y, W = plain(spec), plain(P), plain(S), plain(Xlast), plain(Y), plain(W)
+    GW = W.shape[1] // 2
+    s = S[q]
+    x = Xlast[q]
+    GI = W[q, :GW]
+    GH = W[q, GW:]
+    read_out(spec, P, s, Y[q, 0])
+    for k in range(1, Y.shape[1]):
+        if future.shape[1] > 0:
+            for j in range(x.shape[0]):
+                x[j] = future[q, k - 1, j]
+        for m in range(fb.shape[0]):
+            if fb[m, 2]:  # the output is a change: the input carries the level
+                x[fb[m, 1]] += Y[q, k - 1, fb[m, 0]]
+            else:
+                x[fb[m, 1]] = Y[q, k - 1, fb[m, 0]]
+        advance_one(spec, P, x, s, GI, GH)
+        read_out(spec, P, s, Y[q, k])
+
+
+def _blocks(n):
+    return max(1, -(-n // THREADS))
+
+
+def _scratch(spec, n, dtype):
+    kind = int(spec[KIND])
+    G = 3 if kind == GRU else (4 if kind == LSTM else 1)
+    return cuda.device_array((n, 2 * G * int(spec[HIDDEN])), dtype)
+
+
+class CUDA:
+    """Inference kernels on the current CUDA device."""
+
+    name = "cuda"
+
+    def thread_count(self):
+        """Host threads a call may use: one (the GPU holds the parallel work)."""
+        return 1
+
+    # -- inference -----------------------------------------------------------
+    def forward(self, spec, P, X, order, starts, lens, slots, S, Y):
+        """As :meth:`streamrnn.core.backend.CPU.forward`: ``S[slots]`` and ``Y`` are
+        updated."""
+        n = slots.shape[0]
+        if n == 0:
+            return
+        d_S = cuda.to_device(np.ascontiguousarray(S[slots]))
+        d_Y = cuda.device_array(Y.shape, Y.dtype)
+        run_series[_blocks(n), THREADS](
+            cuda.to_device(spec), cuda.to_device(P), cuda.to_device(np.ascontiguousarray(X)),
+            cuda.to_device(order), cuda.to_device(starts), cuda.to_device(lens), d_S, d_Y,
+            _scratch(spec, n, P.dtype),
+        )  # fmt: skip
+        S[slots] = d_S.copy_to_host()
+        Y[...] = d_Y.copy_to_host()
+
+    def stepper(self, spec, dtype):
+        """As :meth:`streamrnn.core.backend.CPU.stepper`: ``step(spec, P, x, buf)``."""
+        return self._step
+
+    def _step(self, spec, P, x, buf):
+        bad = ~np.isfinite(x)
+        if bad.any():
+            return int(np.flatnonzero(bad)[0])
+        D = int(spec[LAYERS]) * (2 if spec[KIND] == LSTM else 1) * int(spec[HIDDEN])
+        I, O = int(spec[INPUTS]), int(spec[OUTPUTS])
+        S = buf[:D].reshape(1, D).copy()
+        Y = np.empty((1, O), buf.dtype)
+        one = np.zeros(1, np.int64)
+        self.forward(spec, P, x.reshape(1, I), one, one, np.ones(1, np.int64), one, S, Y)
+        buf[:D] = S[0]
+        buf[D : D + I] = x
+        buf[D + I : D + I + O] = Y[0]
+        return -1
+
+    def forecast(self, spec, P, S, Xlast, fb, future, Y):
+        """As :meth:`streamrnn.core.backend.CPU.forecast`."""
+        n = S.shape[0]
+        if n == 0:
+            return
+        d_Y = cuda.device_array(Y.shape, Y.dtype)
+        roll_out[_blocks(n), THREADS](
+            cuda.to_device(spec), cuda.to_device(P), cuda.to_device(np.ascontiguousarray(S)),
+            cuda.to_device(np.ascontiguousarray(Xlast)), cuda.to_device(np.ascontiguousarray(fb)),
+            cuda.to_device(np.ascontiguousarray(future)), d_Y, _scratch(spec, n, P.dtype),
+        )  # fmt: skip
+        Y[...] = d_Y.copy_to_host()
+
+    def group_rows(self, slot_rows, seg_of):
+        """Rows grouped by state slot, on the host (as the CPU backend)."""
+        from .kernels import group_rows
+
+        return group_rows(slot_rows, seg_of)
+
+    # -- learning: on the CPU for now -------------------------------------------
+    def _no_learning(self, *args, **kwargs):
+        raise DeviceError(
+            "online learning and gradients run on the CPU for now; device='cuda' runs "
+            "inference (forward passes, streams, steps and forecasts): learn on a model "
+            "with device='cpu', then model.to('cuda')"
+        )
+
+    back_weights = refresh = gradients = lane_scratch = plan = _no_learning
+    learn_chunk = learn_per_key = encdec_chunk = decode = _no_learning

@@ -1,0 +1,237 @@
+"""The CUDA backend on Numba's simulator: the CPU's outputs, states and forecasts,
+whatever the chunks and batches; the typed errors of a machine that cannot run it.
+
+The simulator runs each GPU thread in Python (so sizes stay tiny) and is switched
+on here, for this process, before anything imports ``numba.cuda``. On a machine
+with a GPU, ``STREAMRNN_TEST_DEVICE=cuda`` runs the same tests on it instead
+(``benchmarks/gpu_run.sh``).
+"""
+
+import os
+import pickle
+import sys
+
+import numba
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import feeds
+import streamrnn
+from streamrnn import ConfigError, DeviceError, InputError
+from streamrnn.core import backend
+
+ON_GPU = os.environ.get("STREAMRNN_TEST_DEVICE") == "cuda"
+if ON_GPU:
+    from numba import cuda
+
+    if not cuda.is_available():
+        pytest.skip("STREAMRNN_TEST_DEVICE=cuda, but no GPU is usable", allow_module_level=True)
+else:
+    if "numba.cuda" in sys.modules and not numba.config.ENABLE_CUDASIM:
+        pytest.skip("numba.cuda was imported without the simulator", allow_module_level=True)
+    numba.config.ENABLE_CUDASIM = 1
+
+CELLS = {
+    "rnn_tanh": lambda **kw: streamrnn.RNN(**kw),
+    "rnn_relu": lambda **kw: streamrnn.RNN(nonlinearity="relu", **kw),
+    "gru": lambda **kw: streamrnn.GRU(**kw),
+    "lstm": lambda **kw: streamrnn.LSTM(**kw),
+}
+TOL = {"float64": dict(rtol=1e-10, atol=1e-12), "float32": dict(rtol=1e-5, atol=1e-6)}
+
+
+def pair(cell, dtype="float64", layers=1, head=True, inputs=3, hidden=4, seed=0):
+    """The same model twice: on the CPU and on the (simulated) GPU."""
+    kw = dict(input_size=inputs, hidden_size=hidden, num_layers=layers,
+              output_size=2 if head else None, dtype=dtype, seed=seed)  # fmt: skip
+    return CELLS[cell](**kw), CELLS[cell](**kw).to("cuda")
+
+
+def keyed(n=40, keys=4, inputs=3, seed=0):
+    rng = np.random.default_rng(seed)
+    k = rng.integers(0, keys, n)
+    return k, rng.standard_normal((n, inputs))
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("layers, head", [(1, True), (2, False), (3, True)])
+def test_forward_matches_the_cpu(cell, dtype, layers, head):
+    cpu, gpu = pair(cell, dtype, layers, head)
+    x = np.random.default_rng(1).standard_normal((6, 3, 3)).astype(dtype)
+    (y1, s1), (y2, s2) = cpu.forward(x), gpu.forward(x)
+    np.testing.assert_allclose(y2, y1, **TOL[dtype])
+    both = zip(s1, s2) if cell == "lstm" else [(s1, s2)]  # (h, c), or h
+    for a, b in both:
+        np.testing.assert_allclose(b, a, **TOL[dtype])
+    y3, _ = gpu.forward(x[:, 0])  # one unbatched sequence
+    np.testing.assert_allclose(y3, y1[:, 0], **TOL[dtype])
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_keyed_streams_match_the_cpu(cell, dtype):
+    cpu, gpu = pair(cell, dtype, layers=2)
+    keys, x = keyed(60)
+    a, b = streamrnn.Stream(cpu), streamrnn.Stream(gpu)
+    for part in np.array_split(np.arange(60), 3):
+        np.testing.assert_allclose(b.update(keys[part], None, x[part]),
+                                   a.update(keys[part], None, x[part]), **TOL[dtype])  # fmt: skip
+    for k in range(4):
+        np.testing.assert_allclose(b.get_state(k), a.get_state(k), **TOL[dtype])
+
+
+@settings(max_examples=10, deadline=None)
+@given(cuts=st.lists(st.integers(0, 40), max_size=5), seed=st.integers(0, 3))
+def test_cutting_a_stream_anywhere_changes_no_bit_on_the_gpu(cuts, seed):
+    _, gpu = pair("gru", "float32", layers=2, seed=seed)
+    keys, x = keyed(40, seed=seed)
+    whole = streamrnn.Stream(gpu)
+    want = whole.update(keys, None, x)
+    cut = streamrnn.Stream(gpu)
+    edges = [0, *sorted({c % 41 for c in cuts}), 40]
+    got = np.concatenate([cut.update(keys[i:j], None, x[i:j]) for i, j in zip(edges, edges[1:])])
+    np.testing.assert_array_equal(got, want)
+    for k in set(keys.tolist()):
+        np.testing.assert_array_equal(cut.get_state(k), whole.get_state(k))
+
+
+def test_a_series_gives_the_same_bits_alone_as_among_other_keys():
+    _, gpu = pair("lstm", "float32")
+    keys, x = keyed(50, keys=5)
+    crowd = streamrnn.Stream(gpu).update(keys, None, x)
+    alone = streamrnn.Stream(gpu).update(keys[keys == 2], None, x[keys == 2])
+    np.testing.assert_array_equal(alone, crowd[keys == 2])
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_one_step_of_one_series_matches_the_cpu(dtype):
+    cpu, gpu = pair("gru", dtype, layers=2)
+    a, b = streamrnn.Series(cpu), streamrnn.Series(gpu)
+    for x in np.random.default_rng(2).standard_normal((5, 3)).astype(dtype):
+        np.testing.assert_allclose(b.step(x), a.step(x), **TOL[dtype])
+    np.testing.assert_allclose(b.state, a.state, **TOL[dtype])
+    before = b.state.copy()
+    with pytest.raises(InputError, match="non-finite value nan in column 1"):
+        b.step(np.array([0.0, np.nan, 1.0], dtype))
+    np.testing.assert_array_equal(b.state, before)
+
+
+def test_a_series_follows_its_model_between_devices():
+    cpu, _ = pair("rnn_tanh", "float64")
+    twin, _ = pair("rnn_tanh", "float64")
+    a, b = streamrnn.Series(cpu), streamrnn.Series(twin)
+    xs = np.random.default_rng(3).standard_normal((4, 3))
+    b.step(xs[0])
+    twin.to("cuda")
+    b.step(xs[1])
+    twin.to("cpu")
+    b.step(xs[2])
+    for x in xs[:3]:
+        a.step(x)
+    np.testing.assert_allclose(b.state, a.state, **TOL["float64"])
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn_relu"])
+def test_forecasts_match_the_cpu(cell):
+    """Rollouts with the output fed back into the first input, and known future inputs."""
+    cpu, gpu = pair(cell, "float64", layers=2)
+    keys, x = keyed(30, keys=3)
+    future = np.random.default_rng(4).standard_normal((3, 4, 3))
+    out = []
+    for model in (cpu, gpu):
+        stream = streamrnn.Stream(model, feedback={0: 0})
+        stream.update(keys, None, x)
+        out.append((stream.forecast([0, 1, 2], 5), stream.forecast([2, 0], 5, future=future[:2])))
+    for a, b in zip(*out):
+        np.testing.assert_allclose(b, a, **TOL["float64"])
+
+
+def test_a_relative_stream_through_a_feed_matches_the_cpu():
+    rng = np.random.default_rng(5)
+    df = pd.DataFrame({"key": np.repeat(["a", "b"], 20), "time": np.tile(np.arange(20), 2),
+                       "level": rng.standard_normal(40).cumsum()})  # fmt: skip
+    out = []
+    for device in ("cpu", "cuda"):
+        model = streamrnn.GRU(hidden_size=4, seed=1, dtype="float64", device=device)
+        feed = feeds.Feed(feeds.Schema(key="key", targets="level"), dtype="float64", lags=2)
+        stream = streamrnn.Stream(model, feed=feed, relative="last")
+        out.append((stream.update(df), stream.forecast(["a", "b"], 3)))
+    for a, b in zip(*out):
+        np.testing.assert_allclose(b, a, **TOL["float64"])
+
+
+def test_learning_stays_on_the_cpu_with_a_typed_error():
+    _, gpu = pair("gru")
+    with pytest.raises(DeviceError, match=r"online learning runs on the CPU for now; this "
+                       r"model is on 'cuda': learn with model.to\('cpu'\)"):  # fmt: skip
+        streamrnn.OnlineLearner(gpu)
+    with pytest.raises(DeviceError, match="online learning and gradients run on the CPU"):
+        gpu.gradients(np.zeros((3, 3)), np.zeros((3, 2)))
+
+
+def test_a_model_saved_on_the_gpu_loads_on_the_cpu():
+    cpu, gpu = pair("lstm", "float64")
+    loaded = pickle.loads(pickle.dumps(gpu))
+    assert (gpu.device, loaded.device) == ("cuda", "cpu")
+    x = np.random.default_rng(6).standard_normal((4, 3))
+    np.testing.assert_array_equal(loaded.forward(x)[0], cpu.forward(x)[0])
+
+
+def test_an_unknown_device_is_refused():
+    with pytest.raises(ConfigError, match=r"device must be one of \['cpu', 'cuda'\], got 'gpu'"):
+        streamrnn.GRU(3, 4, device="gpu")
+
+
+@pytest.fixture
+def no_cuda_yet(monkeypatch):
+    """The backends as on a fresh process: CUDA not yet asked for."""
+    monkeypatch.delitem(backend._BACKENDS, "cuda", raising=False)
+
+
+def test_without_numbas_cuda_target_the_error_says_to_install_the_extra(no_cuda_yet, monkeypatch):
+    monkeypatch.delattr(numba, "cuda", raising=False)
+    monkeypatch.setitem(sys.modules, "numba.cuda", None)
+    with pytest.raises(DeviceError, match=r"needs numba's CUDA target .*pip install "
+                       r"\"streamrnn\[cuda\]\""):  # fmt: skip
+        streamrnn.GRU(3, 4, device="cuda")
+
+
+def test_without_a_gpu_the_error_says_so(no_cuda_yet, monkeypatch):
+    from numba import cuda
+
+    monkeypatch.setattr(cuda, "is_available", lambda: False)
+    with pytest.raises(DeviceError, match="found no usable NVIDIA GPU: no CUDA driver"):
+        streamrnn.LSTM(3, 4).to("cuda")
+
+
+def test_with_a_numpy_too_new_for_the_cuda_target_the_error_says_so(no_cuda_yet, monkeypatch):
+    monkeypatch.setattr(backend.np, "__version__", "2.5.0")
+    with pytest.raises(DeviceError, match=r"needs NumPy below 2.5 .* with NumPy 2.5.0\)"):
+        streamrnn.GRU(3, 4, device="cuda")
+
+
+def test_an_inference_backfill_on_the_gpu_matches_the_cpu(tmp_path):
+    from streamrnn.backfill import Job, run
+
+    rng = np.random.default_rng(7)
+    df = pd.DataFrame({"key": np.tile(["a", "b"], 30), "time": np.repeat(np.arange(30), 2),
+                       "y": np.exp(rng.standard_normal(60).cumsum() / 5)})  # fmt: skip
+    df.to_parquet(tmp_path / "in.parquet")
+    common = dict(key="key", time="time", targets=["y"], report=None, progress="none",
+                  checkpoint_seconds=None)  # fmt: skip
+    run(Job(str(tmp_path / "in.parquet"), str(tmp_path / "learned"), learn=True, hidden=4,
+            minimum=0.0, quantiles=[0.1, 0.5, 0.9], lags=[2], **common))  # fmt: skip
+    model = str(tmp_path / "learned" / "_checkpoint")
+    tables = []
+    for device in ("cpu", "cuda"):
+        out = tmp_path / device
+        run(Job(str(tmp_path / "in.parquet"), str(out), model=model, device=device, **common))
+        tables.append(pd.read_parquet(out).sort_values(["key", "time"]))
+    cpu, gpu = tables
+    assert list(gpu.columns) == list(cpu.columns) and "y_q0.9" in gpu.columns
+    for name in ("y_q0.1", "y_q0.5", "y_q0.9"):
+        np.testing.assert_allclose(gpu[name], cpu[name], **TOL["float32"])
