@@ -24,6 +24,7 @@ that came from one.
 
 import argparse
 import ast
+import contextlib
 import io
 import json
 import math
@@ -211,6 +212,13 @@ def _parser():
         if name == "key":  # or --no-key: one series
             where.add_argument("--no-key", dest="key", action="store_const", const=False,
                                help=_HELP["no_key"])  # fmt: skip
+    sub.add_argument("--dask", metavar="ADDRESS",
+                     help="run on a Dask cluster, split by key: a scheduler's address, or "
+                     "local:N for N worker processes on this machine (pip install "
+                     "'streamrnn[dask]')")  # fmt: skip
+    sub.add_argument("--shards", type=int, metavar="N",
+                     help="with --dask: parts the keys are split into (default: twice the "
+                     "workers' threads)")  # fmt: skip
     sub.add_argument("--no-report", action="store_true", help="make no report")
     sub.add_argument("--json", action="store_true", help="print the summary as JSON")
     ahead = commands.add_parser(
@@ -513,7 +521,11 @@ def _print_summary(summary, out):
     if "updates" in summary:  # the counts are explained in --help
         out.write(f"  learner: {summary['windows']:,} windows, {summary['updates']:,} updates, "
                   f"{summary['skipped']:,} skipped, {summary['labels']:,} labels\n")  # fmt: skip
-    out.write(f"  output: {summary['output']}\n  checkpoint: {summary['checkpoint']}\n")
+    out.write(f"  output: {summary['output']}\n")
+    if "shards" in summary:
+        out.write(f"  shards: {summary['shards']} (a folder each, with its checkpoint)\n")
+    else:
+        out.write(f"  checkpoint: {summary['checkpoint']}\n")
     if "report" in summary:
         out.write(f"  report: {summary['report']}\n")
 
@@ -536,6 +548,34 @@ def _glued(argv):
         out.append(word)
         i += 1
     return out
+
+
+@contextlib.contextmanager
+def _dask_client(address):
+    """A Dask client of the scheduler at ``address``, or of a ``local:N`` cluster of N
+    worker processes made for this run."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ConfigError(
+            "--dask needs Dask's distributed scheduler: pip install 'streamrnn[dask]'"
+        ) from None
+    if address.startswith("local:"):
+        try:
+            n = int(address[len("local:") :])
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise ConfigError(f"--dask local:N needs a number of workers N >= 1, got {address!r}")
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                               dashboard_address=None)  # fmt: skip
+        with cluster, Client(cluster) as client:
+            yield client
+        return
+    with Client(address) as client:
+        sys.stderr.write(f"streamrnn backfill: on Dask at {address}; dashboard: "
+                         f"{client.dashboard_link}\n")  # fmt: skip
+        yield client
 
 
 def main(argv=None):
@@ -562,7 +602,11 @@ def main(argv=None):
             warnings.showwarning = warn
             job = _job(args, words)
             _refuse_empty(job)
-            summary = backfill.run(job)
+            if args.dask:
+                with _dask_client(args.dask) as client:
+                    summary = backfill.run(job, out=err, client=client, shards=args.shards)
+            else:
+                summary = backfill.run(job)
     except backfill.Interrupted as exc:
         err.write(f"streamrnn backfill: {exc}\n")
         return 128 + exc.signum

@@ -84,6 +84,7 @@ few labels, stays short of the AR's:
  'mase_seasonal', 'seasonal_mae', 'seasonal_rmse', 'mase_ar', 'ar_mae', 'ar_rmse']
 """
 
+import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -162,6 +163,12 @@ class _ExactSum:
         mask = np.ascontiguousarray(np.broadcast_to(mask, values.shape), np.bool_)
         _exact_add(values, mask, self._hi, self._lo, self._bad)
 
+    def merge(self, other):
+        """Add the sums of ``other`` (as many columns): still exact."""
+        self._hi += other._hi
+        self._lo += other._lo
+        self._bad += other._bad
+
     def total(self, columns=None):
         """The sum over ``columns`` (a column, a list of them, or None for all),
         correctly rounded to float64."""
@@ -234,6 +241,14 @@ class Running:
             self._sums.add(np.hstack([err, err * err]), np.hstack([mask, mask]))
         self._n += mask.sum(axis=0)
         self.rows += int(mask.any(axis=1).sum())
+        return self
+
+    def merge(self, other):
+        """Add what ``other`` (as many columns) has seen: the figures are then those of
+        both streams' entries together, exactly. Returns self."""
+        self.rows += other.rows
+        self._n += other._n
+        self._sums.merge(other._sums)
         return self
 
     def n(self, column=None):
@@ -552,6 +567,25 @@ class Scorer:
             self._labeled += labeled.sum(axis=0)
             self._inside += (labeled & (y >= lo) & (y <= hi)).sum(axis=0)
             self._below += (labeled[..., None] & (y[..., None] <= q)).sum(axis=0)
+
+    def merge(self, other):
+        """Add the sums of ``other``, a scorer of other keys with the same settings (the
+        keys of a distributed backfill's shards): the figures are then those of one
+        scorer that saw both streams, exactly (the sums are exact). Returns self."""
+        if not other._ready:
+            return self
+        if not self._ready:
+            self.__dict__.update(copy.deepcopy(other.__dict__))
+            return self
+        self.rows += other.rows
+        self._model.merge(other._model)
+        for base, (b, mb) in self._base.items():
+            b.merge(other._base[base][0])
+            mb.merge(other._base[base][1])
+        for name in ("_labeled", "_inside", "_below", "_right", "_classed"):
+            if hasattr(self, name):
+                setattr(self, name, getattr(self, name) + getattr(other, name))
+        return self
 
     def figures(self, column=None):
         """The wanted figures, pooled (None) or for one target column."""

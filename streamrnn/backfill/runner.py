@@ -732,7 +732,47 @@ def _version():
     return __version__
 
 
-def run(job, out=None):
+def settled(job):
+    """``(job, model, relative)``: the job checked and its ``auto`` settings decided (from
+    a given model, else from the input's first rows), the model it starts from (None:
+    a new one) and what its outputs are (``"last"`` or ``"none"``)."""
+    job = checked(job)
+    model, relative = None, job.relative
+    if job.model is not None:
+        if not os.path.isfile(job.model):
+            raise ConfigError(f"model {job.model!r} does not exist")
+        model, saved = _load_model(job.model)
+        job.dtype = str(model.dtype)  # a loaded model keeps its own
+        if relative == "auto":
+            relative = saved.pop("relative")
+        read_as = saved["transform"]
+        if job.transform not in ("auto", read_as):
+            raise ConfigError(
+                f"model {job.model!r} learned its targets "
+                + ("on log1p (transform='log1p')" if read_as == "log1p" else "on their values")
+                + f", but transform={job.transform!r} reads them otherwise; leave transform "
+                "at 'auto' to read them as it learned them"
+            )
+        for name, value in saved.items():  # auto settings: as the saved engine ran
+            if getattr(job, name) in ("auto", None) and name != "relative":
+                setattr(job, name, value)
+        job = checked(job)  # the settings taken, in their checked form
+    if relative == "auto":
+        relative = "last"
+    if model is None and not job.learn and job.targets:
+        warnings.warn(
+            "inference with a new, untrained model: its forecasts come from random weights; "
+            "pass learn=True to learn from the data, or model= a trained model",
+            UserWarning,
+            stacklevel=user_level(),
+        )
+    if not (job.resume and os.path.exists(os.path.join(job.output, CHECKPOINT))):
+        _check_columns(job)  # a job resumed was checked when it began; its input, by identity
+    job = resolved(job)
+    return job, model, relative
+
+
+def run(job, out=None, client=None, shards=None):
     """Run a backfill :class:`Job` (or resume it); returns its summary.
 
     Parameters
@@ -740,6 +780,10 @@ def run(job, out=None):
     job : Job
     out : file, optional
         Where progress goes (default stderr).
+    client : distributed.Client, optional
+        Run it on this Dask cluster's workers, split by key (see
+        :mod:`streamrnn.backfill.distributed`); ``shards`` is then the number of
+        parts the keys are split into (default: twice the workers' threads).
 
     Returns
     -------
@@ -795,39 +839,11 @@ def run(job, out=None):
     1    a     1          2.0      0.479426
     49   a    49          NaN           NaN
     """
-    job = checked(job)
-    model, relative = None, job.relative
-    if job.model is not None:
-        if not os.path.isfile(job.model):
-            raise ConfigError(f"model {job.model!r} does not exist")
-        model, saved = _load_model(job.model)
-        job.dtype = str(model.dtype)  # a loaded model keeps its own
-        if relative == "auto":
-            relative = saved.pop("relative")
-        read_as = saved["transform"]
-        if job.transform not in ("auto", read_as):
-            raise ConfigError(
-                f"model {job.model!r} learned its targets "
-                + ("on log1p (transform='log1p')" if read_as == "log1p" else "on their values")
-                + f", but transform={job.transform!r} reads them otherwise; leave transform "
-                "at 'auto' to read them as it learned them"
-            )
-        for name, value in saved.items():  # auto settings: as the saved engine ran
-            if getattr(job, name) in ("auto", None) and name != "relative":
-                setattr(job, name, value)
-        job = checked(job)  # the settings taken, in their checked form
-    if relative == "auto":
-        relative = "last"
-    if model is None and not job.learn and job.targets:
-        warnings.warn(
-            "inference with a new, untrained model: its forecasts come from random weights; "
-            "pass learn=True to learn from the data, or model= a trained model",
-            UserWarning,
-            stacklevel=user_level(),
-        )
-    if not (job.resume and os.path.exists(os.path.join(job.output, CHECKPOINT))):
-        _check_columns(job)  # a job resumed was checked when it began; its input, by identity
-    job = resolved(job)
+    if client is not None:
+        from . import distributed
+
+        return distributed.run(job, client, shards, out)
+    job, model, relative = settled(job)
     if os.path.isdir(job.input) and _within(job.output, job.input):
         raise ConfigError(
             f"output folder {job.output!r} is inside the input folder {job.input!r}: its parts "

@@ -1,0 +1,312 @@
+"""The backfill on a Dask cluster: the local job's output, split by key.
+
+``streamrnn.backfill.run(job, client=client)`` (``streamrnn backfill ... --dask
+ADDRESS`` or ``--dask local:N``) runs a job on the workers of a
+``distributed.Client``. Nothing here is imported without it.
+
+How it works
+------------
+1. **Settle** (driver). The job's ``auto`` settings are decided once, from the
+   whole input's first rows or the given model, as the local job decides them
+   (:func:`.runner.settled`); every shard runs with them spelled out.
+2. **Route** (one task per Parquet row group, in parallel). Each task reads one
+   row group of the input and writes its rows, every column as read, into one
+   file per shard that has rows in it:
+   ``output/_route/shard-KKKK/piece-PPPPPP.parquet``. A key's shard is its
+   stable hash (``pandas.util.hash_array``, the same on every run and machine)
+   modulo the number of shards. Files are written atomically, then a marker
+   says the piece is done, so a task run again after a crash writes the same
+   files and a finished piece is not read again.
+3. **Run** (one task per shard). Each shard is a local backfill
+   (:func:`.runner.run`) of its routed files, read in piece order (the input's
+   order, restricted to the shard's keys), into ``output/shard-KKKK/``: its
+   parts, its checkpoint and its lock, exactly as a local job's folder. A task
+   always resumes: run again after its worker died, it goes on from the
+   shard's last checkpoint and writes no row twice.
+4. **Merge** (driver). The summary adds the shards' counts and merges their
+   scores' exact sums (:meth:`streamrnn.evaluate.Scorer.merge`), so every
+   figure is the one a single run over all keys gives.
+
+The input is read once and written once (the routed files), and those files
+are read once more by the shards: two reads and one write of the input's
+bytes. Each task holds at most one row group (route) or one chunk (run).
+
+What comes out is the local job's, bit for bit, for inference and for learning
+with ``per_key=True``: every figure of a series depends only on its own rows,
+in order, and on settings that are spelled out. Shared-weight learning
+depends on the order of rows across keys and is refused, as is scaling over all
+keys (``scale="global"``). Parquet input only, for now.
+
+``output/_dask.json`` records the number of shards: a run resumed after the
+driver stopped (``resume``) must use the same.
+"""
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import re
+import shutil
+import time
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from feeds import FeedError
+
+from .. import checkpoint
+from ..errors import ConfigError, StreamrnnError
+from .folder import CHECKPOINT
+from .job import checked
+
+ROUTE = "_route"
+MARKER = "_dask.json"
+
+
+def shard_of(keys, shards):
+    """Each key's shard: a stable hash of the key (of its text for text keys) modulo
+    ``shards``. The same key gets the same shard on every run and machine.
+
+    >>> shard_of(pd.Series(["a", "b", "a"]), 4).tolist() == shard_of(["a", "b", "a"], 4).tolist()
+    True
+    """
+    values = pd.Series(keys)
+    if values.dtype == object or isinstance(values.dtype, (pd.CategoricalDtype, pd.StringDtype)):
+        values = values.astype(str).astype(object)
+    hashed = pd.util.hash_array(values.to_numpy())
+    return (hashed % np.uint64(shards)).astype(np.int64)
+
+
+def _refuse(job):
+    if job.learn and not job.per_key:
+        raise ConfigError(
+            "learning with shared weights (learn=True without per_key=True) depends on the "
+            "order of rows across keys, so it does not run on Dask; learn locally (without "
+            "dask), or give each key its own weights (per_key=True), or learn first and "
+            "then backfill inference on Dask with model= the saved learner"
+        )
+    if job.scale == "global":
+        raise ConfigError(
+            "scale='global' scales every key by statistics over all keys, in row order, so "
+            "it does not run on Dask; use scale='per_key' (the default) or 'none'"
+        )
+    if job.format != "parquet":
+        raise ConfigError(
+            f"a backfill on Dask reads Parquet input for now, not {job.format}; convert "
+            f"input {job.input!r} to Parquet (pyarrow.parquet.write_table) or run it locally"
+        )
+    if not job.key:
+        raise ConfigError(
+            "a backfill on Dask splits the series by key, and this job has one series "
+            "(key=False or none found); run it locally"
+        )
+
+
+def _inferred_key(job):
+    """The key column the feed infers from the input's schema (None: one series)."""
+    import warnings
+
+    from .runner import _schema
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the inference is said by the shards' jobs' key
+        return _schema(job).bind(ds.dataset(job.input, format="parquet").schema).key
+
+
+def _pieces(path):
+    """``(file, row group, first row)`` of every row group of the input, in the order it
+    is read."""
+    dataset = ds.dataset(path, format="parquet")
+    out, first = [], 0
+    for fragment in dataset.get_fragments():
+        meta = fragment.metadata
+        for rg in range(meta.num_row_groups):
+            out.append((fragment.path, rg, first))
+            first += meta.row_group(rg).num_rows
+    return out
+
+
+def route(piece, file, row_group, first, key, shards, folder):
+    """Write the rows of one row group (whose first row is the input's row ``first``)
+    into one file per shard that has rows in it, beside the input rows they were
+    (``_piece-PPPPPP.rows.npy``, for messages); returns the number of rows. A piece
+    already routed is not read again."""
+    done = os.path.join(folder, f"piece-{piece:06d}.done")
+    if os.path.exists(done):
+        with open(done) as f:
+            return json.load(f)["rows"]
+    table = pq.ParquetFile(file).read_row_group(row_group)
+    shard = shard_of(table.column(key).to_pandas(), shards)
+    for k in np.unique(shard):
+        part = table.filter(pa.array(shard == k))
+        target = os.path.join(folder, f"shard-{k:04d}", f"piece-{piece:06d}.parquet")
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        rows = first + np.flatnonzero(shard == k)
+        where = os.path.join(os.path.dirname(target), f"_piece-{piece:06d}.rows.npy")
+        checkpoint.write_atomic(where, lambda f, rows=rows: np.save(f, rows))
+        checkpoint.write_atomic(target, lambda f, part=part: pq.write_table(part, f))
+    checkpoint.write_atomic(done, lambda f: f.write(json.dumps({"rows": table.num_rows}).encode()))
+    return table.num_rows
+
+
+_ROW = re.compile(r"\brow (\d+)(?: \(row (\d+) of the stream\))?")
+
+
+def run_shard(job):
+    """Run (or resume) one shard's local backfill; returns its summary and scorer. An
+    error about a row names the input's row, as the local job's would."""
+    from .runner import run
+
+    try:
+        summary = run(job)
+    except (StreamrnnError, FeedError) as exc:
+        text = str(exc)
+        if not _ROW.search(text):
+            raise
+        rows = np.concatenate([np.load(os.path.join(job.input, name))
+                               for name in sorted(os.listdir(job.input))
+                               if name.endswith(".rows.npy")])  # fmt: skip
+
+        def input_row(m):
+            at = int(m.group(2) or m.group(1))
+            return f"row {rows[at]} of the input" if at < len(rows) else m.group(0)
+
+        raise type(exc)(_ROW.sub(input_row, text)) from None
+    scorer = None
+    path = os.path.join(job.output, CHECKPOINT)
+    if os.path.exists(path):
+        scorer = checkpoint.read(path)[1]["scorer"]
+    return summary, scorer
+
+
+def _shard_job(job, relative, k, output):
+    return dataclasses.replace(
+        job,
+        input=os.path.join(output, ROUTE, f"shard-{k:04d}"),
+        output=os.path.join(output, f"shard-{k:04d}"),
+        relative=relative,
+        resume=True,
+        overwrite=False,
+        report=None,
+        progress="none",
+    )
+
+
+def _claim(job, shards):
+    """Check the output folder and record the shard count; returns it."""
+    marker = os.path.join(job.output, MARKER)
+    if os.path.exists(marker):
+        with open(marker) as f:
+            found = json.load(f)["shards"]
+        if not job.resume and not job.overwrite:
+            raise ConfigError(
+                f"output {job.output!r} holds a backfill on Dask already; pass resume=True to "
+                "go on with it, or overwrite=True to start again"
+            )
+        if job.overwrite:
+            shutil.rmtree(job.output)
+        elif shards is not None and shards != found:
+            raise ConfigError(
+                f"output {job.output!r} was split into {found} shards, not {shards}; resume "
+                f"with shards={found}"
+            )
+        else:
+            return found
+    elif os.path.isdir(job.output) and os.listdir(job.output):
+        raise ConfigError(
+            f"output {job.output!r} is not empty and holds no backfill on Dask; choose an "
+            "empty or new folder"
+        )
+    os.makedirs(job.output, exist_ok=True)
+    checkpoint.write_atomic(marker, lambda f: f.write(json.dumps({"shards": shards}).encode()))
+    return shards
+
+
+def run(job, client, shards=None, out=None):
+    """Run a backfill :class:`~streamrnn.backfill.Job` on the workers of a Dask
+    ``client`` (see the module's text); returns the summary a local run gives.
+
+    ``shards`` defaults to twice the cluster's worker threads.
+    """
+    from distributed import as_completed
+
+    from .runner import settled
+
+    start = time.perf_counter()
+    job = checked(job)
+    if job.format == "parquet" and job.key is None:  # the key the local job would infer
+        job = dataclasses.replace(job, key=_inferred_key(job) or None)
+    _refuse(job)
+    if shards is None and not os.path.exists(os.path.join(job.output, MARKER)):
+        shards = 2 * max(1, sum(client.nthreads().values()))
+    job, _, relative = settled(job)
+    shards = _claim(job, shards)
+    route_dir = os.path.join(job.output, ROUTE)
+    pieces = _pieces(job.input)
+    routed = [client.submit(route, i, file, rg, first, job.key, shards, route_dir, pure=False)
+              for i, (file, rg, first) in enumerate(pieces)]  # fmt: skip
+    rows = sum(client.gather(routed))
+    _say(out, f"routed {rows:,} rows of {len(pieces)} row groups into {shards} shards")
+    jobs = [_shard_job(job, relative, k, job.output) for k in range(shards)]
+    jobs = [j for j in jobs if os.path.isdir(j.input)]  # shards that got keys
+    futures = [client.submit(run_shard, j, pure=False) for j in jobs]
+    merged, done = _merge_start(), 0
+    for future in as_completed(futures):
+        summary, scorer = future.result()
+        _merge(merged, summary, scorer)
+        done += 1
+        seconds = time.perf_counter() - start
+        _say(out, f"shards {done}/{len(jobs)}, rows {merged['rows_in']:,}/{rows:,}, "
+                  f"{merged['rows_in'] / seconds:,.0f} rows/s")  # fmt: skip
+    return _summary(job, merged, time.perf_counter() - start, shards)
+
+
+def _say(out, text):
+    if out is not None:
+        out.write(text + "\n")
+        out.flush()
+
+
+def _merge_start():
+    return {"rows_in": 0, "rows_out": 0, "series": 0, "parts": 0, "resumed_at": 0,
+            "counts": {}, "scorer": None}  # fmt: skip
+
+
+_COUNTS = ("windows", "updates", "skipped", "labels")
+
+
+def _merge(merged, summary, scorer):
+    for name in ("rows_in", "rows_out", "series", "parts", "resumed_at"):
+        merged[name] += summary.get(name, 0)
+    for name in _COUNTS:
+        if name in summary:
+            merged["counts"][name] = merged["counts"].get(name, 0) + summary[name]
+    if scorer is not None:
+        if merged["scorer"] is None:
+            merged["scorer"] = scorer
+        else:
+            merged["scorer"].merge(scorer)
+    for name in ("inputs", "log1p_targets"):  # the same in every shard
+        with contextlib.suppress(KeyError):
+            merged[name] = summary[name]
+
+
+def _summary(job, merged, seconds, shards):
+    summary = {name: merged[name] for name in ("rows_in", "rows_out", "series")}
+    rows = merged["rows_in"] - merged["resumed_at"]
+    summary.update(seconds=seconds, rows_per_s=rows / seconds if seconds > 0 else math.nan,
+                   resumed_at=merged["resumed_at"], parts=merged["parts"])  # fmt: skip
+    scorer = merged["scorer"]
+    if scorer is not None and scorer._ready:
+        summary.update(scorer.figures())
+    summary.update(merged["counts"])
+    summary["output"] = job.output
+    summary["shards"] = shards
+    for name in ("inputs", "log1p_targets"):
+        if name in merged:
+            summary[name] = merged[name]
+    return summary
