@@ -120,7 +120,13 @@ def _inferred_key(job):
 def _pieces(path):
     """``(file, row group, first row)`` of every row group of the input, in the order it
     is read."""
+    hive = ds.dataset(path, format="parquet", partitioning=ds.HivePartitioning.discover())
     dataset = ds.dataset(path, format="parquet")
+    if hive.schema.names != dataset.schema.names:
+        raise ConfigError(
+            f"input {path!r} is partitioned by folder ({', '.join(hive.partitioning.schema.names)}"
+            "=...): a backfill on Dask reads plain Parquet files for now; run it locally"
+        )
     out, first = [], 0
     for fragment in dataset.get_fragments():
         meta = fragment.metadata
@@ -196,8 +202,9 @@ def _shard_job(job, relative, k, output):
     )
 
 
-def _claim(job, shards):
-    """Check the output folder and record the shard count; returns it."""
+def _claim(job, shards, default):
+    """Check the output folder and record the shard count (``shards``, or ``default``
+    for a new job); returns it."""
     marker = os.path.join(job.output, MARKER)
     if os.path.exists(marker):
         with open(marker) as f:
@@ -221,6 +228,7 @@ def _claim(job, shards):
             f"output {job.output!r} is not empty and holds no backfill on Dask; choose an "
             "empty or new folder"
         )
+    shards = default if shards is None else shards
     os.makedirs(job.output, exist_ok=True)
     checkpoint.write_atomic(marker, lambda f: f.write(json.dumps({"shards": shards}).encode()))
     return shards
@@ -241,12 +249,13 @@ def run(job, client, shards=None, out=None):
     if job.format == "parquet" and job.key is None:  # the key the local job would infer
         job = dataclasses.replace(job, key=_inferred_key(job) or None)
     _refuse(job)
-    if shards is None and not os.path.exists(os.path.join(job.output, MARKER)):
-        shards = 2 * max(1, sum(client.nthreads().values()))
+    if shards is not None and (isinstance(shards, bool) or not isinstance(shards, int)
+                               or shards < 1):  # fmt: skip
+        raise ConfigError(f"shards must be a positive integer, got {shards!r}")
     job, _, relative = settled(job)
-    shards = _claim(job, shards)
+    pieces = _pieces(job.input)  # before anything is written: it may refuse the input
+    shards = _claim(job, shards, 2 * max(1, sum(client.nthreads().values())))
     route_dir = os.path.join(job.output, ROUTE)
-    pieces = _pieces(job.input)
     routed = [client.submit(route, i, file, rg, first, job.key, shards, route_dir, pure=False)
               for i, (file, rg, first) in enumerate(pieces)]  # fmt: skip
     rows = sum(client.gather(routed))
