@@ -35,7 +35,8 @@ What comes out is the local job's, bit for bit, for inference and for learning
 with ``per_key=True``: every figure of a series depends only on its own rows,
 in order, and on settings that are spelled out. Shared-weight learning
 depends on the order of rows across keys and is refused, as is scaling over all
-keys (``scale="global"``). Parquet input only, for now.
+keys (``scale="global"``). Parquet files (not partitioned by folder) and CSV
+files, for now; a CSV file is routed by one task, a block at a time.
 
 ``output/_dask.json`` records the number of shards: a run resumed after the
 driver stopped (``resume``) must use the same.
@@ -53,6 +54,7 @@ import time
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
@@ -94,9 +96,9 @@ def _refuse(job):
             "scale='global' scales every key by statistics over all keys, in row order, so "
             "it does not run on Dask; use scale='per_key' (the default) or 'none'"
         )
-    if job.format != "parquet":
+    if job.format not in ("parquet", "csv"):
         raise ConfigError(
-            f"a backfill on Dask reads Parquet input for now, not {job.format}; convert "
+            f"a backfill on Dask reads Parquet or CSV input for now, not {job.format}; convert "
             f"input {job.input!r} to Parquet (pyarrow.parquet.write_table) or run it locally"
         )
     if not job.key:
@@ -114,7 +116,30 @@ def _inferred_key(job):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the inference is said by the shards' jobs' key
-        return _schema(job).bind(ds.dataset(job.input, format="parquet").schema).key
+        if job.format == "parquet":
+            return _schema(job).bind(ds.dataset(job.input, format="parquet").schema).key
+        from .runner import _feed
+
+        feed = _feed(job)
+        tables = _csv_tables(job, feed)
+        try:
+            first = next(iter(tables), None)
+        finally:
+            tables.close()
+        return None if first is None else _schema(job).bind(first.schema).key
+
+
+def _csv_tables(job, feed):
+    """The Arrow tables of the job's CSV input, a block each, parsed as the local job
+    parses them (the feed's roles decide what a column may become)."""
+    from feeds.readers import _parse_column_types, _roles
+    from feeds.tables import csv_tables, na_markers, text_encoding, time_formats
+
+    return csv_tables(job.input, block_size=1 << 20, roles=lambda: _roles(feed),
+                      types=_parse_column_types(job.column_types),
+                      encoding=text_encoding(job.encoding),
+                      formats=time_formats(job.time_format),
+                      na_values=na_markers(job.na_values))  # fmt: skip
 
 
 def _pieces(path):
@@ -146,7 +171,16 @@ def route(piece, file, row_group, first, key, shards, folder):
         with open(done) as f:
             return json.load(f)["rows"]
     table = pq.ParquetFile(file).read_row_group(row_group)
-    shard = shard_of(table.column(key).to_pandas(), shards)
+    _write_piece(table, shard_of(table.column(key).to_pandas(), shards), piece, first, folder)
+    checkpoint.write_atomic(done, lambda f: f.write(json.dumps({"rows": table.num_rows}).encode()))
+    return table.num_rows
+
+
+_ROW = re.compile(r"\brow (\d+)(?: \(row (\d+) of the stream\))?")
+
+
+def _write_piece(table, shard, piece, first, folder):
+    """The rows of one piece, by shard: a Parquet file and its input rows each."""
     for k in np.unique(shard):
         part = table.filter(pa.array(shard == k))
         target = os.path.join(folder, f"shard-{k:04d}", f"piece-{piece:06d}.parquet")
@@ -155,11 +189,38 @@ def route(piece, file, row_group, first, key, shards, folder):
         where = os.path.join(os.path.dirname(target), f"_piece-{piece:06d}.rows.npy")
         checkpoint.write_atomic(where, lambda f, rows=rows: np.save(f, rows))
         checkpoint.write_atomic(target, lambda f, part=part: pq.write_table(part, f))
-    checkpoint.write_atomic(done, lambda f: f.write(json.dumps({"rows": table.num_rows}).encode()))
-    return table.num_rows
 
 
-_ROW = re.compile(r"\brow (\d+)(?: \(row (\d+) of the stream\))?")
+def route_csv(job, shards, folder):
+    """Route a CSV file: one task reads it a block at a time, parsed exactly as the
+    local job parses it (types, encoding, time formats, missing-value markers), and
+    writes each block's rows by shard as Parquet, the numbers of the value columns as
+    float64 (what the feed makes of them). Returns the number of rows."""
+    from .runner import _feed
+
+    done = os.path.join(folder, "csv.done")
+    if os.path.exists(done):
+        with open(done) as f:
+            return json.load(f)["rows"]
+    feed = _feed(job)
+    tables = _csv_tables(job, feed)
+    first = 0
+    try:
+        for piece, table in enumerate(tables):
+            if not feed.bound:
+                feed.bind(table)
+            for name in feed.schema.values:
+                at = table.schema.get_field_index(name)
+                if pa.types.is_integer(table.schema.field(at).type):
+                    column = pc.cast(table.column(at), pa.float64(), safe=False)
+                    table = table.set_column(at, name, column)
+            _write_piece(table, shard_of(table.column(job.key).to_pandas(), shards), piece,
+                         first, folder)  # fmt: skip
+            first += table.num_rows
+    finally:
+        tables.close()
+    checkpoint.write_atomic(done, lambda f: f.write(json.dumps({"rows": first}).encode()))
+    return first
 
 
 def run_shard(job):
@@ -192,6 +253,11 @@ def run_shard(job):
 def _shard_job(job, relative, k, output):
     return dataclasses.replace(
         job,
+        format="parquet",  # the routed files: a CSV's text already parsed as its job parses it
+        column_types=None,
+        encoding=None,
+        time_format=None,
+        na_values=None,
         input=os.path.join(output, ROUTE, f"shard-{k:04d}"),
         output=os.path.join(output, f"shard-{k:04d}"),
         relative=relative,
@@ -246,20 +312,27 @@ def run(job, client, shards=None, out=None):
 
     start = time.perf_counter()
     job = checked(job)
-    if job.format == "parquet" and job.key is None:  # the key the local job would infer
+    if job.format in ("parquet", "csv") and job.key is None:  # the key the local job infers
         job = dataclasses.replace(job, key=_inferred_key(job) or None)
     _refuse(job)
     if shards is not None and (isinstance(shards, bool) or not isinstance(shards, int)
                                or shards < 1):  # fmt: skip
         raise ConfigError(f"shards must be a positive integer, got {shards!r}")
     job, _, relative = settled(job)
-    pieces = _pieces(job.input)  # before anything is written: it may refuse the input
+    csv = job.format == "csv"
+    pieces = [] if csv else _pieces(job.input)  # before anything is written: it may refuse
     shards = _claim(job, shards, 2 * max(1, sum(client.nthreads().values())))
     route_dir = os.path.join(job.output, ROUTE)
-    routed = [client.submit(route, i, file, rg, first, job.key, shards, route_dir, pure=False)
-              for i, (file, rg, first) in enumerate(pieces)]  # fmt: skip
-    rows = sum(client.gather(routed))
-    _say(out, f"routed {rows:,} rows of {len(pieces)} row groups into {shards} shards")
+    if csv:
+        rows = client.submit(route_csv, job, shards, route_dir, pure=False).result()
+        _say(out, f"routed {rows:,} rows of {job.input} into {shards} shards")
+    else:
+        routed = [
+            client.submit(route, i, file, rg, first, job.key, shards, route_dir, pure=False)
+            for i, (file, rg, first) in enumerate(pieces)
+        ]
+        rows = sum(client.gather(routed))
+        _say(out, f"routed {rows:,} rows of {len(pieces)} row groups into {shards} shards")
     jobs = [_shard_job(job, relative, k, job.output) for k in range(shards)]
     jobs = [j for j in jobs if os.path.isdir(j.input)]  # shards that got keys
     futures = [client.submit(run_shard, j, pure=False) for j in jobs]
