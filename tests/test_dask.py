@@ -234,3 +234,26 @@ def test_arrow_ipc_input_is_refused_for_now(tmp_path, client):
     with pytest.raises(ConfigError, match=r"reads Parquet or CSV input for now, not ipc"):
         run(Job(str(path), str(tmp_path / "out"), **COMMON, learn=True, per_key=True),
             client=client)  # fmt: skip
+
+
+def test_a_folder_partitioned_by_key_is_refused_before_anything_is_written(tmp_path, client):
+    df = history()
+    pq.write_to_dataset(pa.Table.from_pandas(df, preserve_index=False), tmp_path / "in",
+                        partition_cols=["sensor"])  # fmt: skip
+    with pytest.raises(ConfigError, match=r"is partitioned by folder \(sensor=...\)"):
+        run(Job(str(tmp_path / "in"), str(tmp_path / "out"), **COMMON, learn=True,
+                per_key=True), client=client)  # fmt: skip
+    assert not os.path.exists(tmp_path / "out")
+
+
+def test_overwrite_starts_again_and_a_resume_keeps_the_shard_count(tmp_path, client, data):
+    job = Job(data, str(tmp_path / "dask"), **COMMON, learn=True, per_key=True)
+    first = run(job, client=client, shards=3)
+    with pytest.raises(ConfigError, match="holds a backfill on Dask already; pass resume=True"):
+        run(job, client=client)
+    with pytest.raises(ConfigError, match="was split into 3 shards, not 2; resume with shards=3"):
+        run(Job(data, str(tmp_path / "dask"), **COMMON, learn=True, per_key=True, resume=True),
+            client=client, shards=2)  # fmt: skip
+    again = run(Job(data, str(tmp_path / "dask"), **COMMON, learn=True, per_key=True,
+                    overwrite=True), client=client)  # fmt: skip
+    assert again["shards"] == 4 and again["mae"] == first["mae"]  # twice the 2 workers' threads
