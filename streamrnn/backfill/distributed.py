@@ -306,7 +306,7 @@ def run(job, client, shards=None, out=None):
 
     ``shards`` defaults to twice the cluster's worker threads.
     """
-    from distributed import as_completed
+    from distributed import wait
 
     from .runner import settled
 
@@ -335,16 +335,33 @@ def run(job, client, shards=None, out=None):
         _say(out, f"routed {rows:,} rows of {len(pieces)} row groups into {shards} shards")
     jobs = [_shard_job(job, relative, k, job.output) for k in range(shards)]
     jobs = [j for j in jobs if os.path.isdir(j.input)]  # shards that got keys
-    futures = [client.submit(run_shard, j, pure=False) for j in jobs]
-    merged, done = _merge_start(), 0
-    for future in as_completed(futures):
-        summary, scorer = future.result()
-        _merge(merged, summary, scorer)
-        done += 1
-        seconds = time.perf_counter() - start
-        _say(out, f"shards {done}/{len(jobs)}, rows {merged['rows_in']:,}/{rows:,}, "
-                  f"{merged['rows_in'] / seconds:,.0f} rows/s")  # fmt: skip
+    futures = {client.submit(run_shard, j, pure=False): j for j in jobs}
+    merged, left = _merge_start(), set(futures)
+    shard_start = time.perf_counter()
+    while left:
+        finished = wait(left, timeout=PROGRESS_SECONDS, return_when="FIRST_COMPLETED").done
+        for future in finished:
+            _merge(merged, *future.result())
+        left -= finished
+        now = merged["rows_in"] + sum(_checkpointed(futures[f].output) for f in left)
+        rate = now / max(time.perf_counter() - shard_start, 1e-9)
+        eta = f", ETA {(rows - now) / rate:,.0f} s" if left and rate > 0 else ""
+        _say(out, f"shards {len(futures) - len(left)}/{len(futures)}, rows {now:,}/{rows:,} "
+                  f"(as checkpointed), {rate:,.0f} rows/s{eta}")  # fmt: skip
     return _summary(job, merged, time.perf_counter() - start, shards)
+
+
+#: Seconds between two progress lines while shards run (the shards' rows are read from
+#: their checkpoints: ``checkpoint_seconds`` sets how fresh they are).
+PROGRESS_SECONDS = 10.0
+
+
+def _checkpointed(folder):
+    """Input rows a shard has checkpointed (0 before its first checkpoint)."""
+    try:
+        return checkpoint.read_header(os.path.join(folder, CHECKPOINT))["rows_in"]
+    except (OSError, ValueError, KeyError, StreamrnnError):
+        return 0
 
 
 def _say(out, text):
