@@ -198,7 +198,13 @@ def test_a_bad_row_fails_the_job_as_the_local_one_does(tmp_path, client, capsys)
     spread = capsys.readouterr().err.strip().splitlines()[-1]
     assert code == 1
     assert "at row 300 (key 's6')" in local
-    assert spread == local.replace("at row 300", "at row 300 of the input")
+    assert spread == local
+    small = ["--chunk-rows", "128"]  # the row named within its chunk, as the local job does
+    assert cli.main([*args, *small, "-o", str(tmp_path / "local2")]) == 1
+    local = capsys.readouterr().err.strip().splitlines()[-1]
+    assert cli.main([*args, *small, "-o", str(tmp_path / "dask2"), "--dask", "local:1"]) == 1
+    assert "at row 44 (row 300 of the stream) (key 's6')" in local
+    assert capsys.readouterr().err.strip().splitlines()[-1] == local
 
 
 @pytest.mark.parametrize(

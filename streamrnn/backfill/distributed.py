@@ -59,6 +59,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from feeds import FeedError
+from feeds.schema import _row_text
 
 from .. import checkpoint
 from ..errors import ConfigError, StreamrnnError
@@ -238,9 +239,12 @@ def run_shard(job):
                                for name in sorted(os.listdir(job.input))
                                if name.endswith(".rows.npy")])  # fmt: skip
 
-        def input_row(m):
+        def input_row(m):  # as the local job, reading chunk_rows input rows a chunk, says it
             at = int(m.group(2) or m.group(1))
-            return f"row {rows[at]} of the input" if at < len(rows) else m.group(0)
+            if at >= len(rows):
+                return m.group(0)
+            row = int(rows[at])
+            return _row_text(row, row - row % job.chunk_rows, job.chunk_rows)
 
         raise type(exc)(_ROW.sub(input_row, text)) from None
     scorer = None
