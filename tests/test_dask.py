@@ -263,3 +263,17 @@ def test_overwrite_starts_again_and_a_resume_keeps_the_shard_count(tmp_path, cli
     again = run(Job(data, str(tmp_path / "dask"), **COMMON, learn=True, per_key=True,
                     overwrite=True), client=client)  # fmt: skip
     assert again["shards"] == 4 and again["mae"] == first["mae"]  # twice the 2 workers' threads
+
+
+def test_the_report_has_the_local_reports_figures(tmp_path, client, data):
+    options = dict(COMMON, report="auto", learn=True, per_key=True, quantiles=[0.1, 0.5, 0.9])
+    run(Job(data, str(tmp_path / "local"), **options))
+    summary = run(Job(data, str(tmp_path / "dask"), **options), client=client, shards=3)
+    assert summary["report"] == str(tmp_path / "dask" / "_report" / "index.html")
+
+    def table(folder):
+        text = (folder / "_report" / "report.md").read_text()
+        return [line for line in text.splitlines() if line.startswith("| ")]
+
+    assert table(tmp_path / "dask") == table(tmp_path / "local") != []
+    assert (tmp_path / "dask" / "_report" / "forecast.png").stat().st_size > 0

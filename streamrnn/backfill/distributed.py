@@ -225,8 +225,9 @@ def route_csv(job, shards, folder):
 
 
 def run_shard(job):
-    """Run (or resume) one shard's local backfill; returns its summary and scorer. An
-    error about a row names the input's row, as the local job's would."""
+    """Run (or resume) one shard's local backfill; returns its summary, and its scorer,
+    report book and feed schema. An error about a row names the input's row, as the
+    local job's would."""
     from .runner import run
 
     try:
@@ -247,11 +248,12 @@ def run_shard(job):
             return _row_text(row, row - row % job.chunk_rows, job.chunk_rows)
 
         raise type(exc)(_ROW.sub(input_row, text)) from None
-    scorer = None
+    kept = {"scorer": None, "book": None, "schema": None}
     path = os.path.join(job.output, CHECKPOINT)
     if os.path.exists(path):
-        scorer = checkpoint.read(path)[1]["scorer"]
-    return summary, scorer
+        payload = checkpoint.read(path)[1]
+        kept.update(scorer=payload["scorer"], book=payload["book"], schema=payload["feed"].schema)
+    return summary, kept
 
 
 def _shard_job(job, relative, k, output):
@@ -312,7 +314,7 @@ def run(job, client, shards=None, out=None):
     """
     from distributed import wait
 
-    from .runner import settled
+    from .runner import _report_folder, settled
 
     start = time.perf_counter()
     job = checked(job)
@@ -323,6 +325,7 @@ def run(job, client, shards=None, out=None):
                                or shards < 1):  # fmt: skip
         raise ConfigError(f"shards must be a positive integer, got {shards!r}")
     job, _, relative = settled(job)
+    report = _report_folder(job)  # checked before anything is written
     csv = job.format == "csv"
     pieces = [] if csv else _pieces(job.input)  # before anything is written: it may refuse
     shards = _claim(job, shards, 2 * max(1, sum(client.nthreads().values())))
@@ -352,7 +355,41 @@ def run(job, client, shards=None, out=None):
         eta = f", ETA {(rows - now) / rate:,.0f} s" if left and rate > 0 else ""
         _say(out, f"shards {len(futures) - len(left)}/{len(futures)}, rows {now:,}/{rows:,} "
                   f"(as checkpointed), {rate:,.0f} rows/s{eta}")  # fmt: skip
-    return _summary(job, merged, time.perf_counter() - start, shards)
+    summary = _summary(job, merged, time.perf_counter() - start, shards)
+    if report is not None and merged["books"]:
+        summary["report"] = str(_report(job, merged, summary, report))
+    return summary
+
+
+class _Books:
+    """The shards' report books as one for the report: their sampled series (the first
+    ``plot_series`` of the shards in shard order) and no learning curve, which has no
+    row order across shards."""
+
+    def __init__(self, books, plot_series):
+        self.band = books[0].band
+        self.books, self.plot_series = books, plot_series
+
+    def curve(self):
+        return pd.DataFrame()
+
+    def sample_frames(self):
+        frames = {}
+        for book in self.books:
+            for key, frame in book.sample_frames().items():
+                if len(frames) < self.plot_series:
+                    frames[key] = frame
+        return frames
+
+
+def _report(job, merged, summary, folder):
+    from types import SimpleNamespace
+
+    from .runner import _report as write
+
+    books = _Books(merged["books"], job.plot_series)
+    state = SimpleNamespace(book=books, feed=SimpleNamespace(schema=merged["schema"]))
+    return write(job, state, summary, folder)
 
 
 #: Seconds between two progress lines while shards run (the shards' rows are read from
@@ -376,13 +413,17 @@ def _say(out, text):
 
 def _merge_start():
     return {"rows_in": 0, "rows_out": 0, "series": 0, "parts": 0, "resumed_at": 0,
-            "counts": {}, "scorer": None}  # fmt: skip
+            "counts": {}, "scorer": None, "books": [], "schema": None}  # fmt: skip
 
 
 _COUNTS = ("windows", "updates", "skipped", "labels")
 
 
-def _merge(merged, summary, scorer):
+def _merge(merged, summary, kept):
+    scorer = kept["scorer"]
+    if kept["book"] is not None:
+        merged["books"].append(kept["book"])
+        merged["schema"] = kept["schema"]
     for name in ("rows_in", "rows_out", "series", "parts", "resumed_at"):
         merged[name] += summary.get(name, 0)
     for name in _COUNTS:
