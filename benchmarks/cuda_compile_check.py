@@ -54,7 +54,7 @@ def main():
     i1, i2 = int64[:], int64[:, :]
     for ty in (float32, float64):
         kernels = {
-            "run_series": (i1, ty[:], ty[:, :], i1, i1, i1, ty[:, :], ty[:, :], ty[:, :]),
+            "run_series": (i1, ty[:], ty[:, :], i1, ty[:, :], ty[:, :], ty[:, :]),
             "roll_out": (i1, ty[:], ty[:, :], ty[:, :], i2, ty[:, :, :], ty[:, :, :], ty[:, :]),
         }
         for name, signature in kernels.items():

@@ -400,7 +400,7 @@ class OnlineLearner(Stream):
 
     def __getstate__(self):
         self._sync_model()
-        state = self.__dict__.copy()
+        state = super().__getstate__()
         for name in ("_bspec", "_PT", "_scratch", "_P_seen"):
             state.pop(name, None)  # absent while the model's sizes are open
         return state

@@ -228,8 +228,9 @@ class RecurrentModel:
 
     def _trained(self):
         """Called after the kernels change ``_P`` in place (online learning): the
-        PyTorch-named copies are rebuilt when next read."""
+        PyTorch-named copies are rebuilt when next read, and a device's copy again."""
         self._stale = True
+        backend.resident.forget(self._P)
 
     def _sync(self):
         if self.__dict__.get("_stale"):

@@ -13,6 +13,7 @@ from . import relative as rel
 from ._keys import as_keys, as_times
 from ._validate import as_float_array, check_finite, plain, positive_int
 from .compiling import first_use
+from .core.backend import resident
 from .errors import (
     ConfigError,
     InputError,
@@ -396,6 +397,11 @@ class Stream:
     #: ``feeds.Feed(transform=...)``): None before the first chunk with targets.
     _transforms = None
 
+    def __getstate__(self):
+        if "_S" in self.__dict__:
+            resident.on_host(self._S)  # a device's newer states go with it
+        return self.__dict__.copy()
+
     def __getattr__(self, name):  # only for what __init__ has not set
         if name.startswith("__") or "_sized_by" not in self.__dict__:
             raise AttributeError(name)
@@ -481,6 +487,7 @@ class Stream:
     _SLOT_ARRAYS = ("_keys", "_S", "_xlast", "_has_input", "_tlast", "_has_time", "_alast")
 
     def _grow(self, need):
+        resident.on_host(self._S)  # a device's newer states, before they are copied
         old = {name: getattr(self, name) for name in self._SLOT_ARRAYS}
         self._allocate(max(need, 2 * len(self._keys), 16))
         n = self._n
@@ -493,6 +500,7 @@ class Stream:
             self._grow(n + k)
         self._keys[n : n + k] = new_keys
         self._S[n : n + k] = 0
+        resident.wrote_rows(self._S, n, n + k)
         self._has_input[n : n + k] = False
         self._has_time[n : n + k] = False
         self._alast[n : n + k] = np.nan
@@ -550,6 +558,7 @@ class Stream:
         """State of ``key`` in the layout of ``model.zero_state()`` (a copy)."""
         keys, _ = self._one_key(key)
         slot = self._slots(keys)[0]
+        resident.on_host(self._S)
         return self.model._unpack_state(self._S[slot : slot + 1], batched=False)
 
     def set_state(self, key, state):
@@ -558,18 +567,23 @@ class Stream:
         keys, kind = self._one_key(key)
         self._key_kind = self._key_kind or kind
         slot = self._slots(keys, create=True)[0]
+        resident.on_host(self._S)
         self._S[slot] = row
+        resident.wrote_rows(self._S, slot, slot + 1)
 
     def reset(self, key=None):
         """Zero the state of ``key`` (every key if None); keys stay, times are kept."""
+        resident.on_host(self._S)
         if key is None:
             self._S[: self._n] = 0
             self._has_input[: self._n] = False
+            resident.wrote_rows(self._S, 0, self._n)
             return
         keys, _ = self._one_key(key)
         slot = self._slots(keys)[0]
         self._S[slot] = 0
         self._has_input[slot] = False
+        resident.wrote_rows(self._S, slot, slot + 1)
 
     def remove(self, key):
         """Forget ``key``: its state, last input and last time."""
@@ -578,6 +592,8 @@ class Stream:
         keep = np.ones(self._n, bool)
         keep[slot] = False
         n = self._n - 1
+        resident.on_host(self._S)
+        resident.forget(self._S)  # its rows move: a device copy is made again when needed
         for name in self._SLOT_ARRAYS:
             arr = getattr(self, name)
             arr[:n] = arr[: self._n][keep]
@@ -858,6 +874,7 @@ class Stream:
         """Run the model over the rows from the series' states (outputs into ``Y``)."""
         counts = np.diff(rows.seg)
         order, seg, slots = rows.order, rows.seg, rows.slots
+        resident.keep(self._S)  # a device may keep its copy of the states between chunks
         if counts.min() == counts.max():  # e.g. one row per key: already longest first
             self.model._run(rows.x, order, seg[:-1], counts, slots, self._S, Y)
         else:
@@ -1001,6 +1018,7 @@ class Stream:
         arr, kind = as_keys(keys, len(keys))
         self._check_key_kind(kind)
         slots = self._slots(arr)
+        resident.on_host(self._S)
         Y = rollout(
             self.model,
             self._S[slots],

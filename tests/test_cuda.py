@@ -235,3 +235,47 @@ def test_an_inference_backfill_on_the_gpu_matches_the_cpu(tmp_path):
     assert list(gpu.columns) == list(cpu.columns) and "y_q0.9" in gpu.columns
     for name in ("y_q0.1", "y_q0.5", "y_q0.9"):
         np.testing.assert_allclose(gpu[name], cpu[name], **TOL["float32"])
+
+
+def test_states_kept_on_the_gpu_are_the_streams_whatever_it_does_between_chunks():
+    """Reads, writes, new keys, removals, a pickle and a move to the CPU and back, each
+    between chunks advanced on the GPU, against the same on the CPU alone."""
+    cpu, gpu = pair("gru", "float64", layers=2)
+    keys, x = keyed(90, keys=6, seed=3)
+    a, b = streamrnn.Stream(cpu), streamrnn.Stream(gpu)
+    parts = np.array_split(np.arange(90), 9)
+
+    def both(fn):
+        return fn(a), fn(b)
+
+    def step(i):
+        got, want = both(lambda s: s.update(keys[parts[i]], None, x[parts[i]]))
+        np.testing.assert_allclose(want, got, **TOL["float64"])
+
+    step(0)
+    step(1)
+    for k in set(keys[np.concatenate(parts[:2])].tolist()):
+        np.testing.assert_allclose(b.get_state(k), a.get_state(k), **TOL["float64"])
+    state = np.full((2, 4), 0.25)
+    both(lambda s: s.set_state(1, state))
+    step(2)
+    both(lambda s: s.reset(2))
+    step(3)
+    both(lambda s: s.remove(0))
+    step(4)
+    both(lambda s: s.set_state(99, state))  # a new key, among rows of the old ones
+    step(5)
+    b = pickle.loads(pickle.dumps(b))  # the states the GPU advanced go with it
+    assert b.model.device == "cpu"
+    b.model.to("cuda")
+    step(6)
+    gpu_model = b.model
+    gpu_model.to("cpu")
+    step(7)
+    gpu_model.to("cuda")
+    both(lambda s: s.reset())
+    step(8)
+    for k in a.keys():
+        np.testing.assert_allclose(b.get_state(k), a.get_state(k), **TOL["float64"])
+    seen = [k for k in a.keys() if k != 99]  # 99 has had no input to hold
+    np.testing.assert_allclose(b.forecast(seen, 3), a.forecast(seen, 3), **TOL["float64"])

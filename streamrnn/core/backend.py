@@ -20,6 +20,7 @@ first time it is asked for, and only then: numba's CUDA target is an optional
 extra (``pip install "streamrnn[cuda]"``).
 """
 
+import weakref
 from functools import partial
 
 import numpy as np
@@ -50,6 +51,8 @@ class CPU:
         from state ``S[slots[q]]`` (updated), outputs into the same rows of ``Y``;
         series listed longest first."""
         native.bind(P.dtype)
+        resident.on_host(S)  # states last advanced on another device, if so
+        resident.forget(S)
         n = slots.shape[0]
         run = kernels.RUN_GROUPS[spec[KIND]]
         if n < config.PARALLEL_MIN_SERIES or X.shape[0] < config.PARALLEL_MIN_ROWS:
@@ -131,6 +134,70 @@ class CPU:
         native.bind(P.dtype)
         encdec.decode(spec, P, s, x0, fb, horizon, Y, GI, GH)
 
+
+class Resident:
+    """Device copies of host arrays, for backends that keep them between calls.
+
+    A stream marks its states as kept (:meth:`keep`): a device backend then keeps its
+    copy of them between calls and advances it there, instead of sending the states of
+    a chunk's series over and back. The host array stays the stream's record: a copy
+    newer than it is brought back by :meth:`on_host` before the host reads or writes
+    it, and :meth:`wrote_rows` sends what the host wrote. A model's weights are kept
+    the same way (:meth:`put`), until :meth:`forget`. Each entry goes with its host
+    array (a weak reference). On the CPU there are no copies, and each call is a
+    dictionary lookup.
+    """
+
+    def __init__(self):
+        self._copies = {}  # id(host) -> [weakref(host), device copy or None, newer]
+
+    def _entry(self, host):
+        entry = self._copies.get(id(host))
+        return entry if entry is not None and entry[0]() is host else None
+
+    def keep(self, host):
+        """Let a device keep a copy of ``host`` between calls."""
+        if self._entry(host) is None:
+            self.put(host, None)
+
+    def get(self, host):
+        """``[weakref, device copy or None, newer]`` of a kept ``host``, or None."""
+        return self._entry(host)
+
+    def put(self, host, device, newer=False):
+        """Record ``device`` as the copy of ``host``."""
+        key = id(host)
+        self._copies[key] = [weakref.ref(host, lambda _, key=key: self._copies.pop(key, None)),
+                             device, newer]  # fmt: skip
+
+    def touched(self, host):
+        """The device copy of ``host`` has been written: it is newer than ``host``."""
+        self._entry(host)[2] = True
+
+    def on_host(self, host):
+        """Bring a newer device copy of ``host`` back into it (nothing without one)."""
+        entry = self._entry(host)
+        if entry is not None and entry[1] is not None and entry[2]:
+            entry[1].copy_to_host(host)
+            entry[2] = False
+
+    def forget(self, host):
+        """Drop the device copy of ``host`` (after :meth:`on_host`): the host array, or
+        another device, has changed it. It stays kept."""
+        entry = self._entry(host)
+        if entry is not None:
+            entry[1], entry[2] = None, False
+
+    def wrote_rows(self, host, start, stop):
+        """The host wrote rows ``start:stop`` of ``host`` (after :meth:`on_host`): the
+        device copy gets them too."""
+        entry = self._entry(host)
+        if entry is not None and entry[1] is not None and stop > start:
+            entry[1][start:stop] = host[start:stop]
+
+
+#: The device copies of every backend (see :class:`Resident`).
+resident = Resident()
 
 _BACKENDS = {"cpu": CPU()}
 #: The devices a model may name.

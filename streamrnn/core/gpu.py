@@ -17,10 +17,14 @@ are batched. They may differ from the CPU's in the last bits (its matrix
 products add in another order; the GPU's ``exp`` and ``tanh`` are CUDA's):
 within 1e-10 (float64) and 1e-5 (float32, relative) of them.
 
-Per call, the inputs of the chunk and the states of the series it touches go
-to the device, and the outputs and those states come back; the weights go
-with them (a few hundred kilobytes at most). Online learning runs on the CPU
-for now: its methods raise :class:`~streamrnn.DeviceError`.
+A stream's states live on the device between chunks: they are sent once, then
+advanced there, and a chunk sends only its rows (and one packed array of row
+order and series) and brings back only its outputs. The stream's host array is
+brought up to date when the stream reads or writes it (``get_state``,
+``set_state``, ``reset``, ``remove``, forecasts, saving, a move of the model to
+the CPU), through :data:`streamrnn.core.backend.resident`. A model's weights are
+sent once and kept until it learns or loads others. Online learning runs on the
+CPU for now: its methods raise :class:`~streamrnn.DeviceError`.
 """
 
 import numpy as np
@@ -28,6 +32,7 @@ from numba import config as numba_config
 from numba import cuda
 
 from ..errors import DeviceError
+from .backend import resident
 from .cells import GRU, LSTM, gru_step, lstm_step, rnn_update
 from .jit import inline
 from .layout import (
@@ -134,20 +139,26 @@ def read_out(spec, P, s, y):
 
 
 @cuda.jit
-def run_series(spec, P, X, order, starts, lens, S, Y, W):
+def run_series(spec, P, X, meta, S, Y, W):
     """Thread ``q`` advances series ``q`` over rows ``X[order[starts[q] + t]]``,
-    ``t < lens[q]``, from state ``S[q]`` (updated), outputs into the same rows of
-    ``Y``; ``W[q]`` is its scratch."""
+    ``t < lens[q]``, from state ``S[slots[q]]`` (updated), outputs into the same rows
+    of ``Y``; ``W[q]`` is its scratch. ``meta`` packs ``order`` (one entry per row of
+    ``X``), then ``starts``, ``lens`` and ``slots`` (one per series): one copy to the
+    device."""
     q = cuda.grid(1)
-    if q >= S.shape[0]:
+    n = W.shape[0]
+    if q >= n:
         return
     spec, P, X, S, Y, W = plain(spec), plain(P), plain(X), plain(S), plain(Y), plain(W)
+    meta = plain(meta)
+    N = X.shape[0]
     GW = W.shape[1] // 2
-    s = S[q]
+    s = S[meta[N + 2 * n + q]]
     GI = W[q, :GW]
     GH = W[q, GW:]
-    for t in range(lens[q]):
-        r = order[starts[q] + t]
+    start = meta[N + q]
+    for t in range(meta[N + n + q]):
+        r = meta[start + t]
         advance_one(spec, P, X[r], s, GI, GH)
         read_out(spec, P, s, Y[r])
 
@@ -199,22 +210,47 @@ class CUDA:
         """Host threads a call may use: one (the GPU holds the parallel work)."""
         return 1
 
+    # -- what stays on the device ------------------------------------------------
+    @staticmethod
+    def _kept(host):
+        """The device copy of a host array that the device only reads (a model's
+        ``spec`` and weights): made once, dropped when the host array goes or the
+        model learns (:data:`streamrnn.core.backend.resident`)."""
+        entry = resident.get(host)
+        if entry is None or entry[1] is None:
+            device = cuda.to_device(host)
+            resident.put(host, device)
+            return device
+        return entry[1]
+
     # -- inference -----------------------------------------------------------
     def forward(self, spec, P, X, order, starts, lens, slots, S, Y):
-        """As :meth:`streamrnn.core.backend.CPU.forward`: ``S[slots]`` and ``Y`` are
-        updated."""
+        """As :meth:`streamrnn.core.backend.CPU.forward`. The rows go to the device
+        and the outputs come back. States kept by their stream
+        (:meth:`streamrnn.core.backend.Resident.keep`) stay on the device, sent once
+        and advanced there; others go over and back for the series of the call."""
         n = slots.shape[0]
         if n == 0:
             return
-        d_S = cuda.to_device(np.ascontiguousarray(S[slots]))
+        entry = resident.get(S)
+        if entry is None:  # not kept: the call's states, over and back
+            gathered = np.ascontiguousarray(S[slots])
+            d_S, device_slots = cuda.to_device(gathered), np.arange(n, dtype=np.int64)
+        else:
+            if entry[1] is None:
+                entry[1] = cuda.to_device(S)
+            d_S, device_slots = entry[1], slots
         d_Y = cuda.device_array(Y.shape, Y.dtype)
+        meta = np.concatenate([order, starts, lens, device_slots]).astype(np.int64, copy=False)
         run_series[_blocks(n), THREADS](
-            cuda.to_device(spec), cuda.to_device(P), cuda.to_device(np.ascontiguousarray(X)),
-            cuda.to_device(order), cuda.to_device(starts), cuda.to_device(lens), d_S, d_Y,
-            _scratch(spec, n, P.dtype),
+            self._kept(spec), self._kept(P), cuda.to_device(np.ascontiguousarray(X)),
+            cuda.to_device(meta), d_S, d_Y, _scratch(spec, n, P.dtype),
         )  # fmt: skip
-        S[slots] = d_S.copy_to_host()
-        Y[...] = d_Y.copy_to_host()
+        if entry is None:
+            S[slots] = d_S.copy_to_host()
+        else:
+            resident.touched(S)
+        d_Y.copy_to_host(Y)
 
     def stepper(self, spec, dtype):
         """As :meth:`streamrnn.core.backend.CPU.stepper`: ``step(spec, P, x, buf)``."""
@@ -242,11 +278,11 @@ class CUDA:
             return
         d_Y = cuda.device_array(Y.shape, Y.dtype)
         roll_out[_blocks(n), THREADS](
-            cuda.to_device(spec), cuda.to_device(P), cuda.to_device(np.ascontiguousarray(S)),
+            self._kept(spec), self._kept(P), cuda.to_device(np.ascontiguousarray(S)),
             cuda.to_device(np.ascontiguousarray(Xlast)), cuda.to_device(np.ascontiguousarray(fb)),
             cuda.to_device(np.ascontiguousarray(future)), d_Y, _scratch(spec, n, P.dtype),
         )  # fmt: skip
-        Y[...] = d_Y.copy_to_host()
+        d_Y.copy_to_host(Y)
 
     def group_rows(self, slot_rows, seg_of):
         """Rows grouped by state slot, on the host (as the CPU backend)."""
