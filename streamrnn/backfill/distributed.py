@@ -324,7 +324,7 @@ def run(job, client, shards=None, out=None):
     if shards is not None and (isinstance(shards, bool) or not isinstance(shards, int)
                                or shards < 1):  # fmt: skip
         raise ConfigError(f"shards must be a positive integer, got {shards!r}")
-    job, _, relative = settled(job)
+    job, model, relative = settled(job)
     report = _report_folder(job)  # checked before anything is written
     csv = job.format == "csv"
     pieces = [] if csv else _pieces(job.input)  # before anything is written: it may refuse
@@ -340,6 +340,7 @@ def run(job, client, shards=None, out=None):
         ]
         rows = sum(client.gather(routed))
         _say(out, f"routed {rows:,} rows of {len(pieces)} row groups into {shards} shards")
+    _warm(client, model.cell if model is not None else job.cell, job.dtype, job.learn)
     jobs = [_shard_job(job, relative, k, job.output) for k in range(shards)]
     jobs = [j for j in jobs if os.path.isdir(j.input)]  # shards that got keys
     futures = {client.submit(run_shard, j, pure=False): j for j in jobs}
@@ -403,6 +404,44 @@ def _checkpointed(folder):
         return checkpoint.read_header(os.path.join(folder, CHECKPOINT))["rows_in"]
     except (OSError, ValueError, KeyError, StreamrnnError):
         return 0
+
+
+#: The kernels this process has compiled or loaded for shards: ``(cell, dtype, modes)``.
+_WARM = set()
+
+
+def _compile(cell, dtype, modes):
+    """Compile (or load) the kernels a shard runs, on a worker, once a process; returns
+    nothing."""
+    import warnings
+
+    from ..compiling import compile as compile_kernels
+
+    if (cell, dtype, modes) in _WARM:
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the compile notices: one per worker is noise
+        compile_kernels(cells=(cell,), dtypes=(dtype,), modes=modes)
+    _WARM.add((cell, dtype, modes))
+
+
+def _warm(client, cell, dtype, learn):
+    """Have the kernels compiled once per machine before the shards start: by one worker
+    of each host first, then the others load them from the cache they share there (one
+    Python environment, or one ``NUMBA_CACHE_DIR``). Compiling them in several
+    processes of a machine at once would spend its cores on the same work."""
+    from ..core.cells import CELLS
+
+    family = CELLS[cell].family if cell in CELLS else cell
+    modes = ("inference", "per_key") if learn else ("inference",)
+    hosts = {}
+    for address, info in client.scheduler_info()["workers"].items():
+        hosts.setdefault(info.get("host"), []).append(address)
+    first = [addresses[0] for addresses in hosts.values()]
+    rest = [a for addresses in hosts.values() for a in addresses[1:]]
+    for workers in (first, rest):
+        if workers:
+            client.run(_compile, family, dtype, modes, workers=workers)
 
 
 def _say(out, text):
