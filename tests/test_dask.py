@@ -233,13 +233,13 @@ def test_csv_input_is_the_local_jobs(tmp_path, client):
                   time_format="%m/%d/%Y %H:%M", na_values=["-"], missing="mask")  # fmt: skip
 
 
-def test_arrow_ipc_input_is_refused_for_now(tmp_path, client):
+def test_arrow_ipc_input_is_the_local_jobs(tmp_path, client):
+    table = pa.Table.from_pandas(history(seed=3), preserve_index=False)
     path = tmp_path / "in.arrow"
-    with pa.ipc.new_file(path, pa.Table.from_pandas(history()).schema) as writer:
-        writer.write_table(pa.Table.from_pandas(history()))
-    with pytest.raises(ConfigError, match=r"reads Parquet or CSV input for now, not ipc"):
-        run(Job(str(path), str(tmp_path / "out"), **COMMON, learn=True, per_key=True),
-            client=client)  # fmt: skip
+    with pa.ipc.new_file(path, table.schema) as writer:
+        for batch in table.to_batches(max_chunksize=150):
+            writer.write_batch(batch)
+    same_as_local(tmp_path, client, str(path), 3, learn=True, per_key=True)
 
 
 def test_a_folder_partitioned_by_key_is_refused_before_anything_is_written(tmp_path, client):

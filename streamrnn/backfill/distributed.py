@@ -35,8 +35,8 @@ What comes out is the local job's, bit for bit, for inference and for learning
 with ``per_key=True``: every figure of a series depends only on its own rows,
 in order, and on settings that are spelled out. Shared-weight learning
 depends on the order of rows across keys and is refused, as is scaling over all
-keys (``scale="global"``). Parquet files (not partitioned by folder) and CSV
-files, for now; a CSV file is routed by one task, a block at a time.
+keys (``scale="global"``). Parquet files (not partitioned by folder), CSV and
+Arrow IPC files; a CSV or IPC file is routed by one task, a block at a time.
 
 ``output/_dask.json`` records the number of shards: a run resumed after the
 driver stopped (``resume``) must use the same.
@@ -97,11 +97,6 @@ def _refuse(job):
             "scale='global' scales every key by statistics over all keys, in row order, so "
             "it does not run on Dask; use scale='per_key' (the default) or 'none'"
         )
-    if job.format not in ("parquet", "csv"):
-        raise ConfigError(
-            f"a backfill on Dask reads Parquet or CSV input for now, not {job.format}; convert "
-            f"input {job.input!r} to Parquet (pyarrow.parquet.write_table) or run it locally"
-        )
     if not job.key:
         raise ConfigError(
             "a backfill on Dask splits the series by key, and this job has one series "
@@ -119,6 +114,9 @@ def _inferred_key(job):
         warnings.simplefilter("ignore")  # the inference is said by the shards' jobs' key
         if job.format == "parquet":
             return _schema(job).bind(ds.dataset(job.input, format="parquet").schema).key
+        if job.format == "ipc":
+            first = next(_ipc_tables(job.input), None)
+            return None if first is None else _schema(job).bind(first.schema).key
         from .runner import _feed
 
         feed = _feed(job)
@@ -192,25 +190,45 @@ def _write_piece(table, shard, piece, first, folder):
         checkpoint.write_atomic(target, lambda f, part=part: pq.write_table(part, f))
 
 
-def route_csv(job, shards, folder):
-    """Route a CSV file: one task reads it a block at a time, parsed exactly as the
-    local job parses it (types, encoding, time formats, missing-value markers), and
-    writes each block's rows by shard as Parquet, the numbers of the value columns as
-    float64 (what the feed makes of them). Returns the number of rows."""
+def _ipc_tables(path):
+    """The record batches of an Arrow IPC file (file or stream format), as tables."""
+    with pa.memory_map(path) as source:
+        try:
+            reader = pa.ipc.open_file(source)
+            batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
+        except pa.ArrowInvalid:
+            source.seek(0)
+            batches = list(pa.ipc.open_stream(source))
+    for batch in batches:
+        yield pa.Table.from_batches([batch])
+
+
+def route_file(job, shards, folder):
+    """Route a CSV or Arrow IPC file: one task reads it a block (CSV, parsed exactly as
+    the local job parses it: types, encoding, time formats, missing-value markers) or a
+    record batch (IPC) at a time, and writes each one's rows by shard as Parquet.
+    Returns the number of rows."""
+    if job.format == "ipc":
+        return _route_tables(job, _ipc_tables(job.input), None, shards, folder)
     from .runner import _feed
 
-    done = os.path.join(folder, "csv.done")
+    feed = _feed(job)
+    return _route_tables(job, _csv_tables(job, feed), feed, shards, folder)
+
+
+def _route_tables(job, tables, feed, shards, folder):
+    """Route ``tables`` (blocks of one file, in order) by shard; with the CSV reader's
+    ``feed``, the value columns' integers as float64 (a block may widen them)."""
+    done = os.path.join(folder, "file.done")
     if os.path.exists(done):
         with open(done) as f:
             return json.load(f)["rows"]
-    feed = _feed(job)
-    tables = _csv_tables(job, feed)
     first = 0
     try:
         for piece, table in enumerate(tables):
-            if not feed.bound:
+            if feed is not None and not feed.bound:
                 feed.bind(table)
-            for name in feed.schema.values:
+            for name in feed.schema.values if feed is not None else ():
                 at = table.schema.get_field_index(name)
                 if pa.types.is_integer(table.schema.field(at).type):
                     column = pc.cast(table.column(at), pa.float64(), safe=False)
@@ -219,7 +237,9 @@ def route_csv(job, shards, folder):
                          first, folder)  # fmt: skip
             first += table.num_rows
     finally:
-        tables.close()
+        close = getattr(tables, "close", None)
+        if close is not None:
+            close()
     checkpoint.write_atomic(done, lambda f: f.write(json.dumps({"rows": first}).encode()))
     return first
 
@@ -318,7 +338,7 @@ def run(job, client, shards=None, out=None):
 
     start = time.perf_counter()
     job = checked(job)
-    if job.format in ("parquet", "csv") and job.key is None:  # the key the local job infers
+    if job.key is None:  # the key the local job would infer
         job = dataclasses.replace(job, key=_inferred_key(job) or None)
     _refuse(job)
     if shards is not None and (isinstance(shards, bool) or not isinstance(shards, int)
@@ -326,12 +346,12 @@ def run(job, client, shards=None, out=None):
         raise ConfigError(f"shards must be a positive integer, got {shards!r}")
     job, model, relative = settled(job)
     report = _report_folder(job)  # checked before anything is written
-    csv = job.format == "csv"
-    pieces = [] if csv else _pieces(job.input)  # before anything is written: it may refuse
+    one_file = job.format in ("csv", "ipc")
+    pieces = [] if one_file else _pieces(job.input)  # before anything is written: it may refuse
     shards = _claim(job, shards, 2 * max(1, sum(client.nthreads().values())))
     route_dir = os.path.join(job.output, ROUTE)
-    if csv:
-        rows = client.submit(route_csv, job, shards, route_dir, pure=False).result()
+    if one_file:
+        rows = client.submit(route_file, job, shards, route_dir, pure=False).result()
         _say(out, f"routed {rows:,} rows of {job.input} into {shards} shards")
     else:
         routed = [
