@@ -277,3 +277,20 @@ def test_the_report_has_the_local_reports_figures(tmp_path, client, data):
 
     assert table(tmp_path / "dask") == table(tmp_path / "local") != []
     assert (tmp_path / "dask" / "_report" / "forecast.png").stat().st_size > 0
+
+
+def test_a_damaged_input_file_is_the_local_jobs_error(tmp_path, client):
+    import feeds
+
+    table = pa.Table.from_pandas(history(seed=4), preserve_index=False)
+    path = tmp_path / "in.parquet"
+    pq.write_table(table, path, row_group_size=300, write_page_checksum=True)
+    good = path.read_bytes()
+    path.write_bytes(good[:100] + b"\0" * 50 + good[150:])
+    errors = []
+    for folder, client_ in (("local", None), ("dask", client)):
+        with pytest.raises(feeds.SchemaError) as caught:
+            run(Job(str(path), str(tmp_path / folder), **COMMON, learn=True, per_key=True),
+                client=client_)  # fmt: skip
+        errors.append(str(caught.value))
+    assert errors[0] == errors[1] and "in.parquet: the file is damaged" in errors[0]

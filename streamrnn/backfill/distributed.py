@@ -10,7 +10,8 @@ How it works
    whole input's first rows or the given model, as the local job decides them
    (:func:`.runner.settled`); every shard runs with them spelled out.
 2. **Route** (one task per Parquet row group, in parallel). Each task reads one
-   row group of the input and writes its rows, every column as read, into one
+   row group of the input (the columns the job reads, checked as a local job checks
+   them) and writes its rows into one
    file per shard that has rows in it:
    ``output/_route/shard-KKKK/piece-PPPPPP.parquet``. A key's shard is its
    stable hash (``pandas.util.hash_array``, the same on every run and machine)
@@ -128,6 +129,18 @@ def _inferred_key(job):
         return None if first is None else _schema(job).bind(first.schema).key
 
 
+def _columns_read(job):
+    """The input columns a local job reads from Parquet (its schema's source columns)."""
+    import warnings
+
+    from .runner import _schema
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bound = _schema(job).bind(ds.dataset(job.input, format="parquet").schema)
+    return list(bound.source_columns)
+
+
 def _csv_tables(job, feed):
     """The Arrow tables of the job's CSV input, a block each, parsed as the local job
     parses them (the feed's roles decide what a column may become)."""
@@ -160,7 +173,30 @@ def _pieces(path):
     return out
 
 
-def route(piece, file, row_group, first, key, shards, folder):
+def _row_group(file, row_group, columns):
+    """The job's ``columns`` of one row group of a Parquet file, read as the local reader
+    reads them: page checksums verified where the writer wrote them, and numbers checked
+    against the ranges the row group's statistics record, so that a damaged file is the
+    same error here as in a local job."""
+    from feeds.errors import SchemaError
+    from feeds.readers import _check_ranges, _recorded_ranges
+
+    fragment = next(iter(ds.dataset(file, format="parquet").get_fragments()))
+    piece = fragment.split_by_row_group()[row_group]
+    scan = ds.ParquetFragmentScanOptions(pre_buffer=False, page_checksum_verification=True)
+    try:
+        batches = list(piece.to_batches(columns=columns, batch_readahead=0,
+                                        fragment_scan_options=scan))  # fmt: skip
+    except OSError as exc:  # Arrow's IOError: damaged pages, bad compression
+        raise SchemaError(f"{fragment.path}: the file is damaged: {exc}") from None
+    ranges = _recorded_ranges(piece, columns)
+    for batch in batches:
+        _check_ranges(batch, ranges, fragment.path)
+    physical = piece.physical_schema
+    return pa.Table.from_batches(batches, schema=pa.schema([physical.field(c) for c in columns]))
+
+
+def route(piece, file, row_group, columns, first, key, shards, folder):
     """Write the rows of one row group (whose first row is the input's row ``first``)
     into one file per shard that has rows in it, beside the input rows they were
     (``_piece-PPPPPP.rows.npy``, for messages); returns the number of rows. A piece
@@ -169,7 +205,7 @@ def route(piece, file, row_group, first, key, shards, folder):
     if os.path.exists(done):
         with open(done) as f:
             return json.load(f)["rows"]
-    table = pq.ParquetFile(file).read_row_group(row_group)
+    table = _row_group(file, row_group, columns)
     _write_piece(table, shard_of(table.column(key).to_pandas(), shards), piece, first, folder)
     checkpoint.write_atomic(done, lambda f: f.write(json.dumps({"rows": table.num_rows}).encode()))
     return table.num_rows
@@ -354,8 +390,10 @@ def run(job, client, shards=None, out=None):
         rows = client.submit(route_file, job, shards, route_dir, pure=False).result()
         _say(out, f"routed {rows:,} rows of {job.input} into {shards} shards")
     else:
+        columns = _columns_read(job)
         routed = [
-            client.submit(route, i, file, rg, first, job.key, shards, route_dir, pure=False)
+            client.submit(route, i, file, rg, columns, first, job.key, shards, route_dir,
+                          pure=False)  # fmt: skip
             for i, (file, rg, first) in enumerate(pieces)
         ]
         rows = sum(client.gather(routed))
