@@ -85,7 +85,11 @@ def same_as_local(tmp_path, client, input, shards, **options):
 
 
 @pytest.mark.parametrize("shards", [1, 5])
-def test_per_key_learning_with_quantiles_is_the_local_jobs(tmp_path, client, data, shards):
+def test_per_key_learning_with_quantiles_is_the_local_jobs(tmp_path, client, data, shards,
+                                                           monkeypatch):  # fmt: skip
+    from streamrnn.backfill import distributed as on_dask
+
+    monkeypatch.setattr(on_dask, "PROGRESS_SECONDS", 0.001)  # progress lines between shards
     summary = same_as_local(tmp_path, client, data, shards, learn=True, per_key=True,
                             quantiles=[0.1, 0.5, 0.9], minimum=0.0)  # fmt: skip
     assert summary["shards"] == shards and summary["updates"] > 0

@@ -405,7 +405,10 @@ def run(job, client, shards=None, out=None):
     merged, left = _merge_start(), set(futures)
     shard_start = time.perf_counter()
     while left:
-        finished = wait(left, timeout=PROGRESS_SECONDS, return_when="FIRST_COMPLETED").done
+        try:
+            finished = wait(left, timeout=PROGRESS_SECONDS, return_when="FIRST_COMPLETED").done
+        except TimeoutError:  # none finished yet: say where they are
+            finished = set()
         for future in finished:
             _merge(merged, *future.result())
         left -= finished
