@@ -85,6 +85,22 @@ def shard_of(keys, shards):
     return (hashed % np.uint64(shards)).astype(np.int64)
 
 
+def _shards_of_column(column, shards):
+    """:func:`shard_of` each value of an Arrow column: text keys are hashed once per
+    distinct key (dictionary-encoded first), which is the same shard for each."""
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if pa.types.is_dictionary(column.type):
+        column = column.dictionary_decode()
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        encoded = pc.dictionary_encode(column)
+        per_key = shard_of(encoded.dictionary.to_pandas(), shards)
+        if not len(per_key):  # every key missing: the shard's feed says so
+            return np.zeros(len(column), np.int64)
+        indices = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False)
+        return per_key[indices]  # a missing key goes with the first: its feed says so
+    return shard_of(column.to_pandas(), shards)
+
+
 def _refuse(job):
     if job.learn and not job.per_key:
         raise ConfigError(
@@ -206,7 +222,7 @@ def route(piece, file, row_group, columns, first, key, shards, folder):
         with open(done) as f:
             return json.load(f)["rows"]
     table = _row_group(file, row_group, columns)
-    _write_piece(table, shard_of(table.column(key).to_pandas(), shards), piece, first, folder)
+    _write_piece(table, _shards_of_column(table.column(key), shards), piece, first, folder)
     checkpoint.write_atomic(done, lambda f: f.write(json.dumps({"rows": table.num_rows}).encode()))
     return table.num_rows
 
@@ -269,7 +285,7 @@ def _route_tables(job, tables, feed, shards, folder):
                 if pa.types.is_integer(table.schema.field(at).type):
                     column = pc.cast(table.column(at), pa.float64(), safe=False)
                     table = table.set_column(at, name, column)
-            _write_piece(table, shard_of(table.column(job.key).to_pandas(), shards), piece,
+            _write_piece(table, _shards_of_column(table.column(job.key), shards), piece,
                          first, folder)  # fmt: skip
             first += table.num_rows
     finally:
