@@ -24,14 +24,17 @@ from streamrnn import ConfigError, DeviceError, InputError
 from streamrnn.core import backend
 
 ON_GPU = os.environ.get("STREAMRNN_TEST_DEVICE") == "cuda"
-if ON_GPU:
+if ON_GPU:  # asked for the device: a machine without one is a failure, not a pass
     from numba import cuda
 
     if not cuda.is_available():
-        pytest.skip("STREAMRNN_TEST_DEVICE=cuda, but no GPU is usable", allow_module_level=True)
-else:
+        raise RuntimeError("STREAMRNN_TEST_DEVICE=cuda, but no GPU is usable here")
+else:  # the simulator must be on before numba.cuda is first imported, or nothing here runs
     if "numba.cuda" in sys.modules and not numba.config.ENABLE_CUDASIM:
-        pytest.skip("numba.cuda was imported without the simulator", allow_module_level=True)
+        raise RuntimeError(
+            "numba.cuda was imported before tests/test_cuda.py could switch the simulator on; "
+            "run with NUMBA_ENABLE_CUDASIM=1"
+        )
     numba.config.ENABLE_CUDASIM = 1
 
 CELLS = {

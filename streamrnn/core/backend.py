@@ -51,8 +51,7 @@ class CPU:
         from state ``S[slots[q]]`` (updated), outputs into the same rows of ``Y``;
         series listed longest first."""
         native.bind(P.dtype)
-        resident.on_host(S)  # states last advanced on another device, if so
-        resident.forget(S)
+        resident.take_back(S)  # states last advanced on another device, if so
         n = slots.shape[0]
         run = kernels.RUN_GROUPS[spec[KIND]]
         if n < config.PARALLEL_MIN_SERIES or X.shape[0] < config.PARALLEL_MIN_ROWS:
@@ -187,6 +186,16 @@ class Resident:
         entry = self._entry(host)
         if entry is not None:
             entry[1], entry[2] = None, False
+
+    def take_back(self, host):
+        """:meth:`on_host`, then :meth:`forget`, with one lookup: the host is about to
+        advance ``host`` itself."""
+        entry = self._copies.get(id(host))
+        if entry is None or entry[1] is None or entry[0]() is not host:
+            return
+        if entry[2]:
+            entry[1].copy_to_host(host)
+        entry[1], entry[2] = None, False
 
     def wrote_rows(self, host, start, stop):
         """The host wrote rows ``start:stop`` of ``host`` (after :meth:`on_host`): the

@@ -35,10 +35,12 @@ from ..errors import DeviceError
 from .backend import resident
 from .cells import GRU, LSTM, gru_step, lstm_step, rnn_update
 from .jit import inline
+from .kernels import gate_width, state_width
 from .layout import (
     B_HH,
     B_IH,
     B_SUM,
+    CELLS_BY_KIND_GATES,
     HAS_HEAD,
     HEAD_B,
     HEAD_W,
@@ -101,8 +103,8 @@ def advance_one(spec, P, x, s, GI, GH):
     ``GH`` of ``G * H``."""
     kind = spec[KIND]
     H = spec[HIDDEN]
-    KH = (2 if kind == LSTM else 1) * H
-    GW = (3 if kind == GRU else (4 if kind == LSTM else 1)) * H
+    KH = state_width(spec)
+    GW = gate_width(spec)
     ld = spec[LD_GATES]
     for layer in range(spec[LAYERS]):
         at = layer_at(layer)
@@ -129,7 +131,7 @@ def read_out(spec, P, s, y):
     """The outputs of state ``s`` into ``y``: the head, or the top layer's ``h``."""
     H = spec[HIDDEN]
     L = spec[LAYERS]
-    KH = (2 if spec[KIND] == LSTM else 1) * H
+    KH = state_width(spec)
     top = (L - 1) * KH
     if spec[HAS_HEAD]:
         gates_of(P, spec[HEAD_W], spec[LD_HEAD], s, top, H, spec[HEAD_B], y, spec[OUTPUTS])
@@ -196,9 +198,8 @@ def _blocks(n):
 
 
 def _scratch(spec, n, dtype):
-    kind = int(spec[KIND])
-    G = 3 if kind == GRU else (4 if kind == LSTM else 1)
-    return cuda.device_array((n, 2 * G * int(spec[HIDDEN])), dtype)
+    width = CELLS_BY_KIND_GATES[int(spec[KIND])] * int(spec[HIDDEN])
+    return cuda.device_array((n, 2 * width), dtype)
 
 
 class CUDA:
@@ -260,7 +261,7 @@ class CUDA:
         bad = ~np.isfinite(x)
         if bad.any():
             return int(np.flatnonzero(bad)[0])
-        D = int(spec[LAYERS]) * (2 if spec[KIND] == LSTM else 1) * int(spec[HIDDEN])
+        D = int(spec[LAYERS]) * int(state_width(spec))
         I, O = int(spec[INPUTS]), int(spec[OUTPUTS])
         S = buf[:D].reshape(1, D).copy()
         Y = np.empty((1, O), buf.dtype)
