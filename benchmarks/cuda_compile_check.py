@@ -5,7 +5,8 @@
 
 The simulator (``tests/test_cuda.py``) runs the kernels' logic in Python; it
 does not show that the CUDA compiler accepts them. This script does: it
-compiles ``run_series`` and ``roll_out`` (every cell, both dtypes) for a
+compiles every kernel (forward, rollouts, learning and gradients; every cell,
+both dtypes: the cell is a run-time value) for a
 compute capability (9.0, Hopper, by default) with NVIDIA's NVVM, and prints
 one JSON line per kernel. Without a driver, numba.cuda cannot ask a device for
 its compute capability when a kernel calls another compiled function (the cell
@@ -49,16 +50,46 @@ def main():
 
     api.get_current_device = dispatcher.get_current_device = Device
 
-    from streamrnn.core import gpu
+    from streamrnn.core import gpu, gpu_learn
 
-    i1, i2 = int64[:], int64[:, :]
+    i1, i2, f1, f2 = int64[:], int64[:, :], float64[:], float64[:, :]
     for ty in (float32, float64):
+        v, m, t3 = ty[:], ty[:, :], ty[:, :, :]
         kernels = {
-            "run_series": (i1, ty[:], ty[:, :], i1, ty[:, :], ty[:, :], ty[:, :]),
-            "roll_out": (i1, ty[:], ty[:, :], ty[:, :], i2, ty[:, :, :], ty[:, :, :], ty[:, :]),
+            (gpu, "run_series"): (i1, v, m, i1, m, m, m),
+            (gpu, "roll_out"): (i1, v, m, m, i2, t3, t3, m),
+            (gpu_learn, "learn_rows"): (i1, v, m, m, i1, m, t3, i2, i2, m, m, f2, m, i1, f1),
+            (gpu_learn, "learn_keys"): (
+                i1,
+                m,
+                m,
+                m,
+                i1,
+                m,
+                t3,
+                i2,
+                i2,
+                m,
+                m,
+                m,
+                m,
+                i2,
+                i1,
+                f2,
+                i2,
+                m,
+                i1,
+                f1,
+                f1,
+                i1,
+                f1,
+                i2,
+            ),
+            (gpu_learn, "windows"): (i1, v, m, m, m, m, f2, m, m, i1, f1),
+            (gpu_learn, "add_rows"): (m, int64, v),
         }
-        for name, signature in kernels.items():
-            ptx, _ = cuda.compile_ptx(getattr(gpu, name).py_func, signature, cc=cc)
+        for (module, name), signature in kernels.items():
+            ptx, _ = cuda.compile_ptx(getattr(module, name).py_func, signature, cc=cc)
             print(json.dumps({"kernel": name, "dtype": str(ty), "cc": args.cc,
                               "ptx_bytes": len(ptx)}))  # fmt: skip
 

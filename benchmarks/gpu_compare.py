@@ -20,12 +20,15 @@ Workloads (float32, H=64, I=8 unless ``--smoke``), GRU and LSTM:
 ``one row``
     ``Stream.update`` of one row of one key from Python, end to end, and
     ``Series.step``.
+``tbptt``
+    16,384 series in step for 128 steps, k1 = k2 = 32, Adam, one update per 32
+    steps of every series: ``OnlineLearner`` on the GPU against PyTorch's TBPTT
+    recipe on cuDNN (each side starts from a fresh network every call).
 
 Each figure is the median of ``--repeats`` timed calls after a warm-up call
 (PyTorch: ``torch.cuda.synchronize()`` before the clock stops). Ratios are
 ``peer time / streamrnn time``: above 1, streamrnn is faster. The JSON (stdout,
-and ``--out``) names the GPU. Online learning (TBPTT) runs on the CPU for now,
-so its GPU comparison is not measured here.
+and ``--out``) names the GPU.
 """
 
 import argparse
@@ -127,6 +130,53 @@ def keyed(cell, sizes, repeats, out):
     out[f"keyed_{cell}"] = row
 
 
+def learning(cell, sizes, repeats, out):
+    """TBPTT with k1 = k2 = K and Adam, ``series`` series in step over ``learn_steps``
+    steps, one update from every ``series`` windows: ``OnlineLearner`` on the GPU
+    (chunks of ``K`` steps of every series) against PyTorch's recipe on cuDNN (run
+    ``K`` steps, MSE, ``backward()``, one Adam step, detach the state)."""
+    n, T, K = sizes["learn_series"], sizes["learn_steps"], sizes["k"]
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((T, n, I)).astype(np.float32)
+    y = rng.standard_normal((T, n, 1)).astype(np.float32)
+    keys = np.tile(np.arange(n), K)
+
+    def ours():
+        family = {"gru": streamrnn.GRU, "lstm": streamrnn.LSTM}[cell]
+        model = family(I, H, output_size=1, seed=0, device="cuda")
+        fresh = streamrnn.OnlineLearner(model, tbptt=(K, K), loss="mse", horizon=0, batch=n,
+                                        optimizer=streamrnn.optim.Adam(),
+                                        relative=None)  # fmt: skip
+        for t in range(0, T, K):
+            fresh.learn(keys, None, x[t : t + K].reshape(-1, I), y[t : t + K].reshape(-1, 1))
+
+    seconds = median_seconds(ours, repeats)
+    row = {"series": n, "steps": T, "k": K, "streamrnn_s": seconds,
+           "streamrnn_series_steps_per_s": n * T / seconds}  # fmt: skip
+    peers = torch_peers(cell, H, I)
+    if peers:
+        torch = peers[0]
+        xt, yt = torch.from_numpy(x).cuda(), torch.from_numpy(y).cuda()
+
+        def theirs():
+            torch.manual_seed(0)
+            rnn = {"gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell](I, H).cuda()
+            head = torch.nn.Linear(H, 1).cuda()
+            opt = torch.optim.Adam([*rnn.parameters(), *head.parameters()], lr=1e-3)
+            state = None
+            for t in range(0, T, K):
+                h, state = rnn(xt[t : t + K], state)
+                loss = torch.nn.functional.mse_loss(head(h), yt[t : t + K])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                state = tuple(v.detach() for v in state) if cell == "lstm" else state.detach()
+
+        peer = median_seconds(theirs, repeats, torch.cuda.synchronize)
+        row.update(cudnn_s=peer, cudnn_series_steps_per_s=n * T / peer, ratio=peer / seconds)
+    out[f"tbptt_{cell}"] = row
+
+
 def one_row(cell, repeats, out):
     model = make(cell, "cuda", H, I)
     stream = streamrnn.Stream(model)
@@ -162,15 +212,18 @@ def main():
     global H, I
     if args.smoke:
         H, I = 4, 3
-        sizes = {"series": 8, "steps": 3, "keys": 16}
+        sizes = {"series": 8, "steps": 3, "keys": 16, "learn_series": 4, "learn_steps": 4,
+                 "k": 2}  # fmt: skip
         args.repeats = 1
     else:
-        sizes = {"series": 16_384, "steps": 256, "keys": 100_000}
+        sizes = {"series": 16_384, "steps": 256, "keys": 100_000, "learn_series": 16_384,
+                 "learn_steps": 128, "k": 32}  # fmt: skip
     out = {}
     for cell in ("gru", "lstm"):
         forward(cell, sizes, args.repeats, out)
         keyed(cell, sizes, args.repeats, out)
         one_row(cell, args.repeats, out)
+        learning(cell, sizes, args.repeats, out)
     out["machine"] = {"gpu": device_name(), "python": platform.python_version(),
                       "numpy": np.__version__, "hidden": H, "inputs": I,
                       "repeats": args.repeats, "smoke": args.smoke}  # fmt: skip

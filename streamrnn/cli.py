@@ -107,7 +107,7 @@ _HELP = {
     "minimum": "lower bound of every forecast and quantile (0 for a target that cannot be "
     "negative)",
     "device": "where the model runs: cpu, or cuda (an NVIDIA GPU, pip install "
-    "'streamrnn[cuda]'; inference only for now)",
+    "'streamrnn[cuda]')",
     "transform": "read the targets as log1p(value): learn relative changes, never forecast "
     "below 0; auto: log1p with --min 0 or more, or as --model learned",
     "tbptt": "k1,k2: a window closes every k1 steps and backpropagates k2 steps",

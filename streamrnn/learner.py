@@ -19,7 +19,7 @@ from ._validate import as_float_array, positive_int
 from .compiling import first_use
 from .core import backend
 from .core.layout import make_back_spec, trainable_ranges, unpack
-from .errors import ConfigError, DeviceError, InputError, StateError
+from .errors import ConfigError, InputError, StateError
 from .losses import Pinball, as_loss
 from .optim import Adam, Optimizer, WarmUp
 from .stream import Stream, rollout, sizes_open, through_feed
@@ -218,11 +218,6 @@ class OnlineLearner(Stream):
                 f"got {optimizer!r}"
             )
         self.optimizer = optimizer
-        if model.device != "cpu":
-            raise DeviceError(
-                f"online learning runs on the CPU for now; this model is on {model.device!r}: "
-                "learn with model.to('cpu'), then model.to('cuda') to run it"
-            )
         if sizes_open(self, model, feed, args):  # the options above are known; the rest waits
             return
         self._n_targets = self.loss.targets(self._outputs_for(model))

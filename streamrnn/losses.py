@@ -81,7 +81,9 @@ def loss_grad(kind, par, yhat, y, dy):
         c = int(y[0])
         top = float(yhat[0])
         for j in range(yhat.shape[0]):
-            top = max(top, float(yhat[j]))
+            v = float(yhat[j])
+            if v > top:  # (not max(): numba's CUDA target cannot type it)
+                top = v
         s = 0.0
         for j in range(yhat.shape[0]):
             s += math.exp(float(yhat[j]) - top)

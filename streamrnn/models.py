@@ -42,9 +42,10 @@ class RecurrentModel:
         uniform on ``[-1/sqrt(hidden_size), 1/sqrt(hidden_size)]``.
     device : {"cpu", "cuda"}, default "cpu"
         Where the model's kernels run (see :meth:`to`). ``"cuda"`` runs forward
-        passes, streams, steps and forecasts on an NVIDIA GPU (``pip install
-        "streamrnn[cuda]"``); online learning runs on the CPU for now. Not saved
-        with the model: a loaded model runs on the CPU until moved.
+        passes, streams, steps, forecasts, gradients and online learning on an
+        NVIDIA GPU (``pip install "streamrnn[cuda]"``); the encoder-decoder
+        learns on the CPU for now. Not saved with the model: a loaded model runs
+        on the CPU until moved.
     """
 
     _cell = None

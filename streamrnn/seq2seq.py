@@ -27,7 +27,7 @@ from feeds._warn import user_level
 from ._keys import as_keys
 from ._validate import positive_int
 from .compiling import first_use
-from .errors import ConfigError, InputError
+from .errors import ConfigError, DeviceError, InputError
 from .learner import OnlineLearner
 from .models import RecurrentModel
 from .optim import Adam
@@ -79,6 +79,12 @@ class Seq2SeqLearner(OnlineLearner):
                 f"the decoder starts from the encoder's state, so they must agree on "
                 f"{', '.join(same)}; they differ in {', '.join(diff)}"
             )
+        for name, m in (("encoder", encoder), ("decoder", decoder)):
+            if m.device != "cpu":
+                raise DeviceError(
+                    f"Seq2SeqLearner learns on the CPU for now; the {name} is on "
+                    f"{m.device!r}: learn with .to('cpu'), then .to('cuda') to run it"
+                )
         self.decoder = decoder
         if optimizer is None:
             optimizer = Adam()

@@ -966,15 +966,6 @@ def test_inference_with_a_saved_learner_reads_the_data_as_it_learned(flows, tmp_
             "them otherwise") in capsys.readouterr().err  # fmt: skip
 
 
-def test_learning_on_the_gpu_is_refused_in_the_commands_words(data, tmp_path, capsys):
-    _, path = data
-    code = cli.main(["backfill", path, "-o", str(tmp_path / "out"), "--targets", "y", "--key",
-                     "key", "--learn", "--device", "cuda"])  # fmt: skip
-    assert code == 2
-    assert ("--device cuda runs inference for now; learning (--learn) runs on the CPU: learn "
-            "with --device cpu") in capsys.readouterr().err  # fmt: skip
-
-
 def test_auto_transform_needs_targets_and_no_given_model(tmp_path):
     plain = dict(season=None, calendar=None, lags=None, minimum=0.0)  # nothing read from data
 

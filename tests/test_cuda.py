@@ -167,13 +167,162 @@ def test_a_relative_stream_through_a_feed_matches_the_cpu():
         np.testing.assert_allclose(b, a, **TOL["float64"])
 
 
-def test_learning_stays_on_the_cpu_with_a_typed_error():
-    _, gpu = pair("gru")
-    with pytest.raises(DeviceError, match=r"online learning runs on the CPU for now; this "
-                       r"model is on 'cuda': learn with model.to\('cpu'\)"):  # fmt: skip
-        streamrnn.OnlineLearner(gpu)
-    with pytest.raises(DeviceError, match="online learning and gradients run on the CPU"):
-        gpu.gradients(np.zeros((3, 3)), np.zeros((3, 2)))
+@pytest.mark.parametrize("cell", sorted(CELLS))
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_gradients_match_the_cpu(cell, dtype):
+    cpu, gpu = pair(cell, dtype, layers=2, head=cell != "gru", hidden=3)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 2, 3)).astype(dtype)
+    y = rng.standard_normal((4, 2, cpu.out_features)).astype(dtype)
+    y[1, 0, 0] = np.nan  # no label there
+    v1, g1, s1 = cpu.gradients(x, y, loss="huber")
+    v2, g2, s2 = gpu.gradients(x, y, loss="huber")
+    assert v2 == pytest.approx(v1, rel=TOL[dtype]["rtol"])
+    for name in g1:
+        np.testing.assert_allclose(g2[name], g1[name], err_msg=name, **TOL[dtype])
+    for a, b in zip(s1, s2) if cell == "lstm" else [(s1, s2)]:
+        np.testing.assert_allclose(b, a, **TOL[dtype])
+
+
+def learners(cell="gru", dtype="float64", layers=1, **kw):
+    """The same learner twice, its model on the CPU and on the (simulated) GPU."""
+    cpu, gpu = pair(cell, dtype, layers, head=True, inputs=2, hidden=3)
+    kw = dict(tbptt=(2, 3), horizon=1, **kw)
+    return streamrnn.OnlineLearner(cpu, **kw), streamrnn.OnlineLearner(gpu, **kw)
+
+
+def labeled(n, keys=2, seed=0, dtype="float64"):
+    rng = np.random.default_rng(seed)
+    k = rng.integers(0, keys, n)
+    x = rng.standard_normal((n, 2)).astype(dtype)
+    y = (np.sin(np.arange(n) / 3.0)[:, None] + 0.1 * x[:, :1]).astype(dtype)
+    y[n // 3, 0] = np.nan  # a row without a label
+    return k, x, y, y[:, [0, 0]]  # two outputs learn the same target
+
+
+@pytest.mark.parametrize(
+    "cell, dtype, kw",
+    [
+        ("gru", "float64", dict(batch=1)),
+        ("lstm", "float64", dict(batch=3, loss="huber")),
+        (
+            "rnn_tanh",
+            "float32",
+            dict(
+                batch=2,
+                optimizer=streamrnn.optim.AdamW(
+                    lr=0.01, weight_decay=0.1, clip_norm=0.5, schedule=streamrnn.optim.WarmUp(20)
+                ),
+            ),
+        ),
+        (
+            "rnn_relu",
+            "float64",
+            dict(batch=2, optimizer=streamrnn.optim.SGD(lr=0.01, momentum=0.9, nesterov=True)),
+        ),
+    ],
+)
+def test_learning_matches_the_cpu_over_hundreds_of_updates(cell, dtype, kw):
+    a, b = learners(cell, dtype, **kw)
+    keys, x, _, y = labeled(360, dtype=dtype)
+    for part in np.array_split(np.arange(360), 3):
+        pa = a.predict_learn(keys[part], None, x[part], y[part])
+        pb = b.predict_learn(keys[part], None, x[part], y[part])
+        np.testing.assert_allclose(pb, pa, **TOL[dtype])
+    assert a.counts == b.counts and b.counts["updates"] >= 50
+    np.testing.assert_allclose(b.model._P, a.model._P, **TOL[dtype])
+    for k in (0, 1):
+        np.testing.assert_allclose(b.get_state(k), a.get_state(k), **TOL[dtype])
+
+
+@settings(max_examples=6, deadline=None)
+@given(cuts=st.lists(st.integers(0, 60), max_size=4), batch=st.sampled_from([1, 3]))
+def test_cutting_a_learned_stream_anywhere_changes_no_bit_on_the_gpu(cuts, batch):
+    keys, x, _, y = labeled(60, keys=3, dtype="float32")
+    _, whole = learners("gru", "float32", batch=batch)
+    want = whole.predict_learn(keys, None, x, y)
+    _, cut = learners("gru", "float32", batch=batch)
+    edges = [0, *sorted({c % 61 for c in cuts}), 60]
+    got = np.concatenate([cut.predict_learn(keys[i:j], None, x[i:j], y[i:j])
+                          for i, j in zip(edges, edges[1:])])  # fmt: skip
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(cut.model._P, whole.model._P)
+    for k in range(3):
+        np.testing.assert_array_equal(cut.get_state(k), whole.get_state(k))
+
+
+def test_a_learner_moves_between_devices_mid_stream():
+    """Half on the CPU (its batch half summed), the rest on the GPU, then a pickle
+    loaded on the CPU: the CPU's run throughout, within the tolerance."""
+    a, b = learners("lstm", batch=4)
+    keys, x, _, y = labeled(90, keys=3)
+    a.predict_learn(keys, None, x, y)
+    b.model.to("cpu")
+    b.predict_learn(keys[:31], None, x[:31], y[:31])
+    b.model.to("cuda")
+    b.predict_learn(keys[31:60], None, x[31:60], y[31:60])
+    b = pickle.loads(pickle.dumps(b))
+    assert b.model.device == "cpu"
+    b.predict_learn(keys[60:], None, x[60:], y[60:])
+    assert a.counts == b.counts
+    np.testing.assert_allclose(b.model._P, a.model._P, **TOL["float64"])
+
+
+@pytest.mark.parametrize(
+    "cell, dtype, kw",
+    [
+        ("gru", "float64", dict(batch=1)),
+        ("lstm", "float32", dict(batch=2, loss="huber")),
+        (
+            "rnn_tanh",
+            "float64",
+            dict(
+                batch=1,
+                optimizer=streamrnn.optim.AdamW(
+                    lr=0.01, weight_decay=0.1, clip_norm=0.5, schedule=streamrnn.optim.WarmUp(20)
+                ),
+            ),
+        ),
+        (
+            "rnn_relu",
+            "float64",
+            dict(batch=2, optimizer=streamrnn.optim.SGD(lr=0.01, momentum=0.9, nesterov=True)),
+        ),
+    ],
+)
+def test_learning_per_key_matches_the_cpu(cell, dtype, kw):
+    a, b = learners(cell, dtype, per_key=True, **kw)
+    keys, x, _, y = labeled(240, keys=3, dtype=dtype)
+    for part in np.array_split(np.arange(240), 3):
+        pa = a.predict_learn(keys[part], None, x[part], y[part])
+        pb = b.predict_learn(keys[part], None, x[part], y[part])
+        np.testing.assert_allclose(pb, pa, **TOL[dtype])
+    assert a.counts == b.counts and b.counts["updates"] >= 30
+    for k in range(3):
+        np.testing.assert_allclose(b.key_model(k)._P, a.key_model(k)._P, **TOL[dtype])
+        np.testing.assert_allclose(b.get_state(k), a.get_state(k), **TOL[dtype])
+    np.testing.assert_allclose(b._PTk, a._PTk, **TOL[dtype])  # the back copies follow
+
+
+@settings(max_examples=5, deadline=None)
+@given(cuts=st.lists(st.integers(0, 60), max_size=4))
+def test_cutting_a_stream_learned_per_key_changes_no_bit_on_the_gpu(cuts):
+    keys, x, _, y = labeled(60, keys=3, dtype="float32")
+    _, whole = learners("lstm", "float32", per_key=True, batch=2)
+    want = whole.predict_learn(keys, None, x, y)
+    _, cut = learners("lstm", "float32", per_key=True, batch=2)
+    edges = [0, *sorted({c % 61 for c in cuts}), 60]
+    got = np.concatenate([cut.predict_learn(keys[i:j], None, x[i:j], y[i:j])
+                          for i, j in zip(edges, edges[1:])])  # fmt: skip
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(cut._Pk, whole._Pk)
+
+
+def test_what_learns_only_on_the_cpu_says_so():
+    enc, dec = streamrnn.GRU(3, 4, seed=0), streamrnn.GRU(1, 4, output_size=1, seed=1)
+    with pytest.raises(DeviceError, match=r"Seq2SeqLearner learns on the CPU for now; the "
+                       r"decoder is on 'cuda'"):  # fmt: skip
+        streamrnn.Seq2SeqLearner(enc, dec.to("cuda"), horizon=2)
 
 
 def test_a_model_saved_on_the_gpu_loads_on_the_cpu():
@@ -238,6 +387,28 @@ def test_an_inference_backfill_on_the_gpu_matches_the_cpu(tmp_path):
     assert list(gpu.columns) == list(cpu.columns) and "y_q0.9" in gpu.columns
     for name in ("y_q0.1", "y_q0.5", "y_q0.9"):
         np.testing.assert_allclose(gpu[name], cpu[name], **TOL["float32"])
+
+
+@pytest.mark.parametrize("per_key", [False, True])
+def test_a_learning_backfill_on_the_gpu_matches_the_cpu(tmp_path, per_key):
+    from streamrnn.backfill import Job, run
+
+    rng = np.random.default_rng(8)
+    df = pd.DataFrame({"key": np.tile(["a", "b", "c"], 40), "time": np.repeat(np.arange(40), 3),
+                       "y": np.exp(rng.standard_normal(120).cumsum() / 5)})  # fmt: skip
+    df.to_parquet(tmp_path / "in.parquet")
+    tables = []
+    for device in ("cpu", "cuda"):
+        out = tmp_path / device
+        run(Job(str(tmp_path / "in.parquet"), str(out), key="key", time="time", targets=["y"],
+                learn=True, hidden=4, minimum=0.0, tbptt=(4, 8), batch=3, device=device,
+                per_key=per_key,
+                report=None, progress="none", checkpoint_seconds=None))  # fmt: skip
+        tables.append(pd.read_parquet(out).sort_values(["key", "time"]))
+    cpu, gpu = tables
+    assert list(gpu.columns) == list(cpu.columns) and len(gpu) == 120
+    assert gpu["y_forecast"].notna().all()
+    np.testing.assert_allclose(gpu["y_forecast"], cpu["y_forecast"], **TOL["float32"])
 
 
 def test_states_kept_on_the_gpu_are_the_streams_whatever_it_does_between_chunks():

@@ -160,9 +160,8 @@ class Job:
         quantiles around their median by a factor that follows the interval's
         misses, so that its coverage tends to the nominal one.
     device : {"cpu", "cuda"}
-        Where the model runs (``RecurrentModel.to``): ``cuda`` runs an inference
-        backfill on an NVIDIA GPU (``pip install "streamrnn[cuda]"``); learning
-        runs on the CPU for now.
+        Where the model runs (``RecurrentModel.to``): ``cuda`` runs the backfill,
+        inference or learning, on an NVIDIA GPU (``pip install "streamrnn[cuda]"``).
     season : int or "auto", optional
         Period of the seasonal naive baseline, in steps; ``"auto"`` from the
         sampling step (288 for 5 minutes, 24 for hours, 7 for days, 5 for days
@@ -453,11 +452,6 @@ def checked(job):
     for name, allowed in CHOICES.items():
         if getattr(job, name) not in allowed:
             _fail(name, getattr(job, name), "one of " + ", ".join(map(repr, allowed)))
-    if job.device == "cuda" and job.learn:
-        raise ConfigError(
-            "device='cuda' runs inference for now; learning (learn=True) runs on the CPU: "
-            "learn with device='cpu', then backfill with the model it saved and device='cuda'"
-        )
     if job.scale in ("none", False):
         job.scale = None
     if job.scale not in (None, "auto", "per_key", "global"):

@@ -15,7 +15,7 @@ reads; its methods take the same arguments and return the same values.
 
 ``"cpu"`` (:class:`CPU`) decides how many threads a call uses
 (:mod:`streamrnn.core.threads`): none for work too small to split. ``"cuda"``
-(:class:`streamrnn.core.gpu.CUDA`, inference only for now) is imported the
+(:class:`streamrnn.core.gpu.CUDA`) is imported the
 first time it is asked for, and only then: numba's CUDA target is an optional
 extra (``pip install "streamrnn[cuda]"``).
 """

@@ -1,10 +1,11 @@
-"""The CUDA backend: inference on an NVIDIA GPU with numba.cuda.
+"""The CUDA backend: an NVIDIA GPU with numba.cuda.
 
 Imported only by :func:`streamrnn.core.backend.get` for ``device="cuda"``. It
-does what :class:`streamrnn.core.backend.CPU` does for inference (forward
-passes over sequences and keyed chunks, one step of one series, rollouts),
-with the same arguments and results, so that models, ``Series`` and
-``Stream`` run unchanged on either device.
+does what :class:`streamrnn.core.backend.CPU` does (forward passes over
+sequences and keyed chunks, one step of one series, rollouts; gradients and
+online learning with shared weights through :mod:`streamrnn.core.gpu_learn`),
+with the same arguments and results, so that models, ``Series``, ``Stream`` and
+``OnlineLearner`` run unchanged on either device.
 
 How the work is laid out: one GPU thread per series. A thread walks its
 series' rows in time order; each step multiplies the layer's input and state
@@ -23,8 +24,13 @@ order and series) and brings back only its outputs. The stream's host array is
 brought up to date when the stream reads or writes it (``get_state``,
 ``set_state``, ``reset``, ``remove``, forecasts, saving, a move of the model to
 the CPU), through :data:`streamrnn.core.backend.resident`. A model's weights are
-sent once and kept until it learns or loads others. Online learning runs on the
-CPU for now: its methods raise :class:`~streamrnn.DeviceError`.
+sent once and kept until it learns or loads others. Weights per key and the
+encoder-decoder learn on the CPU for now: those methods raise
+:class:`~streamrnn.DeviceError`.
+
+On the simulator (``NUMBA_ENABLE_CUDASIM=1``) the device functions here run as
+plain Python (:func:`device`), so that tests compile nothing but the cells' own
+functions, which the CPU's disk cache keeps.
 """
 
 import numpy as np
@@ -32,6 +38,7 @@ from numba import config as numba_config
 from numba import cuda
 
 from ..errors import DeviceError
+from . import bptt, tbptt
 from .backend import resident
 from .cells import GRU, LSTM, gru_step, lstm_step, rnn_update
 from .jit import inline
@@ -56,12 +63,18 @@ from .layout import (
     layer_at,
 )
 
-#: Threads per block of every launch.
-THREADS = 128
 #: Whether kernels run on Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``).
 SIMULATED = bool(numba_config.ENABLE_CUDASIM)
+#: Threads per block of every launch; few on the simulator, which starts a Python
+#: thread for each (no kernel's results depend on it).
+THREADS = 8 if SIMULATED else 128
 
 if SIMULATED:
+
+    def device(fn):
+        """A device function, run as Python on the simulator (the compiled functions it
+        calls, the cells' own, are compiled for the CPU and cached)."""
+        return fn
 
     def plain(a):
         """The simulator's stand-in for a device array, as the NumPy array it wraps, so
@@ -69,6 +82,8 @@ if SIMULATED:
         return a._item._ary
 
 else:
+    #: A device function, compiled into the kernels that call it.
+    device = inline
 
     @cuda.jit(device=True, inline=True)
     def plain(a):
@@ -76,7 +91,7 @@ else:
         return a
 
 
-@inline
+@device
 def gates_of(P, w, ld, x, x0, n_in, bias, out, width):
     """``out[j] = P[bias + j] + sum_k x[x0 + k] * P[w + k * ld + j]`` for ``j <
     width``: a bias plus the product of ``x``'s ``n_in`` values with a transposed
@@ -86,7 +101,7 @@ def gates_of(P, w, ld, x, x0, n_in, bias, out, width):
     add_product(P, w, ld, x, x0, n_in, out, width)
 
 
-@inline
+@device
 def add_product(P, w, ld, x, x0, n_in, out, width):
     """``out[j] += sum_k x[x0 + k] * P[w + k * ld + j]`` (see :func:`gates_of`)."""
     for k in range(n_in):
@@ -96,7 +111,7 @@ def add_product(P, w, ld, x, x0, n_in, out, width):
             out[j] += xk * P[row + j]
 
 
-@inline
+@device
 def advance_one(spec, P, x, s, GI, GH):
     """One time step of every layer of one series: input ``x``, state ``s`` (``L``
     blocks of ``K * H``: ``h``, and ``c`` for LSTM; updated), scratch ``GI`` and
@@ -126,7 +141,7 @@ def advance_one(spec, P, x, s, GI, GH):
                 rnn_update(kind, GI, h, H)
 
 
-@inline
+@device
 def read_out(spec, P, s, y):
     """The outputs of state ``s`` into ``y``: the head, or the top layer's ``h``."""
     H = spec[HIDDEN]
@@ -291,13 +306,50 @@ class CUDA:
 
         return group_rows(slot_rows, seg_of)
 
-    # -- learning: on the CPU for now -------------------------------------------
-    def _no_learning(self, *args, **kwargs):
+    # -- gradients and learning (streamrnn.core.gpu_learn) ------------------------
+    def back_weights(self, spec, P):
+        """As the CPU's: the host copy the learner keeps (the device kernels read ``P``)."""
+        return bptt.window_args_of(spec, P)
+
+    def refresh(self, spec, P, bspec, PT):
+        """As the CPU's, on the host."""
+        bptt.refresh(spec, P, bspec, PT)
+
+    def gradients(self, spec, P, bspec, PT, n, S0, X, T, Y, lkind, lpar, G, lossc, s_end):
+        """As :meth:`streamrnn.core.backend.CPU.gradients`: a thread per window."""
+        from . import gpu_learn
+
+        gpu_learn.gradients(self._kept, spec, P, n, S0, X, T, Y, lkind, lpar, G, lossc, s_end)
+
+    def lane_scratch(self, spec, k2, P):
+        """The CPU's (the device's launches make their own): the learner keeps it for
+        when its model moves to the CPU."""
+        return tbptt.lane_scratch(spec, k2, P)
+
+    def plan(self, slot_rows, steps, h, k1, batch, pending):
+        """As the CPU's (host bookkeeping)."""
+        return tbptt.plan(slot_rows, steps, h, k1, batch, pending)
+
+    def learn_chunk(self, net, opt, loss, data, hist, plan, lanes, cfg, counts):
+        """As :meth:`streamrnn.core.backend.CPU.learn_chunk`
+        (:func:`streamrnn.core.gpu_learn.learn_chunk`)."""
+        from . import gpu_learn
+
+        resident.take_back(hist[0])  # states a stream advanced here: the host's again
+        gpu_learn.learn_chunk(self._kept, net, opt, loss, data, hist, plan, lanes, cfg, counts)
+
+    def learn_per_key(self, net, opt, loss, data, hist, keyed, cfg):
+        """As :meth:`streamrnn.core.backend.CPU.learn_per_key`
+        (:func:`streamrnn.core.gpu_learn.learn_per_key`)."""
+        from . import gpu_learn
+
+        resident.take_back(hist[0])
+        gpu_learn.learn_per_key(self._kept, net, opt, loss, data, hist, keyed, cfg)
+
+    def _not_yet(self, *args, **kwargs):
         raise DeviceError(
-            "online learning and gradients run on the CPU for now; device='cuda' runs "
-            "inference (forward passes, streams, steps and forecasts): learn on a model "
-            "with device='cpu', then model.to('cuda')"
+            "the encoder-decoder learner (Seq2SeqLearner) learns on the CPU for now: learn "
+            "with device='cpu', then .to('cuda') to run it"
         )
 
-    back_weights = refresh = gradients = lane_scratch = plan = _no_learning
-    learn_chunk = learn_per_key = encdec_chunk = decode = _no_learning
+    encdec_chunk = decode = _not_yet
