@@ -26,6 +26,7 @@ folder, flushed and ``fsync``-ed, renamed over the target, and the folder
 file or the new one, never a part of one.
 """
 
+import contextlib
 import errno
 import hashlib
 import io
@@ -92,6 +93,65 @@ def write_atomic(path, write):
             os.unlink(tmp)
         if isinstance(exc, OSError) and not isinstance(exc, StorageError):
             raise _storage_error(exc, path) from None
+        raise
+
+
+@contextlib.contextmanager
+def atomic_files(scratch=None):
+    """Write several files atomically, together: in ``with atomic_files() as opened``,
+    ``opened(path)`` gives a new temporary file beside ``path`` (or in the folder
+    ``scratch``, on the same file system, removed at the end) to write (and close).
+    When the block ends without an error, every file is synced to disk and renamed
+    over its path, then each folder is synced once; after an error none is renamed
+    and the temporary files are removed. Errors as :func:`write_atomic`'s.
+    """
+    made = []  # (file object, temporary path, path)
+    if scratch is not None:
+        os.makedirs(scratch, exist_ok=True)
+
+    def opened(path):
+        path = os.fspath(path)
+        folder = scratch or os.path.dirname(os.path.abspath(path))
+        try:
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-",
+                                       suffix="-" + os.path.basename(path))  # fmt: skip
+        except OSError as exc:
+            raise _storage_error(exc, path) from None
+        f = os.fdopen(fd, "wb")
+        made.append((f, tmp, path))
+        os.fchmod(f.fileno(), _MODE)
+        return f
+
+    path = None
+    try:
+        yield opened
+        for entry in made:
+            f, tmp, path = entry  # (named in an error)
+            f.close()
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        folders = []
+        for _, tmp, path in made:
+            os.replace(tmp, path)
+            folder = os.path.dirname(os.path.abspath(path))
+            if folder not in folders:
+                folders.append(folder)
+        for folder in folders:
+            _fsync_folder(folder)
+        if scratch is not None:
+            os.rmdir(scratch)
+    except BaseException as exc:
+        for f, tmp, _ in made:
+            f.close()
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        if scratch is not None and os.path.isdir(scratch) and not os.listdir(scratch):
+            os.rmdir(scratch)
+        if isinstance(exc, OSError) and not isinstance(exc, StorageError):
+            raise _storage_error(exc, path or (made[-1][2] if made else "?")) from None
         raise
 
 

@@ -438,6 +438,26 @@ def test_full_disk_is_a_clear_error_and_loses_nothing(data, reference, tmp_path,
     assert_same(outputs(out), reference[0])
 
 
+def test_files_written_together_appear_together_or_not_at_all(tmp_path):
+    (tmp_path / "a").mkdir()
+    with checkpoint.atomic_files(tmp_path / "scratch") as opened:
+        for name in ("a/one", "two"):
+            with opened(tmp_path / name) as f:
+                f.write(name.encode())
+        assert [p.parent.name for p in tmp_path.rglob("*") if p.is_file()] == ["scratch"] * 2
+    assert (tmp_path / "a" / "one").read_bytes() == b"a/one"
+    assert (tmp_path / "two").read_bytes() == b"two"
+    with pytest.raises(StorageError, match=r"cannot write .*three: the disk is full"):
+        with checkpoint.atomic_files() as opened:
+            with opened(tmp_path / "a" / "one") as f:
+                f.write(b"new")
+            opened(tmp_path / "three")
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
+        "a", "a/one", "two"]  # fmt: skip
+    assert (tmp_path / "a" / "one").read_bytes() == b"a/one"  # unchanged
+
+
 def test_output_folder_of_another_job_is_refused(data, tmp_path):
     _, path = data
     out = tmp_path / "out"

@@ -90,11 +90,12 @@ def test_per_key_learning_with_quantiles_is_the_local_jobs(tmp_path, client, dat
     from streamrnn.backfill import distributed as on_dask
 
     monkeypatch.setattr(on_dask, "PROGRESS_SECONDS", 0.001)  # progress lines between shards
+    monkeypatch.setattr(on_dask, "ROUTE_ROWS", 200)  # pieces of two row groups of 100 rows
     summary = same_as_local(tmp_path, client, data, shards, learn=True, per_key=True,
                             quantiles=[0.1, 0.5, 0.9], minimum=0.0)  # fmt: skip
     assert summary["shards"] == shards and summary["updates"] > 0
     routed = os.listdir(tmp_path / "dask" / ROUTE)
-    assert sum(n.endswith(".done") for n in routed) == 9  # the input's row groups, once each
+    assert sum(n.endswith(".done") for n in routed) == 5  # the input's 9 row groups, by two
     assert 1 <= sum(n.startswith("shard-") for n in routed) <= shards
 
 

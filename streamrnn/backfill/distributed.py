@@ -9,15 +9,15 @@ How it works
 1. **Settle** (driver). The job's ``auto`` settings are decided once, from the
    whole input's first rows or the given model, as the local job decides them
    (:func:`.runner.settled`); every shard runs with them spelled out.
-2. **Route** (one task per Parquet row group, in parallel). Each task reads one
-   row group of the input (the columns the job reads, checked as a local job checks
-   them) and writes its rows into one
-   file per shard that has rows in it:
+2. **Route** (in parallel, one task per *piece*: consecutive row groups of one
+   Parquet file, up to :data:`ROUTE_ROWS` rows). Each task reads its row groups
+   one at a time (the columns the job reads, checked as a local job checks them)
+   and writes their rows into one file per shard that has rows in it:
    ``output/_route/shard-KKKK/piece-PPPPPP.parquet``. A key's shard is its
    stable hash (``pandas.util.hash_array``, the same on every run and machine)
-   modulo the number of shards. Files are written atomically, then a marker
-   says the piece is done, so a task run again after a crash writes the same
-   files and a finished piece is not read again.
+   modulo the number of shards. A piece's files are written atomically together,
+   then a marker says the piece is done, so a task run again after a crash writes
+   the same files and a finished piece is not read again.
 3. **Run** (one task per shard). Each shard is a local backfill
    (:func:`.runner.run`) of its routed files, read in piece order (the input's
    order, restricted to the shard's keys), into ``output/shard-KKKK/``: its
@@ -170,9 +170,14 @@ def _csv_tables(job, feed):
                       na_values=na_markers(job.na_values))  # fmt: skip
 
 
+#: Rows a routing task reads: consecutive row groups of one file, up to this many (or
+#: one larger row group). Fewer, larger tasks: fewer files and less for the scheduler.
+ROUTE_ROWS = 1_000_000
+
+
 def _pieces(path):
-    """``(file, row group, first row)`` of every row group of the input, in the order it
-    is read."""
+    """``(file, row groups, first row)`` of every routing task of the input (consecutive
+    row groups of one file, up to :data:`ROUTE_ROWS` rows), in the order it is read."""
     hive = ds.dataset(path, format="parquet", partitioning=ds.HivePartitioning.discover())
     dataset = ds.dataset(path, format="parquet")
     if hive.schema.names != dataset.schema.names:
@@ -183,9 +188,18 @@ def _pieces(path):
     out, first = [], 0
     for fragment in dataset.get_fragments():
         meta = fragment.metadata
+        groups, rows = [], 0
         for rg in range(meta.num_row_groups):
-            out.append((fragment.path, rg, first))
-            first += meta.row_group(rg).num_rows
+            n = meta.row_group(rg).num_rows
+            if groups and rows + n > ROUTE_ROWS:
+                out.append((fragment.path, groups, first))
+                first += rows
+                groups, rows = [], 0
+            groups.append(rg)
+            rows += n
+        if groups:
+            out.append((fragment.path, groups, first))
+            first += rows
     return out
 
 
@@ -212,34 +226,64 @@ def _row_group(file, row_group, columns):
     return pa.Table.from_batches(batches, schema=pa.schema([physical.field(c) for c in columns]))
 
 
-def route(piece, file, row_group, columns, first, key, shards, folder):
-    """Write the rows of one row group (whose first row is the input's row ``first``)
-    into one file per shard that has rows in it, beside the input rows they were
-    (``_piece-PPPPPP.rows.npy``, for messages); returns the number of rows. A piece
-    already routed is not read again."""
+def route(piece, file, row_groups, columns, first, key, shards, folder):
+    """Write the rows of some row groups of a Parquet file (whose first row is the
+    input's row ``first``) into one file per shard that has rows in it (see
+    :func:`_route_piece`); returns the number of rows. A piece already routed is not
+    read again."""
     done = os.path.join(folder, f"piece-{piece:06d}.done")
     if os.path.exists(done):
         with open(done) as f:
             return json.load(f)["rows"]
-    table = _row_group(file, row_group, columns)
-    _write_piece(table, _shards_of_column(table.column(key), shards), piece, first, folder)
-    checkpoint.write_atomic(done, lambda f: f.write(json.dumps({"rows": table.num_rows}).encode()))
-    return table.num_rows
+    tables = (_row_group(file, rg, columns) for rg in row_groups)
+    rows = _route_piece(tables, piece, first, key, shards, folder)
+    checkpoint.write_atomic(done, lambda f: f.write(json.dumps({"rows": rows}).encode()))
+    return rows
 
 
 _ROW = re.compile(r"\brow (\d+)(?: \(row (\d+) of the stream\))?")
 
 
-def _write_piece(table, shard, piece, first, folder):
-    """The rows of one piece, by shard: a Parquet file and its input rows each."""
-    for k in np.unique(shard):
-        part = table.filter(pa.array(shard == k))
-        target = os.path.join(folder, f"shard-{k:04d}", f"piece-{piece:06d}.parquet")
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        rows = first + np.flatnonzero(shard == k)
-        where = os.path.join(os.path.dirname(target), f"_piece-{piece:06d}.rows.npy")
-        checkpoint.write_atomic(where, lambda f, rows=rows: np.save(f, rows))
-        checkpoint.write_atomic(target, lambda f, part=part: pq.write_table(part, f))
+def _route_piece(tables, piece, first, key, shards, folder):
+    """The rows of one piece (``tables``, in order), by shard: a Parquet file per shard,
+    ``shard-KKKK/piece-PPPPPP.parquet``, a row group per table, and the shard of each row
+    (``_piece-PPPPPP.shards.npy``, after the input row of its first: for messages), all
+    written atomically together. Only the key column is dictionary-encoded: numbers gain
+    nothing from it (float32 features: files 30% smaller and written twice as fast
+    without). Returns the number of rows."""
+    scratch = os.path.join(folder, f".tmp-piece-{piece:06d}")
+    shutil.rmtree(scratch, ignore_errors=True)  # a killed try's files
+    writers, assigned = {}, []
+    with checkpoint.atomic_files(scratch) as opened:
+        try:
+            for table in tables:
+                shard = _shards_of_column(table.column(key), shards)
+                assigned.append(shard.astype(np.int32))
+                for k in np.unique(shard):
+                    if k not in writers:
+                        target = os.path.join(folder, f"shard-{k:04d}",
+                                              f"piece-{piece:06d}.parquet")  # fmt: skip
+                        os.makedirs(os.path.dirname(target), exist_ok=True)
+                        writers[k] = pq.ParquetWriter(opened(target), table.schema,
+                                                      use_dictionary=[key])  # fmt: skip
+                    writers[k].write_table(table.filter(pa.array(shard == k)))
+        finally:
+            for writer in writers.values():
+                writer.close()
+        shard = np.concatenate([[first], *assigned]).astype(np.int64)
+        with opened(os.path.join(folder, f"_piece-{piece:06d}.shards.npy")) as f:
+            np.save(f, shard)
+    return len(shard) - 1
+
+
+def _input_rows(route_dir, k):
+    """The input rows of shard ``k``, in the order the shard reads them."""
+    parts = []
+    for name in sorted(os.listdir(route_dir)):
+        if name.startswith("_piece-") and name.endswith(".shards.npy"):
+            shard = np.load(os.path.join(route_dir, name))
+            parts.append(shard[0] + np.flatnonzero(shard[1:] == k))
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
 def _ipc_tables(path):
@@ -285,9 +329,7 @@ def _route_tables(job, tables, feed, shards, folder):
                 if pa.types.is_integer(table.schema.field(at).type):
                     column = pc.cast(table.column(at), pa.float64(), safe=False)
                     table = table.set_column(at, name, column)
-            _write_piece(table, _shards_of_column(table.column(job.key), shards), piece,
-                         first, folder)  # fmt: skip
-            first += table.num_rows
+            first += _route_piece([table], piece, first, job.key, shards, folder)
     finally:
         close = getattr(tables, "close", None)
         if close is not None:
@@ -308,9 +350,8 @@ def run_shard(job):
         text = str(exc)
         if not _ROW.search(text):
             raise
-        rows = np.concatenate([np.load(os.path.join(job.input, name))
-                               for name in sorted(os.listdir(job.input))
-                               if name.endswith(".rows.npy")])  # fmt: skip
+        route_dir, name = os.path.split(os.path.normpath(job.input))
+        rows = _input_rows(route_dir, int(name[len("shard-"):]))
 
         def input_row(m):  # as the local job, reading chunk_rows input rows a chunk, says it
             at = int(m.group(2) or m.group(1))
@@ -408,12 +449,14 @@ def run(job, client, shards=None, out=None):
     else:
         columns = _columns_read(job)
         routed = [
-            client.submit(route, i, file, rg, columns, first, job.key, shards, route_dir,
+            client.submit(route, i, file, groups, columns, first, job.key, shards, route_dir,
                           pure=False)  # fmt: skip
-            for i, (file, rg, first) in enumerate(pieces)
+            for i, (file, groups, first) in enumerate(pieces)
         ]
         rows = sum(client.gather(routed))
-        _say(out, f"routed {rows:,} rows of {len(pieces)} row groups into {shards} shards")
+        groups = sum(len(p[1]) for p in pieces)
+        _say(out, f"routed {rows:,} rows of {groups} row groups ({len(pieces)} tasks) into "
+                  f"{shards} shards")  # fmt: skip
     _warm(client, model.cell if model is not None else job.cell, job.dtype, job.learn)
     jobs = [_shard_job(job, relative, k, job.output) for k in range(shards)]
     jobs = [j for j in jobs if os.path.isdir(j.input)]  # shards that got keys
