@@ -218,6 +218,8 @@ def test_a_bad_row_fails_the_job_as_the_local_one_does(tmp_path, client, capsys)
         (dict(learn=True), r"learning with shared weights \(learn=True without per_key=True\)"),
         (dict(learn=True, per_key=True, scale="global"), r"scale='global' scales every key"),
         (dict(key=False), r"splits the series by key, and this job has one series"),
+        (dict(targets=None, learn=True, per_key=True), r"a new model needs targets to size its "
+         r"outputs; name them \(targets=\.\.\.\)"),  # the local job's words, before routing
     ],
 )
 def test_what_cannot_be_split_by_key_is_refused(tmp_path, client, data, options, match):

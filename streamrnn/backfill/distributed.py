@@ -125,10 +125,13 @@ def _inferred_key(job):
     """The key column the feed infers from the input's schema (None: one series)."""
     import warnings
 
+    from feeds import KeyWarning
+
     from .runner import _schema
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the inference is said by the shards' jobs' key
+        warnings.simplefilter("ignore")  # the shards' feeds say the rest, as the local job's
+        warnings.simplefilter("default", KeyWarning)  # the shards get the key it names
         if job.format == "parquet":
             return _schema(job).bind(ds.dataset(job.input, format="parquet").schema).key
         if job.format == "ipc":
@@ -340,8 +343,9 @@ def _route_tables(job, tables, feed, shards, folder):
 
 def run_shard(job):
     """Run (or resume) one shard's local backfill; returns its summary, and its scorer,
-    report book and feed schema. An error about a row names the input's row, as the
-    local job's would."""
+    report book and feed schema; or, when the job stops on an error of its data or
+    settings, ``(None, error)``: the driver raises it (a worker would log it as a
+    crash). An error about a row names the input's row, as the local job's would."""
     from .runner import run
 
     try:
@@ -349,7 +353,7 @@ def run_shard(job):
     except (StreamrnnError, FeedError) as exc:
         text = str(exc)
         if not _ROW.search(text):
-            raise
+            return None, exc
         route_dir, name = os.path.split(os.path.normpath(job.input))
         rows = _input_rows(route_dir, int(name[len("shard-"):]))
 
@@ -360,7 +364,7 @@ def run_shard(job):
             row = int(rows[at])
             return _row_text(row, row - row % job.chunk_rows, job.chunk_rows)
 
-        raise type(exc)(_ROW.sub(input_row, text)) from None
+        return None, type(exc)(_ROW.sub(input_row, text))
     kept = {"scorer": None, "book": None, "schema": None}
     path = os.path.join(job.output, CHECKPOINT)
     if os.path.exists(path):
@@ -469,7 +473,11 @@ def run(job, client, shards=None, out=None):
         except TimeoutError:  # none finished yet: say where they are
             finished = set()
         for future in finished:
-            _merge(merged, *future.result())
+            summary, kept = future.result()
+            if summary is None:  # the shard's job stopped on an error: the job does
+                client.cancel(list(left - {future}))
+                raise kept
+            _merge(merged, summary, kept)
         left -= finished
         now = merged["rows_in"] + sum(_checkpointed(futures[f].output) for f in left)
         rate = now / max(time.perf_counter() - shard_start, 1e-9)

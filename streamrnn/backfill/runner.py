@@ -768,6 +768,8 @@ def settled(job):
         )
     if not (job.resume and os.path.exists(os.path.join(job.output, CHECKPOINT))):
         _check_columns(job)  # a job resumed was checked when it began; its input, by identity
+    if model is None and not job.targets:  # before anything is read or written
+        raise ConfigError("a new model needs targets to size its outputs; name them (targets=...)")
     job = resolved(job)
     return job, model, relative
 
