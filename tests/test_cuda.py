@@ -318,6 +318,23 @@ def test_cutting_a_stream_learned_per_key_changes_no_bit_on_the_gpu(cuts):
     np.testing.assert_array_equal(cut._Pk, whole._Pk)
 
 
+@pytest.mark.parametrize("per_key", [False, True])
+def test_an_overflowing_loss_skips_the_update_on_the_gpu_as_on_the_cpu(per_key):
+    adam = streamrnn.optim.Adam(lr=0.05, schedule=streamrnn.optim.ExponentialDecay(0.7))
+    a, b = learners("gru", batch=1, per_key=per_key, relative=None, loss="mse", optimizer=adam)
+    keys, x, _, y = labeled(40, keys=2)
+    y[[9, 25], 0] = 1e200
+    for learner in (a, b):
+        with pytest.warns(RuntimeWarning, match="update"):
+            learner.predict_learn(keys, None, x, y)
+    assert a.counts == b.counts and b.counts["skipped"] >= 2
+    if per_key:
+        for k in (0, 1):
+            np.testing.assert_allclose(b.key_model(k)._P, a.key_model(k)._P, **TOL["float64"])
+    else:
+        np.testing.assert_allclose(b.model._P, a.model._P, **TOL["float64"])
+
+
 def test_what_learns_only_on_the_cpu_says_so():
     enc, dec = streamrnn.GRU(3, 4, seed=0), streamrnn.GRU(1, 4, output_size=1, seed=1)
     with pytest.raises(DeviceError, match=r"Seq2SeqLearner learns on the CPU for now; the "
