@@ -82,7 +82,7 @@ def loss_grad(kind, par, yhat, y, dy):
         top = float(yhat[0])
         for j in range(yhat.shape[0]):
             v = float(yhat[j])
-            if v > top:  # (not max(): numba's CUDA target cannot type it)
+            if v > top:  # (not max(): numba 0.68's CUDA target cannot type it)
                 top = v
         s = 0.0
         for j in range(yhat.shape[0]):

@@ -311,7 +311,7 @@ def gather_window(ring, m, h, k2, I, Oy, D, w):
     labels: see :func:`window_one`). Returns its length."""
     C = ring.shape[0]
     at_state = ring.shape[1] - D
-    a = m - k2 if m > k2 else 0  # (no max(): numba-cuda 0.30 cannot type it)
+    a = m - k2 if m > k2 else 0  # (no max(): numba 0.68's CUDA target cannot type it)
     T = m - a
     first = ring[a % C]
     for j in range(D):
