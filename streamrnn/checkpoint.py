@@ -101,9 +101,14 @@ def atomic_files(scratch=None):
     """Write several files atomically, together: in ``with atomic_files() as opened``,
     ``opened(path)`` gives a new temporary file beside ``path`` (or in the folder
     ``scratch``, on the same file system, removed at the end) to write (and close).
-    When the block ends without an error, every file is synced to disk and renamed
-    over its path, then each folder is synced once; after an error none is renamed
-    and the temporary files are removed. Errors as :func:`write_atomic`'s.
+
+    When the block ends without an error, every file is synced to disk, then each is
+    renamed over its path and each folder is synced once. After an error in the block
+    or while syncing, none is renamed and the temporary files are removed; the block's
+    own errors go on as they are, except a full disk, which is the
+    :class:`StorageError` :func:`write_atomic` gives (naming the last file opened). An
+    error among the renames themselves (the files already on disk) can leave some
+    renamed: a caller records the whole as done only after this returns.
     """
     made = []  # (file object, temporary path, path)
     if scratch is not None:
@@ -122,9 +127,23 @@ def atomic_files(scratch=None):
         os.fchmod(f.fileno(), _MODE)
         return f
 
-    path = None
+    def discard():
+        for f, tmp, _ in made:
+            f.close()
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        if scratch is not None and os.path.isdir(scratch) and not os.listdir(scratch):
+            os.rmdir(scratch)
+
     try:
         yield opened
+    except BaseException as exc:
+        discard()
+        if isinstance(exc, OSError) and exc.errno in _FULL and made:
+            raise _storage_error(exc, made[-1][2]) from None
+        raise
+    path = None
+    try:
         for entry in made:
             f, tmp, path = entry  # (named in an error)
             f.close()
@@ -133,6 +152,10 @@ def atomic_files(scratch=None):
                 os.fsync(fd)
             finally:
                 os.close(fd)
+    except OSError as exc:
+        discard()
+        raise _storage_error(exc, path) from None
+    try:
         folders = []
         for _, tmp, path in made:
             os.replace(tmp, path)
@@ -143,16 +166,12 @@ def atomic_files(scratch=None):
             _fsync_folder(folder)
         if scratch is not None:
             os.rmdir(scratch)
-    except BaseException as exc:
-        for f, tmp, _ in made:
-            f.close()
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        if scratch is not None and os.path.isdir(scratch) and not os.listdir(scratch):
-            os.rmdir(scratch)
-        if isinstance(exc, OSError) and not isinstance(exc, StorageError):
-            raise _storage_error(exc, path or (made[-1][2] if made else "?")) from None
-        raise
+    except OSError as exc:
+        raise _storage_error(exc, path) from None
+
+
+#: The errors of a disk (or quota) that is full, or a file too large for it.
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 def _storage_error(exc, path):

@@ -456,6 +456,11 @@ def test_files_written_together_appear_together_or_not_at_all(tmp_path):
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
         "a", "a/one", "two"]  # fmt: skip
     assert (tmp_path / "a" / "one").read_bytes() == b"a/one"  # unchanged
+    with pytest.raises(FileNotFoundError, match="the input"):  # not a write's error: as it is
+        with checkpoint.atomic_files() as opened:
+            opened(tmp_path / "four").write(b"4")
+            raise FileNotFoundError("the input is gone")
+    assert not (tmp_path / "four").exists() and len(list(tmp_path.rglob("*"))) == 3
 
 
 def test_output_folder_of_another_job_is_refused(data, tmp_path):

@@ -335,6 +335,34 @@ def test_an_overflowing_loss_skips_the_update_on_the_gpu_as_on_the_cpu(per_key):
         np.testing.assert_allclose(b.model._P, a.model._P, **TOL["float64"])
 
 
+@pytest.mark.parametrize("per_key", [False, True])
+def test_fewer_threads_than_series_change_no_bit(per_key, monkeypatch):
+    """With scratch for only one thread, a thread learns every series in turn."""
+    from streamrnn.core import gpu_learn
+
+    keys, x, _, y = labeled(60, keys=3, dtype="float32")
+    _, many = learners("lstm", "float32", batch=2, per_key=per_key)
+    want = many.predict_learn(keys, None, x, y)
+    monkeypatch.setattr(gpu_learn, "SCRATCH_MAX", 1)
+    _, one = learners("lstm", "float32", batch=2, per_key=per_key)
+    np.testing.assert_array_equal(one.predict_learn(keys, None, x, y), want)
+    np.testing.assert_array_equal(one._Pk if per_key else one.model._P,
+                                  many._Pk if per_key else many.model._P)  # fmt: skip
+
+
+@pytest.mark.skipif(ON_GPU, reason="calls a device function from Python (the simulator's)")
+def test_the_device_gradient_norm_is_the_cpus_even_when_its_squares_overflow():
+    from streamrnn.core import gpu_learn
+    from streamrnn.optim import grad_norm
+
+    segs = np.array([[0, 2], [3, 2]])
+    for G in ([3.0, 4.0, 9.0, 0.0, 12.0], [1e200, -1e200, 7.0, 3.0, 1e199],
+              [1.0, np.inf, 0.0, 2.0, 3.0], [1.0, np.inf, 0.0, np.nan, 3.0]):  # fmt: skip
+        G = np.array(G)
+        want, got = grad_norm(G, segs), gpu_learn.norm_of(G, segs)
+        assert got == pytest.approx(want, rel=1e-15, nan_ok=True), G
+
+
 def test_what_learns_only_on_the_cpu_says_so():
     enc, dec = streamrnn.GRU(3, 4, seed=0), streamrnn.GRU(1, 4, output_size=1, seed=1)
     with pytest.raises(DeviceError, match=r"Seq2SeqLearner learns on the CPU for now; the "

@@ -1,6 +1,7 @@
 """The backfill on a Dask cluster of worker processes on this machine: the local job's
 output bit for bit, the same figures, workers and the driver killed mid-run, refusals."""
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -218,8 +219,11 @@ def test_a_bad_row_fails_the_job_as_the_local_one_does(tmp_path, client, capsys)
         (dict(learn=True), r"learning with shared weights \(learn=True without per_key=True\)"),
         (dict(learn=True, per_key=True, scale="global"), r"scale='global' scales every key"),
         (dict(key=False), r"splits the series by key, and this job has one series"),
-        (dict(targets=None, learn=True, per_key=True), r"a new model needs targets to size its "
-         r"outputs; name them \(targets=\.\.\.\)"),  # the local job's words, before routing
+        (
+            dict(targets=None, learn=True, per_key=True),
+            r"a new model needs targets to size its "
+            r"outputs; name them \(targets=\.\.\.\)",
+        ),  # the local job's words, before routing
     ],
 )
 def test_what_cannot_be_split_by_key_is_refused(tmp_path, client, data, options, match):
@@ -270,6 +274,18 @@ def test_overwrite_starts_again_and_a_resume_keeps_the_shard_count(tmp_path, cli
     again = run(Job(data, str(tmp_path / "dask"), **COMMON, learn=True, per_key=True,
                     overwrite=True), client=client)  # fmt: skip
     assert again["shards"] == 4 and again["mae"] == first["mae"]  # twice the 2 workers' threads
+
+
+def test_a_resume_over_input_cut_otherwise_is_refused(tmp_path, client):
+    path = tmp_path / "in.parquet"
+    table = pa.Table.from_pandas(history(), preserve_index=False)
+    pq.write_table(table, path, row_group_size=100)
+    job = Job(str(path), str(tmp_path / "dask"), **COMMON, learn=True, per_key=True)
+    run(job, client=client, shards=2)
+    pq.write_table(table, path, row_group_size=70)  # the same rows, other row groups
+    with pytest.raises(ConfigError, match=r"was routed from input cut into other pieces .* pass "
+                       r"overwrite=True to start again"):  # fmt: skip
+        run(dataclasses.replace(job, resume=True), client=client)
 
 
 def test_the_report_has_the_local_reports_figures(tmp_path, client, data):

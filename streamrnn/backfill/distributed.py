@@ -45,6 +45,7 @@ driver stopped (``resume``) must use the same.
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -238,10 +239,25 @@ def route(piece, file, row_groups, columns, first, key, shards, folder):
     if os.path.exists(done):
         with open(done) as f:
             return json.load(f)["rows"]
+    _allow_open_files()
     tables = (_row_group(file, rg, columns) for rg in row_groups)
     rows = _route_piece(tables, piece, first, key, shards, folder)
     checkpoint.write_atomic(done, lambda f: f.write(json.dumps({"rows": rows}).encode()))
     return rows
+
+
+def _allow_open_files():
+    """Let this process open as many files as the system allows it (the soft limit up to
+    the hard one): a piece keeps a file open per shard until it is done, and a worker
+    may route several pieces at once."""
+    try:
+        import resource
+    except ImportError:  # not a POSIX system
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 _ROW = re.compile(r"\brow (\d+)(?: \(row (\d+) of the stream\))?")
@@ -250,8 +266,8 @@ _ROW = re.compile(r"\brow (\d+)(?: \(row (\d+) of the stream\))?")
 def _route_piece(tables, piece, first, key, shards, folder):
     """The rows of one piece (``tables``, in order), by shard: a Parquet file per shard,
     ``shard-KKKK/piece-PPPPPP.parquet``, a row group per table, and the shard of each row
-    (``_piece-PPPPPP.shards.npy``, after the input row of its first: for messages), all
-    written atomically together. Only the key column is dictionary-encoded: numbers gain
+    (``_piece-PPPPPP-FIRST.shards.npy``, FIRST the input row of its first: for messages),
+    all written atomically together. Only the key column is dictionary-encoded: numbers gain
     nothing from it (float32 features: files 30% smaller and written twice as fast
     without). Returns the number of rows."""
     scratch = os.path.join(folder, f".tmp-piece-{piece:06d}")
@@ -261,7 +277,7 @@ def _route_piece(tables, piece, first, key, shards, folder):
         try:
             for table in tables:
                 shard = _shards_of_column(table.column(key), shards)
-                assigned.append(shard.astype(np.int32))
+                assigned.append(shard)
                 for k in np.unique(shard):
                     if k not in writers:
                         target = os.path.join(folder, f"shard-{k:04d}",
@@ -273,19 +289,25 @@ def _route_piece(tables, piece, first, key, shards, folder):
         finally:
             for writer in writers.values():
                 writer.close()
-        shard = np.concatenate([[first], *assigned]).astype(np.int64)
-        with opened(os.path.join(folder, f"_piece-{piece:06d}.shards.npy")) as f:
-            np.save(f, shard)
-    return len(shard) - 1
+        shard = np.concatenate(assigned) if assigned else np.zeros(0, np.int32)
+        small = np.uint16 if shards <= np.iinfo(np.uint16).max + 1 else np.uint32
+        with opened(os.path.join(folder, f"_piece-{piece:06d}-{first}.shards.npy")) as f:
+            np.save(f, shard.astype(small))
+    return len(shard)
+
+
+_SHARDS_FILE = re.compile(r"_piece-\d+-(\d+)\.shards\.npy")
 
 
 def _input_rows(route_dir, k):
-    """The input rows of shard ``k``, in the order the shard reads them."""
+    """The input rows of shard ``k``, in the order the shard reads them: the shards of
+    each piece's rows, in piece order, after the input row of its first (in the name)."""
     parts = []
     for name in sorted(os.listdir(route_dir)):
-        if name.startswith("_piece-") and name.endswith(".shards.npy"):
+        found = _SHARDS_FILE.fullmatch(name)
+        if found:
             shard = np.load(os.path.join(route_dir, name))
-            parts.append(shard[0] + np.flatnonzero(shard[1:] == k))
+            parts.append(int(found.group(1)) + np.flatnonzero(shard == k))
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
@@ -355,7 +377,7 @@ def run_shard(job):
         if not _ROW.search(text):
             return None, exc
         route_dir, name = os.path.split(os.path.normpath(job.input))
-        rows = _input_rows(route_dir, int(name[len("shard-"):]))
+        rows = _input_rows(route_dir, int(name[len("shard-") :]))
 
         def input_row(m):  # as the local job, reading chunk_rows input rows a chunk, says it
             at = int(m.group(2) or m.group(1))
@@ -391,13 +413,32 @@ def _shard_job(job, relative, k, output):
     )
 
 
-def _claim(job, shards, default):
+def _layout(job, pieces):
+    """A digest of the input and how it is cut into pieces (its files, by their names
+    under the input, sizes and times of change, and their row groups): a resumed job's
+    routed pieces are only its own."""
+    root = job.input if os.path.isdir(job.input) else os.path.dirname(job.input)
+    files = sorted({file for file, _, _ in pieces} or {job.input})
+    stats = [(os.path.relpath(f, root), os.path.getsize(f), os.stat(f).st_mtime_ns) for f in files]
+    cut = [(os.path.relpath(file, root), groups, first) for file, groups, first in pieces]
+    text = json.dumps([job.format, ROUTE_ROWS, stats, cut])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _claim(job, shards, default, layout):
     """Check the output folder and record the shard count (``shards``, or ``default``
-    for a new job); returns it."""
+    for a new job) and the input's ``layout``; returns the shard count."""
     marker = os.path.join(job.output, MARKER)
     if os.path.exists(marker):
         with open(marker) as f:
-            found = json.load(f)["shards"]
+            recorded = json.load(f)
+        found = recorded["shards"]
+        if job.resume and not job.overwrite and recorded.get("layout") != layout:
+            raise ConfigError(
+                f"output {job.output!r} was routed from input cut into other pieces (its "
+                "files or row groups changed, or another version of streamrnn routed it), "
+                "so its routed rows cannot be resumed; pass overwrite=True to start again"
+            )
         if not job.resume and not job.overwrite:
             raise ConfigError(
                 f"output {job.output!r} holds a backfill on Dask already; pass resume=True to "
@@ -419,7 +460,8 @@ def _claim(job, shards, default):
         )
     shards = default if shards is None else shards
     os.makedirs(job.output, exist_ok=True)
-    checkpoint.write_atomic(marker, lambda f: f.write(json.dumps({"shards": shards}).encode()))
+    record = json.dumps({"shards": shards, "layout": layout}).encode()
+    checkpoint.write_atomic(marker, lambda f: f.write(record))
     return shards
 
 
@@ -429,8 +471,6 @@ def run(job, client, shards=None, out=None):
 
     ``shards`` defaults to twice the cluster's worker threads.
     """
-    from distributed import wait
-
     from .runner import _report_folder, settled
 
     start = time.perf_counter()
@@ -445,18 +485,41 @@ def run(job, client, shards=None, out=None):
     report = _report_folder(job)  # checked before anything is written
     one_file = job.format in ("csv", "ipc")
     pieces = [] if one_file else _pieces(job.input)  # before anything is written: it may refuse
-    shards = _claim(job, shards, 2 * max(1, sum(client.nthreads().values())))
+    layout = _layout(job, pieces)
+    shards = _claim(job, shards, 2 * max(1, sum(client.nthreads().values())), layout)
     route_dir = os.path.join(job.output, ROUTE)
-    if one_file:
-        rows = client.submit(route_file, job, shards, route_dir, pure=False).result()
+    running = []
+    try:
+        merged = _route_and_run(job, client, shards, relative, model, pieces, route_dir, out,
+                                running)  # fmt: skip
+    except BaseException:  # stop what waits to run for this job (a task running goes on)
+        client.cancel(running)
+        raise
+    summary = _summary(job, merged, time.perf_counter() - start, shards)
+    if report is not None and merged["books"]:
+        summary["report"] = str(_report(job, merged, summary, report))
+    return summary
+
+
+def _route_and_run(job, client, shards, relative, model, pieces, route_dir, out, running):
+    """The route and run stages of :func:`run` (``running`` collects their futures);
+    returns the shards' results, merged."""
+    from distributed import wait
+
+    if job.format in ("csv", "ipc"):
+        future = client.submit(route_file, job, shards, route_dir, pure=False)
+        running.append(future)
+        rows = future.result()
         _say(out, f"routed {rows:,} rows of {job.input} into {shards} shards")
     else:
         columns = _columns_read(job)
         routed = [
-            client.submit(route, i, file, groups, columns, first, job.key, shards, route_dir,
-                          pure=False)  # fmt: skip
+            client.submit(
+                route, i, file, groups, columns, first, job.key, shards, route_dir, pure=False
+            )  # fmt: skip
             for i, (file, groups, first) in enumerate(pieces)
         ]
+        running.extend(routed)
         rows = sum(client.gather(routed))
         groups = sum(len(p[1]) for p in pieces)
         _say(out, f"routed {rows:,} rows of {groups} row groups ({len(pieces)} tasks) into "
@@ -465,6 +528,7 @@ def run(job, client, shards=None, out=None):
     jobs = [_shard_job(job, relative, k, job.output) for k in range(shards)]
     jobs = [j for j in jobs if os.path.isdir(j.input)]  # shards that got keys
     futures = {client.submit(run_shard, j, pure=False): j for j in jobs}
+    running.extend(futures)
     merged, left = _merge_start(), set(futures)
     shard_start = time.perf_counter()
     while left:
@@ -475,7 +539,6 @@ def run(job, client, shards=None, out=None):
         for future in finished:
             summary, kept = future.result()
             if summary is None:  # the shard's job stopped on an error: the job does
-                client.cancel(list(left - {future}))
                 raise kept
             _merge(merged, summary, kept)
         left -= finished
@@ -484,10 +547,7 @@ def run(job, client, shards=None, out=None):
         eta = f", ETA {(rows - now) / rate:,.0f} s" if left and rate > 0 else ""
         _say(out, f"shards {len(futures) - len(left)}/{len(futures)}, rows {now:,}/{rows:,} "
                   f"(as checkpointed), {rate:,.0f} rows/s{eta}")  # fmt: skip
-    summary = _summary(job, merged, time.perf_counter() - start, shards)
-    if report is not None and merged["books"]:
-        summary["report"] = str(_report(job, merged, summary, report))
-    return summary
+    return merged
 
 
 class _Books:

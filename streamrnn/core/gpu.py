@@ -24,9 +24,8 @@ order and series) and brings back only its outputs. The stream's host array is
 brought up to date when the stream reads or writes it (``get_state``,
 ``set_state``, ``reset``, ``remove``, forecasts, saving, a move of the model to
 the CPU), through :data:`streamrnn.core.backend.resident`. A model's weights are
-sent once and kept until it learns or loads others. Weights per key and the
-encoder-decoder learn on the CPU for now: those methods raise
-:class:`~streamrnn.DeviceError`.
+sent once and kept until it learns or loads others. The encoder-decoder learns on
+the CPU for now: its methods raise :class:`~streamrnn.DeviceError`.
 
 On the simulator (``NUMBA_ENABLE_CUDASIM=1``) the device functions here run as
 plain Python (:func:`device`), so that tests compile nothing but the cells' own

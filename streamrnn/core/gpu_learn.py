@@ -328,25 +328,34 @@ def gather_window(ring, m, h, k2, I, Oy, D, w):
 
 @cuda.jit
 def learn_rows(spec, P, X, Yl, meta, S, ring, ring_row, ints, Ypred, Gw, lossw, W, cfg, lpar):
-    """Thread ``q`` learns series ``q``'s rows of a segment (see the module doc).
+    """Thread ``g`` learns the rows of a segment of series ``g``, then of series ``g +
+    threads`` and so on (``threads`` the rows of ``W``; see the module doc).
 
     ``meta`` packs ``order`` (the rows, by series, each in time order), ``widx`` (for
     each of those, the row of ``Gw`` and ``lossw`` of the window it closes, or -1),
     then per series ``starts``, ``lens`` and the local slot of its ring, state and
     counters ``ints`` (steps, done, version since, step since). ``cfg`` is ``[h, k1,
-    k2, version, loss kind, rows, series]``; ``W[q]`` is the thread's scratch."""
-    q = cuda.grid(1)
-    n = cfg[6]
-    if q >= n:
+    k2, version, loss kind, rows, series]``; ``W[g]`` is the thread's scratch."""
+    g = cuda.grid(1)
+    if g >= W.shape[0]:
         return
     spec, P, X, Yl, meta, S = plain(spec), plain(P), plain(X), plain(Yl), plain(meta), plain(S)
     ring, ring_row, ints, Ypred = plain(ring), plain(ring_row), plain(ints), plain(Ypred)
     Gw, lossw, W, cfg, lpar = plain(Gw), plain(lossw), plain(W), plain(cfg), plain(lpar)
-    h, k1, k2, version, lkind, N = cfg[0], cfg[1], cfg[2], cfg[3], cfg[4], cfg[5]
+    h, k1, k2, version, lkind, N, n = cfg[0], cfg[1], cfg[2], cfg[3], cfg[4], cfg[5], cfg[6]
+    w = W[g]
+    for q in range(g, n, W.shape[0]):
+        _learn_series(spec, P, X, Yl, meta, S, ring, ring_row, ints, Ypred, Gw, lossw, w, lpar,
+                      h, k1, k2, version, lkind, N, n, q)  # fmt: skip
+
+
+@device
+def _learn_series(spec, P, X, Yl, meta, S, ring, ring_row, ints, Ypred, Gw, lossw, w, lpar, h, k1,
+                  k2, version, lkind, N, n, q):  # fmt: skip
+    """Series ``q``'s rows of a segment (see :func:`learn_rows`), with scratch ``w``."""
     D = S.shape[1]
     s = meta[2 * N + 2 * n + q]
     start = meta[2 * N + q]
-    w = W[q]
     state = S[s]
     for i in range(start, start + meta[2 * N + n + q]):
         r = meta[i]
@@ -368,22 +377,49 @@ def finite(v):
 
 
 @device
+def norm_of(G, segs):
+    """The L2 norm of ``G`` over ``segs`` in float64, as :func:`streamrnn.optim.grad_norm`
+    gives it: nan if an entry is, inf if one is, and when only the sum of squares
+    overflows, recomputed with the entries scaled by the largest."""
+    total = 0.0
+    for k in range(segs.shape[0]):
+        for j in range(segs[k, 0], segs[k, 0] + segs[k, 1]):
+            total += float(G[j]) * float(G[j])
+    if total < math.inf:
+        return math.sqrt(total)
+    big = 0.0
+    for k in range(segs.shape[0]):
+        for j in range(segs[k, 0], segs[k, 0] + segs[k, 1]):
+            a = abs(float(G[j]))
+            if not a <= big:  # larger, or nan
+                if math.isnan(a):
+                    return a
+                big = a
+    if big == math.inf:
+        return big
+    total = 0.0
+    for k in range(segs.shape[0]):
+        for j in range(segs[k, 0], segs[k, 0] + segs[k, 1]):
+            x = float(G[j]) / big
+            total += x * x
+    return big * math.sqrt(total)
+
+
+@device
 def key_step(spec, P, G, M1, M2, okind, hyper, segs, t, lr, lossc, counts):
     """One key's update on the device, as the CPU's (:func:`streamrnn.core.tbptt.
     _key_update`): the summed gradient averaged over its labels, checked, clipped
     (:func:`streamrnn.optim.clip_scale`), and an SGD, Adam or AdamW step of the
     weights over ``segs`` (the operations of :mod:`streamrnn.optim`'s update loops,
-    multiply-adds unfused); then the bias sums, and the counts; ``G`` and ``lossc``
-    emptied."""
+    each multiply-add as the device's compiler rounds it); then the bias sums, and the
+    counts; ``G`` and ``lossc`` emptied."""
     count = lossc[1]
     if count > 0:
         inv = 1.0 / count
-        total = 0.0
         for k in range(segs.shape[0]):
             for j in range(segs[k, 0], segs[k, 0] + segs[k, 1]):
                 G[j] = G[j] * inv
-                total += float(G[j]) * float(G[j])
-        norm = math.sqrt(total)
+        norm = norm_of(G, segs)
         if finite(norm) and finite(lossc[0]):
             t[0] += 1
             c = clip_scale(hyper, norm)
@@ -436,25 +472,35 @@ def key_step(spec, P, G, M1, M2, okind, hyper, segs, t, lr, lossc, counts):
 @cuda.jit
 def learn_keys(spec, P, X, Yl, meta, S, ring, ring_row, ints, Ypred, G, M1, M2, t, pend, lossk,
                countk, W, cfg, lpar, hyper, lr_t, lr_v, segs):  # fmt: skip
-    """Thread ``q`` learns series ``q``'s rows of a chunk with its own weights ``P[q]``
+    """Thread ``g`` learns series ``q = g, g + threads, ...``, each over its rows of a
+    chunk with its own weights ``P[q]``
     (gradient ``G[q]``, optimizer state ``M1[q]``, ``M2[q]``, updates so far
     ``t[q]``, windows pending ``pend[q]``, loss ``lossk[q]``, counts ``countk[q]``),
     as the CPU's per-key learning (:func:`streamrnn.core.tbptt.learn_per_key`).
     ``meta`` packs ``order``, then ``starts`` and ``lens`` per series; ``cfg`` is
     ``[h, k1, k2, batch, loss kind, optimizer kind, rows, series]``; the rate of
     update ``lr_t[i]`` is ``lr_v[i]``."""
-    q = cuda.grid(1)
-    n = cfg[7]
-    if q >= n:
+    g = cuda.grid(1)
+    if g >= W.shape[0]:
         return
     spec, P, X, Yl, meta, S = plain(spec), plain(P), plain(X), plain(Yl), plain(meta), plain(S)
     ring, ring_row, ints, Ypred = plain(ring), plain(ring_row), plain(ints), plain(Ypred)
     G, M1, M2, t, pend = plain(G), plain(M1), plain(M2), plain(t), plain(pend)
     lossk, countk, W, cfg, lpar = plain(lossk), plain(countk), plain(W), plain(cfg), plain(lpar)
     hyper, lr_t, lr_v, segs = plain(hyper), plain(lr_t), plain(lr_v), plain(segs)
-    h, k1, k2, batch, lkind, okind, N = cfg[0], cfg[1], cfg[2], cfg[3], cfg[4], cfg[5], cfg[6]
+    w = W[g]
+    for q in range(g, cfg[7], W.shape[0]):
+        _learn_key(spec, P, X, Yl, meta, S, ring, ring_row, ints, Ypred, G, M1, M2, t, pend,
+                   lossk, countk, w, cfg, lpar, hyper, lr_t, lr_v, segs, q)  # fmt: skip
+
+
+@device
+def _learn_key(spec, P, X, Yl, meta, S, ring, ring_row, ints, Ypred, G, M1, M2, t, pend, lossk,
+               countk, w, cfg, lpar, hyper, lr_t, lr_v, segs, q):  # fmt: skip
+    """Series ``q``'s rows with its own weights (see :func:`learn_keys`), scratch ``w``."""
+    h, k1, k2, batch, lkind, okind, N, n = (cfg[0], cfg[1], cfg[2], cfg[3], cfg[4], cfg[5],
+                                            cfg[6], cfg[7])  # fmt: skip
     D = S.shape[1]
-    w = W[q]
     state = S[q]
     Pq = P[q]
     start = meta[N + q]
@@ -519,6 +565,18 @@ def add_rows(Gw, n, acc):
 
 def _blocks(n):
     return max(1, -(-n // THREADS))
+
+
+#: Numbers of scratch the threads of a learning launch may hold together: beyond it,
+#: fewer threads each take several series in turn (which changes no value).
+SCRATCH_MAX = 1 << 28
+
+
+def _scratch(spec, k2, labels, n, dtype):
+    """Scratch rows for the threads that learn ``n`` series: one each, up to
+    :data:`SCRATCH_MAX` numbers in all."""
+    width = window_scratch(spec, k2, labels)
+    return cuda.device_array((max(1, min(n, SCRATCH_MAX // width)), width), dtype)
 
 
 def add_windows(d_Gw, n, d_acc):
@@ -600,7 +658,7 @@ def learn_chunk(kept, net, opt, loss, data, hist, plan_, lanes, cfg, counts):
     rows_max = max(1, min(WINDOW_ROWS_MAX // size, batch, max(1, win_rows.shape[0])))
     d_Gw = cuda.device_array((rows_max, size), P.dtype)
     d_lossw = cuda.device_array((rows_max, 2), np.float64)
-    d_W = cuda.device_array((n, window_scratch(spec, k2, Yl.shape[1])), P.dtype)
+    d_W = _scratch(spec, k2, Yl.shape[1], n, P.dtype)
     window_of = np.full(N, -1, np.int64)
     window_of[win_rows] = np.arange(win_rows.shape[0])
     # segments: the rows up to each update, then the rest; each cut where its windows
@@ -629,7 +687,7 @@ def learn_chunk(kept, net, opt, loss, data, hist, plan_, lanes, cfg, counts):
             meta = np.concatenate([order, widx, starts, lens, who]).astype(np.int64)
             k = who.shape[0]
             run = np.array([h, k1, k2, version, lkind, order.shape[0], k], np.int64)
-            learn_rows[_blocks(k), THREADS](
+            learn_rows[_blocks(min(k, d_W.shape[0])), THREADS](
                 d_spec, d_P, d_X, d_Yl, cuda.to_device(meta), d_S, d_ring, d_ring_row, d_ints,
                 d_Ypred, d_Gw, d_lossw, d_W, cuda.to_device(run), d_lpar,
             )  # fmt: skip
@@ -686,11 +744,12 @@ def learn_per_key(kept, net, opt, loss, data, hist, keyed, cfg):
     d_Ypred = cuda.device_array(Ypred.shape, Ypred.dtype)
     meta = np.concatenate([order, seg[:-1], np.diff(seg)]).astype(np.int64)
     run = np.array([h, k1, k2, batch, lkind, okind, order.shape[0], n], np.int64)
-    learn_keys[_blocks(n), THREADS](
+    d_W = _scratch(spec, k2, Yl.shape[1], n, Pk.dtype)
+    learn_keys[_blocks(d_W.shape[0]), THREADS](
         kept(spec), d_P, cuda.to_device(np.ascontiguousarray(X)),
         cuda.to_device(np.ascontiguousarray(Yl)), cuda.to_device(meta), d_S, d_ring, d_ring_row,
         d_ints, d_Ypred, d_G, d_M1, d_M2, d_t, d_pend, d_loss, d_count,
-        cuda.device_array((n, window_scratch(spec, k2, Yl.shape[1])), Pk.dtype),
+        d_W,
         cuda.to_device(run), cuda.to_device(np.asarray(lpar)), cuda.to_device(hyper),
         cuda.to_device(np.asarray(lr_t, np.int64)), cuda.to_device(np.asarray(lr_v, np.float64)),
         cuda.to_device(np.ascontiguousarray(segs, np.int64)),
@@ -725,7 +784,8 @@ def gradients(kept, spec, P, n, S0, X, T, Y, lkind, lpar, G, lossc, s_end):
         return
     D = S0.shape[0] // n
     if T == 0:
-        s_end[:] = S0
+        if s_end.shape[0]:
+            s_end[:] = S0
         lossc[:] = 0.0
         return
     Oy = Y.shape[0] // (n * T)
