@@ -350,8 +350,9 @@ def test_fewer_threads_than_series_change_no_bit(per_key, monkeypatch):
                                   many._Pk if per_key else many.model._P)  # fmt: skip
 
 
-@pytest.mark.skipif(ON_GPU, reason="calls a device function from Python (the simulator's)")
 def test_the_device_gradient_norm_is_the_cpus_even_when_its_squares_overflow():
+    """The device function called from Python: as Python on the simulator, compiled for
+    the CPU where the device functions are compiled (a GPU run)."""
     from streamrnn.core import gpu_learn
     from streamrnn.optim import grad_norm
 

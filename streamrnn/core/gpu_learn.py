@@ -48,7 +48,6 @@ from ..optim import (
     HYPER_WEIGHT_DECAY,
     KIND_ADAMW,
     KIND_SGD,
-    apply_update,
     clip_scale,
 )
 from .bptt import refresh
@@ -83,7 +82,7 @@ from .layout import (
     W_IH,
     layer_at,
 )
-from .tbptt import _average
+from .tbptt import _step_weights
 
 #: Gradient rows (one per window) a launch may fill: windows beyond it go to the next
 #: launch of the same segment, which changes no value.
@@ -585,25 +584,6 @@ def add_windows(d_Gw, n, d_acc):
         add_rows[1 if SIMULATED else _blocks(d_acc.shape[0]), THREADS](d_Gw, n, d_acc)
 
 
-def step_weights(net, opt, lr, G, count, total, counts):
-    """The CPU's update (:func:`streamrnn.core.tbptt.update`) of the summed gradient
-    ``G`` of ``count`` labels, on the host: average, check, clip, step, refresh the
-    bias sums and the back copy; count the update, or the skip of a non-finite one."""
-    spec, P, bspec, PT = net
-    okind, hyper, _, M1, M2, segs, t = opt
-    if count <= 0:
-        return
-    norm = _average(G, P.dtype.type(1.0 / count), segs)
-    if np.isfinite(norm) and np.isfinite(total):
-        t[0] += 1
-        apply_update(okind, hyper, t[0], lr, clip_scale(hyper, norm), P, G, M1, M2, segs)
-        refresh(spec, P, bspec, PT)
-        counts[0] += 1
-        counts[2] += count
-    else:
-        counts[1] += 1
-
-
 def fold_lanes(lanes):
     """Sum the CPU's gradient buffers into buffer 0, in buffer order (as its update
     would): a learner that ran on the CPU goes on here from the same batch."""
@@ -701,7 +681,9 @@ def learn_chunk(kept, net, opt, loss, data, hist, plan_, lanes, cfg, counts):
         if then_update:
             G = d_acc.copy_to_host()
             lr = lrs[t[0] + 1 - t[1]]
-            step_weights(net, opt, lr, G, int(lane_count[0]), float(lane_loss[0]), counts)
+            okind, hyper, _, M1, M2, segs, _ = opt  # the CPU's own step, on the host
+            _step_weights(spec, P, net[2], net[3], G, M1, M2, okind, hyper, t, lr, segs,
+                          int(lane_count[0]), float(lane_loss[0]), counts)  # fmt: skip
             d_P.copy_to_device(P)
             d_acc.copy_to_device(np.zeros_like(G))
             lane_loss[0], lane_count[0], lane_used[0] = 0.0, 0, 0
